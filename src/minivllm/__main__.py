@@ -1,0 +1,7 @@
+"""``python -m minivllm``."""
+
+import sys
+
+from minivllm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,79 @@
+"""``minivllm generate "prompt" ...``: run prompts through the engine and print the outputs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from minivllm.entrypoints.llm import LLM
+from minivllm.sampling_params import SamplingParams
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``minivllm`` argument parser."""
+    parser = argparse.ArgumentParser(prog="minivllm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="generate text for one or more prompts")
+    gen.add_argument("prompts", nargs="+", help="prompt texts")
+    gen.add_argument("--model", default="dummy", help="'dummy', 'tiny' or a path to an .npz file")
+    gen.add_argument("--max-tokens", type=int, default=16)
+    gen.add_argument("--min-tokens", type=int, default=0)
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--top-k", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--ignore-eos", action="store_true")
+    gen.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    gen.add_argument("--max-num-seqs", type=int, default=128)
+    gen.add_argument("--max-num-batched-tokens", type=int, default=2048)
+    gen.add_argument("--max-model-len", type=int, default=1024)
+    gen.add_argument("--num-gpu-blocks", type=int, default=2048)
+    gen.add_argument("--block-size", type=int, default=16)
+    gen.add_argument("--enable-prefix-caching", action="store_true")
+    gen.add_argument(
+        "--observer",
+        action="append",
+        default=[],
+        help="attach an observer registered under the 'minivllm.observers' entry points",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``minivllm`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        params = SamplingParams(
+            max_tokens=args.max_tokens,
+            min_tokens=args.min_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            seed=args.seed,
+            ignore_eos=args.ignore_eos,
+            stop=tuple(args.stop),
+        )
+        llm = LLM(
+            args.model,
+            max_num_seqs=args.max_num_seqs,
+            max_num_batched_tokens=args.max_num_batched_tokens,
+            max_model_len=args.max_model_len,
+            num_gpu_blocks=args.num_gpu_blocks,
+            block_size=args.block_size,
+            enable_prefix_caching=args.enable_prefix_caching,
+            observers=args.observer,
+        )
+        outputs = llm.generate(args.prompts, params)
+    except ValueError as exc:
+        print(f"minivllm: error: {exc}", file=sys.stderr)
+        return 2
+    for out in outputs:
+        completion = out.outputs[0]
+        print(f"[{out.request_id}] {out.prompt!r} -> {completion.text!r} "
+              f"({len(completion.token_ids)} tokens, finish_reason={completion.finish_reason})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

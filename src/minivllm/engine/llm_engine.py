@@ -1,0 +1,312 @@
+"""The engine: ``add_request``, ``step``, ``abort_request`` (vLLM's ``LLMEngine`` + ``EngineCore``).
+
+One ``step()`` is ``EngineCore.step``: ``schedule()``, the model runs the
+scheduled tokens, ``update_from_output()``. Everything that happens is emitted
+on ``engine.bus``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from minivllm.bus import EventBus, Handler, resolve_observers
+from minivllm.config import EngineConfig
+from minivllm.core.sched.scheduler import Scheduler
+from minivllm.events import EngineConfigured, StepFinished, StepStarted
+from minivllm.model_executor.dummy import DummyModelRunner
+from minivllm.model_executor.runner import ModelRunner
+from minivllm.outputs import CompletionOutput, RequestOutput
+from minivllm.request import Request, RequestStatus
+from minivllm.sampling_params import RequestOutputKind, SamplingParams
+from minivllm.tokenizer import ByteTokenizer
+
+OBSERVERS_ENV = "MINIVLLM_OBSERVERS"
+"""Comma-separated observer names (entry points) attached to every new engine."""
+
+_CUMULATIVE = RequestOutputKind.CUMULATIVE
+_DELTA = RequestOutputKind.DELTA
+
+
+def _make_model_runner(model: str | ModelRunner, config: EngineConfig, seed: int) -> ModelRunner:
+    if not isinstance(model, str):
+        if not callable(getattr(model, "execute_model", None)):
+            raise ValueError(f"model must be a name or have execute_model(), got {model!r}")
+        return model
+    if model == "dummy":
+        return DummyModelRunner()
+    if model == "tiny" or model.endswith(".npz"):
+        from minivllm.model_executor.tiny import TinyModelRunner
+
+        return TinyModelRunner.from_name(model, config=config, seed=seed)
+    raise ValueError(f"unknown model {model!r}; choose 'dummy', 'tiny' or a path to an .npz file")
+
+
+class LLMEngine:
+    """A synchronous inference engine with vLLM's v1 scheduling.
+
+    ``model`` is ``"dummy"`` (default), ``"tiny"``, a path to tiny-model
+    weights (``.npz``), or any object with ``execute_model``. ``observers``
+    are handlers (or registered observer names) subscribed to every event;
+    ``clock`` returns nanoseconds and stamps events; ``engine_id`` names this
+    engine in its logs.
+    """
+
+    def __init__(
+        self,
+        model: str | ModelRunner = "dummy",
+        *,
+        max_num_seqs: int = 128,
+        max_num_batched_tokens: int = 2048,
+        block_size: int = 16,
+        num_gpu_blocks: int = 2048,
+        max_model_len: int = 1024,
+        enable_chunked_prefill: bool = True,
+        long_prefill_token_threshold: int = 0,
+        enable_prefix_caching: bool = False,
+        scheduler_reserve_full_isl: bool = True,
+        seed: int = 0,
+        observers: Iterable[Handler | str] = (),
+        clock: Callable[[], int] = time.monotonic_ns,
+        engine_id: str = "engine-0",
+        raise_observer_errors: bool = False,
+    ) -> None:
+        self.config = EngineConfig(
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+            block_size=block_size,
+            num_gpu_blocks=num_gpu_blocks,
+            max_model_len=max_model_len,
+            enable_chunked_prefill=enable_chunked_prefill,
+            long_prefill_token_threshold=long_prefill_token_threshold,
+            enable_prefix_caching=enable_prefix_caching,
+            scheduler_reserve_full_isl=scheduler_reserve_full_isl,
+        )
+        self.engine_id = engine_id
+        self.seed = seed
+        self.tokenizer = ByteTokenizer()
+        self.bus = EventBus(clock=clock, raise_errors=raise_observer_errors)
+        self.scheduler = Scheduler(self.config, self.bus)
+        self.model_runner = _make_model_runner(model, self.config, seed)
+        self.step_index = 0
+        self._next_request_id = 0
+        self._announced = False
+        env_observers = [n for n in os.environ.get(OBSERVERS_ENV, "").split(",") if n.strip()]
+        for handler in resolve_observers([*observers, *(n.strip() for n in env_observers)]):
+            self.bus.subscribe(handler)
+        self._on_step_started = self.bus.channel(StepStarted)
+        self._on_step_finished = self.bus.channel(StepFinished)
+
+    # -- the public API ------------------------------------------------------
+
+    def add_request(
+        self,
+        prompt: str | Sequence[int],
+        sampling_params: SamplingParams | None = None,
+        request_id: str | None = None,
+    ) -> str:
+        """Validate and queue a request; return its id. Nothing changes if validation fails."""
+        self._announce()
+        if sampling_params is None:
+            sampling_params = SamplingParams()
+        elif not isinstance(sampling_params, SamplingParams):
+            raise TypeError(
+                f"sampling_params must be a SamplingParams, got {type(sampling_params).__name__}"
+            )
+        prompt_text, prompt_token_ids = self._tokenize(prompt)
+        max_model_len = self.config.max_model_len
+        if len(prompt_token_ids) >= max_model_len:
+            raise ValueError(
+                f"prompt is {len(prompt_token_ids)} tokens long; it must be shorter than "
+                f"max_model_len ({max_model_len}) to leave room for one output token"
+            )
+        if request_id is None:
+            request_id = self._new_request_id()
+        elif not isinstance(request_id, str) or not request_id:
+            raise ValueError(f"request_id must be a non-empty string, got {request_id!r}")
+        elif request_id in self.scheduler.requests:
+            raise ValueError(f"request_id {request_id!r} is already in use by a live request")
+        max_tokens = sampling_params.max_tokens
+        if max_tokens is None:
+            max_tokens = max_model_len - len(prompt_token_ids)
+        eos = None if sampling_params.ignore_eos else self.tokenizer.eos_token_id
+        request = Request(
+            request_id,
+            prompt_token_ids,
+            sampling_params,
+            max_tokens=max_tokens,
+            eos_token_id=eos,
+            arrival_time=self.bus.clock(),
+            prompt=prompt_text,
+        )
+        self.scheduler.add_request(request)
+        return request_id
+
+    def abort_request(self, request_id: str | Iterable[str]) -> None:
+        """Abort requests wherever they are; unknown or finished ids are ignored."""
+        self._announce()
+        self.scheduler.finish_requests(request_id, RequestStatus.FINISHED_ABORTED)
+
+    def has_unfinished_requests(self) -> bool:
+        """Whether any request is waiting or running."""
+        return self.scheduler.has_unfinished_requests()
+
+    def get_num_unfinished_requests(self) -> int:
+        """Waiting plus running requests."""
+        return self.scheduler.get_num_unfinished_requests()
+
+    def step(self) -> list[RequestOutput]:
+        """Run one engine step; return the outputs of requests that produced a token."""
+        self._announce()
+        scheduler = self.scheduler
+        bus = self.bus
+        if self._on_step_started.handlers:
+            bus.emit(self._on_step_started, len(scheduler.running), len(scheduler.waiting))
+        scheduler_output = scheduler.schedule()
+        runner_output = self.model_runner.execute_model(scheduler_output)
+        try:
+            scheduler.validate_runner_output(
+                scheduler_output, runner_output, self.tokenizer.vocab_size
+            )
+        except ValueError:
+            scheduler.revert_schedule(scheduler_output)
+            self._finish_step(scheduler_output.num_scheduled_tokens, (), ())
+            raise
+        updated = scheduler.update_from_output(scheduler_output, runner_output)
+        outputs = self._make_outputs(updated)
+        finished = tuple(r.request_id for r in updated if r.status > RequestStatus.PREEMPTED)
+        self._finish_step(
+            scheduler_output.num_scheduled_tokens,
+            tuple(scheduler_output.preempted_req_ids),
+            finished,
+        )
+        return outputs
+
+    # -- helpers -------------------------------------------------------------
+
+    def _finish_step(
+        self, scheduled: dict[str, int], preempted: tuple[str, ...], finished: tuple[str, ...]
+    ) -> None:
+        if self._on_step_finished.handlers:
+            sched = self.scheduler
+            kv = sched.kv_cache_manager
+            self.bus.emit(
+                self._on_step_finished,
+                dict(scheduled),
+                preempted,
+                finished,
+                len(sched.running),
+                len(sched.waiting),
+                kv.block_pool.get_num_free_blocks(),
+                kv.get_num_used_blocks(),
+            )
+        self.step_index += 1
+        self.bus.step = self.step_index
+
+    def _announce(self) -> None:
+        # Emitted lazily, so observers subscribed after construction still see it first.
+        if self._announced:
+            return
+        self._announced = True
+        c = self.config
+        self.bus.publish(
+            EngineConfigured,
+            self.engine_id,
+            c.max_num_seqs,
+            c.max_num_batched_tokens,
+            c.max_model_len,
+            c.block_size,
+            c.num_gpu_blocks,
+            c.enable_chunked_prefill,
+            c.enable_prefix_caching,
+            c.long_prefill_token_threshold,
+        )
+
+    def _new_request_id(self) -> str:
+        while True:
+            request_id = str(self._next_request_id)
+            self._next_request_id += 1
+            if request_id not in self.scheduler.requests:
+                return request_id
+
+    def _tokenize(self, prompt: str | Sequence[int]) -> tuple[str | None, list[int]]:
+        if isinstance(prompt, str):
+            if not prompt:
+                raise ValueError("prompt must not be empty, got ''")
+            return prompt, self.tokenizer.encode(prompt)
+        try:
+            token_ids = list(prompt)
+        except TypeError:
+            raise TypeError(
+                f"prompt must be a string or a sequence of token ids, got {type(prompt).__name__}"
+            ) from None
+        if not token_ids:
+            raise ValueError("prompt must not be empty, got []")
+        vocab_size = self.tokenizer.vocab_size
+        for i, t in enumerate(token_ids):
+            if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab_size:
+                raise ValueError(
+                    f"prompt token id {t!r} at position {i} is outside the vocabulary "
+                    f"[0, {vocab_size})"
+                )
+        return None, token_ids
+
+    def _make_outputs(self, updated: list[Request]) -> list[RequestOutput]:
+        outputs = []
+        for request in updated:
+            params = request.sampling_params
+            finished = request.status > RequestStatus.PREEMPTED
+            if params.stop and not finished:
+                finished = self._check_stop_strings(request)
+            kind = params.output_kind
+            if kind is _CUMULATIVE:
+                token_ids = list(request._output_token_ids)
+            elif kind is _DELTA:
+                token_ids = request._output_token_ids[-1:]
+            elif finished:
+                token_ids = list(request._output_token_ids)
+            else:
+                continue
+            completion = CompletionOutput(
+                0,
+                token_ids,
+                request.get_finished_reason(),
+                request.stop_reason,
+            )
+            if params.stop and finished and isinstance(request.stop_reason, str):
+                text = self.tokenizer.decode(request._output_token_ids)
+                completion._text = text[: text.find(request.stop_reason)]
+            outputs.append(
+                RequestOutput(
+                    request.request_id,
+                    request.prompt,
+                    request.prompt_token_ids,
+                    [completion],
+                    finished,
+                    request.num_cached_tokens,
+                )
+            )
+        return outputs
+
+    def _check_stop_strings(self, request: Request) -> bool:
+        # Stop strings are matched on text, after the token-level rules, as
+        # vLLM's detokenizer does; a match finishes the request as "stop".
+        text = self.tokenizer.decode(request._output_token_ids)
+        for stop in request.sampling_params.stop:
+            if stop in text:
+                request.stop_reason = stop
+                self.scheduler.finish_requests(request.request_id, RequestStatus.FINISHED_STOPPED)
+                return True
+        return False
+
+    def __repr__(self) -> str:
+        running, waiting = self.scheduler.get_request_counts()
+        return f"LLMEngine(step={self.step_index}, running={running}, waiting={waiting})"
+
+    def get_config(self) -> dict[str, Any]:
+        """The engine's configuration as a plain dict."""
+        import attrs
+
+        return {"engine_id": self.engine_id, **attrs.asdict(self.config)}

@@ -1,0 +1,138 @@
+"""A request's live state and the status enum whose order carries logic (vLLM's ``request.py``)."""
+
+from __future__ import annotations
+
+import enum
+
+from minivllm.sampling_params import SamplingParams
+
+
+class RequestStatus(enum.IntEnum):
+    """Status of a request, in vLLM's order: every status above PREEMPTED is finished."""
+
+    WAITING = enum.auto()
+    RUNNING = enum.auto()
+    PREEMPTED = enum.auto()
+    # Everything below is finished.
+    FINISHED_STOPPED = enum.auto()
+    FINISHED_LENGTH_CAPPED = enum.auto()
+    FINISHED_ABORTED = enum.auto()
+    FINISHED_IGNORED = enum.auto()
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def is_finished(status: RequestStatus) -> bool:
+        """Whether ``status`` is one of the FINISHED_* statuses."""
+        return status > RequestStatus.PREEMPTED
+
+    @staticmethod
+    def get_finished_reason(status: RequestStatus) -> str | None:
+        """vLLM's finish reason string (``"stop"``, ``"length"``, ``"abort"``) or None."""
+        return _FINISHED_REASONS.get(status)
+
+
+_FINISHED_REASONS = {
+    RequestStatus.FINISHED_STOPPED: "stop",
+    RequestStatus.FINISHED_LENGTH_CAPPED: "length",
+    RequestStatus.FINISHED_ABORTED: "abort",
+    RequestStatus.FINISHED_IGNORED: "length",
+}
+
+
+class Request:
+    """One request's mutable state inside the engine.
+
+    The scheduler owns every change to it; the counters mean what they mean in
+    vLLM: ``num_computed_tokens`` advances at schedule time, ``num_tokens`` when
+    a sampled token is appended, so a decoding request sits at
+    ``num_computed_tokens == num_tokens - 1`` between steps.
+    """
+
+    __slots__ = (
+        "_all_token_ids",
+        "_output_token_ids",
+        "arrival_time",
+        "block_hashes",
+        "eos_token_id",
+        "max_tokens",
+        "num_cached_tokens",
+        "num_computed_tokens",
+        "num_preemptions",
+        "num_prompt_tokens",
+        "prompt",
+        "prompt_token_ids",
+        "request_id",
+        "sampling_params",
+        "status",
+        "stop_reason",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        sampling_params: SamplingParams,
+        max_tokens: int,
+        eos_token_id: int | None,
+        arrival_time: float,
+        prompt: str | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.prompt = prompt
+        self.prompt_token_ids = prompt_token_ids
+        self.num_prompt_tokens = len(prompt_token_ids)
+        self.sampling_params = sampling_params
+        self.max_tokens = max_tokens
+        self.eos_token_id = eos_token_id
+        self.arrival_time = arrival_time
+        self.status = RequestStatus.WAITING
+        self.stop_reason: int | str | None = None
+        self._output_token_ids: list[int] = []
+        self._all_token_ids: list[int] = list(prompt_token_ids)
+        self.num_computed_tokens = 0
+        self.num_cached_tokens = 0
+        self.num_preemptions = 0
+        # Hashes of the full blocks of `_all_token_ids`, filled lazily by the
+        # KV cache manager when prefix caching is on.
+        self.block_hashes: list[int] = []
+
+    @property
+    def num_tokens(self) -> int:
+        """Prompt plus output tokens."""
+        return len(self._all_token_ids)
+
+    @property
+    def num_output_tokens(self) -> int:
+        """Output tokens sampled so far."""
+        return len(self._output_token_ids)
+
+    @property
+    def output_token_ids(self) -> list[int]:
+        """The sampled tokens (a live list; do not mutate)."""
+        return self._output_token_ids
+
+    @property
+    def all_token_ids(self) -> list[int]:
+        """Prompt and output tokens (a live list; do not mutate)."""
+        return self._all_token_ids
+
+    def append_output_token_ids(self, token_id: int) -> None:
+        """Append one sampled token."""
+        self._output_token_ids.append(token_id)
+        self._all_token_ids.append(token_id)
+
+    def is_finished(self) -> bool:
+        """Whether the request reached a FINISHED_* status."""
+        return self.status > RequestStatus.PREEMPTED
+
+    def get_finished_reason(self) -> str | None:
+        """vLLM's finish reason for the current status, or None while unfinished."""
+        return _FINISHED_REASONS.get(self.status)
+
+    def __repr__(self) -> str:
+        return (
+            f"Request({self.request_id!r}, {self.status.name}, "
+            f"num_computed_tokens={self.num_computed_tokens}, num_tokens={self.num_tokens})"
+        )
