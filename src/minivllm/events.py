@@ -52,14 +52,14 @@ def _event(tag: str) -> Callable[[_E], _E]:
         defaults = {k: cls.__dict__[k] for k in annotations if k in cls.__dict__}
         twin_ns: dict[str, Any] = {"__annotations__": annotations, "__module__": cls.__module__}
         twin_ns.update(defaults)
-        twin = attrs.define(slots=True, eq=False)(type(f"_{cls.__name__}Fields", (), twin_ns))
+        twin = attrs.define(slots=True, eq=False, weakref_slot=False)(type(f"_{cls.__name__}Fields", (), twin_ns))
         frozen_ns = {
             "__doc__": cls.__doc__,
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
             "tag": tag,
         }
-        frozen = attrs.frozen(slots=True)(type(cls.__name__, (twin, Event), frozen_ns))
+        frozen = attrs.frozen(slots=True, weakref_slot=False)(type(cls.__name__, (twin, Event), frozen_ns))
 
         def build(*values: Any) -> Any:
             obj = twin(*values)

@@ -26,6 +26,18 @@ from minivllm.tokenizer import ByteTokenizer
 OBSERVERS_ENV = "MINIVLLM_OBSERVERS"
 """Comma-separated observer names (entry points) attached to every new engine."""
 
+LOGGING_LEVEL_ENV = "MINIVLLM_LOGGING_LEVEL"
+"""Set to ``DEBUG`` to attach the ``json-log`` observer, as ``VLLM_LOGGING_LEVEL=DEBUG`` does."""
+
+DEBUG_LOG_OBSERVER = "json-log"
+
+
+def _observers_from_env() -> list[str]:
+    names = [n.strip() for n in os.environ.get(OBSERVERS_ENV, "").split(",") if n.strip()]
+    if os.environ.get(LOGGING_LEVEL_ENV, "").upper() == "DEBUG" and DEBUG_LOG_OBSERVER not in names:
+        names.append(DEBUG_LOG_OBSERVER)
+    return names
+
 _CUMULATIVE = RequestOutputKind.CUMULATIVE
 _DELTA = RequestOutputKind.DELTA
 
@@ -93,8 +105,7 @@ class LLMEngine:
         self.step_index = 0
         self._next_request_id = 0
         self._announced = False
-        env_observers = [n for n in os.environ.get(OBSERVERS_ENV, "").split(",") if n.strip()]
-        for handler in resolve_observers([*observers, *(n.strip() for n in env_observers)]):
+        for handler in resolve_observers([*observers, *_observers_from_env()]):
             self.bus.subscribe(handler)
         self._on_step_started = self.bus.channel(StepStarted)
         self._on_step_finished = self.bus.channel(StepFinished)
