@@ -13,7 +13,9 @@ DATA = Path(__file__).parent / "data" / "vllm_examples"
 @pytest.mark.parametrize("name", ["a", "b", "c", "d"])
 def test_matches_vllm_step_for_step(name: str) -> None:
     workload = Workload.load(DATA / f"{name}.json")
-    expected = [json.loads(line) for line in (DATA / f"{name}.expected.jsonl").read_text().splitlines()]
+    expected = [
+        json.loads(line) for line in (DATA / f"{name}.expected.jsonl").read_text().splitlines()
+    ]
     got = [record.to_json() for record in run_workload(workload)]
     for want, have in zip(expected, got, strict=False):
         assert have == want, f"step {want['step']} differs"

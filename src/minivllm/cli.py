@@ -70,8 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for out in outputs:
         completion = out.outputs[0]
-        print(f"[{out.request_id}] {out.prompt!r} -> {completion.text!r} "
-              f"({len(completion.token_ids)} tokens, finish_reason={completion.finish_reason})")
+        print(
+            f"[{out.request_id}] {out.prompt!r} -> {completion.text!r} "
+            f"({len(completion.token_ids)} tokens, finish_reason={completion.finish_reason})"
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ version); only classes in :data:`EVENT_TYPES` are ever built from a tag.
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar, dataclass_transform
@@ -48,25 +49,35 @@ def _event(tag: str) -> Callable[[_E], _E]:
     """
 
     def wrap(cls: _E) -> _E:
-        annotations = {**_HEADER, **cls.__dict__.get("__annotations__", {})}
+        annotations = {**_HEADER, **inspect.get_annotations(cls)}
         defaults = {k: cls.__dict__[k] for k in annotations if k in cls.__dict__}
         twin_ns: dict[str, Any] = {"__annotations__": annotations, "__module__": cls.__module__}
         twin_ns.update(defaults)
-        twin = attrs.define(slots=True, eq=False, weakref_slot=False)(type(f"_{cls.__name__}Fields", (), twin_ns))
+        twin = attrs.define(slots=True, eq=False, weakref_slot=False)(
+            type(f"_{cls.__name__}Fields", (), twin_ns)
+        )
         frozen_ns = {
             "__doc__": cls.__doc__,
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
             "tag": tag,
         }
-        frozen = attrs.frozen(slots=True, weakref_slot=False)(type(cls.__name__, (twin, Event), frozen_ns))
+        frozen = attrs.frozen(slots=True, weakref_slot=False)(
+            type(cls.__name__, (twin, Event), frozen_ns)
+        )
 
-        def build(*values: Any) -> Any:
-            obj = twin(*values)
-            obj.__class__ = frozen
-            return obj
-
-        frozen._build = staticmethod(build)
+        # A generated positional signature: *args packing would cost a third more.
+        args = ", ".join(annotations)
+        source = (
+            f"def build({args}):\n"
+            f"    obj = twin({args})\n"
+            "    obj.__class__ = frozen\n"
+            "    return obj\n"
+        )
+        namespace: dict[str, Any] = {"twin": twin, "frozen": frozen}
+        exec(source, namespace)
+        frozen._build = staticmethod(namespace["build"])  # type: ignore[attr-defined]
+        frozen._twin = twin  # type: ignore[attr-defined]
         return frozen  # type: ignore[return-value]
 
     return wrap

@@ -80,7 +80,7 @@ def _verify(p: SamplingParams) -> None:
         )
     if not isinstance(p.temperature, int | float) or isinstance(p.temperature, bool):
         raise ValueError(f"temperature must be a number, got {p.temperature!r}.")
-    if not 0.0 <= p.temperature or p.temperature != p.temperature:
+    if not p.temperature >= 0.0 or p.temperature != p.temperature:
         raise ValueError(f"temperature must be non-negative, got {p.temperature!r}.")
     if not isinstance(p.top_p, int | float) or not 0.0 < p.top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {p.top_p!r}.")

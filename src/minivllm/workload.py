@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.events import StepFinished
+from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.request import Request
 from minivllm.sampling_params import SamplingParams
 
@@ -27,8 +27,8 @@ class WorkloadRequest:
     """One request of a workload."""
 
     id: str
-    prompt_token_ids: tuple[int, ...] = attrs.field(converter=tuple)
-    sampling_params: SamplingParams = SamplingParams()
+    prompt_token_ids: tuple[int, ...] = attrs.field(converter=tuple[int, ...])
+    sampling_params: SamplingParams = attrs.field(factory=SamplingParams)
     arrival: int = 0
     abort: int | None = None
 
@@ -38,7 +38,7 @@ class Workload:
     """Engine keyword arguments and the requests to feed it."""
 
     engine_kwargs: Mapping[str, Any]
-    requests: tuple[WorkloadRequest, ...] = attrs.field(converter=tuple)
+    requests: tuple[WorkloadRequest, ...] = attrs.field(converter=tuple[WorkloadRequest, ...])
 
     @classmethod
     def from_reference(cls, data: Mapping[str, Any]) -> Workload:
@@ -65,7 +65,9 @@ class Workload:
                 WorkloadRequest(
                     id=r["id"],
                     prompt_token_ids=[100 + i] * r["prompt_len"],
-                    sampling_params=SamplingParams(max_tokens=r["max_tokens"], **r.get("sampling", {})),
+                    sampling_params=SamplingParams(
+                        max_tokens=r["max_tokens"], **r.get("sampling", {})
+                    ),
                     arrival=r.get("arrival", 0),
                     abort=r.get("abort"),
                 )
@@ -142,7 +144,12 @@ def run_workload(
             preempted=sorted(finished_step.preempted_req_ids),
             free_blocks=finished_step.num_free_blocks,
             reqs={
-                rid: [req.status.name, req.num_computed_tokens, req.num_tokens, req.num_output_tokens]
+                rid: [
+                    req.status.name,
+                    req.num_computed_tokens,
+                    req.num_tokens,
+                    req.num_output_tokens,
+                ]
                 for rid, req in added.items()
             },
         )

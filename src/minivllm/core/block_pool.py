@@ -14,7 +14,14 @@ from collections.abc import Iterable, Sequence
 class KVCacheBlock:
     """One block of ``block_size`` token slots (vLLM's ``KVCacheBlock``)."""
 
-    __slots__ = ("block_hash", "block_id", "is_null", "next_free_block", "prev_free_block", "ref_cnt")
+    __slots__ = (
+        "block_hash",
+        "block_id",
+        "is_null",
+        "next_free_block",
+        "prev_free_block",
+        "ref_cnt",
+    )
 
     def __init__(self, block_id: int) -> None:
         self.block_id = block_id

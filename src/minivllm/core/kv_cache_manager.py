@@ -92,7 +92,9 @@ class KVCacheManager:
         so taking it costs a free block just as a fresh block does.
         """
         num_required = cdiv(num_tokens, self.block_size)
-        num_new = num_required - len(new_computed_blocks) - len(self.req_to_blocks.get(request_id, ()))
+        num_new = (
+            num_required - len(new_computed_blocks) - len(self.req_to_blocks.get(request_id, ()))
+        )
         num_evictable = sum(1 for b in new_computed_blocks if b.ref_cnt == 0 and not b.is_null)
         return max(num_new, 0) + num_evictable
 
@@ -104,7 +106,7 @@ class KVCacheManager:
         new_computed_blocks: list[KVCacheBlock] | None = None,
         full_sequence_must_fit: bool = False,
     ) -> list[KVCacheBlock] | None:
-        """Give ``request`` slots for ``num_new_tokens`` more tokens, or return None if they do not fit.
+        """Give ``request`` slots for ``num_new_tokens`` more tokens; None if they do not fit.
 
         With ``full_sequence_must_fit`` the request's whole ``num_tokens`` (capped
         at ``max_model_len``) must fit, not just this chunk: vLLM's admission gate
@@ -112,8 +114,20 @@ class KVCacheManager:
         """
         if num_new_tokens <= 0:
             raise ValueError(f"num_new_tokens must be greater than 0, got {num_new_tokens}")
-        computed_blocks = new_computed_blocks or []
         request_id = request.request_id
+        req_blocks = self.req_to_blocks.get(request_id)
+        if req_blocks is not None and not new_computed_blocks and not full_sequence_must_fit:
+            # Fast path, taken by every decode: a request that holds blocks
+            # gets no new cache hits and usually needs no new block at all.
+            num_tokens_need_slot = request.num_computed_tokens + num_new_tokens
+            if num_tokens_need_slot > self.max_model_len:
+                num_tokens_need_slot = self.max_model_len
+            num_new_blocks = -(num_tokens_need_slot // -self.block_size) - len(req_blocks)
+            if num_new_blocks <= 0:
+                if self.enable_caching:
+                    self.cache_blocks(request, min(num_tokens_need_slot, request.num_tokens))
+                return []
+        computed_blocks = new_computed_blocks or []
         pool = self.block_pool
         total_computed_tokens = min(
             request.num_computed_tokens + num_new_computed_tokens, self.max_model_len
@@ -125,7 +139,6 @@ class KVCacheManager:
                 return None
 
         num_tokens_need_slot = min(total_computed_tokens + num_new_tokens, self.max_model_len)
-        req_blocks = self.req_to_blocks.get(request_id)
         if req_blocks is not None and not computed_blocks:
             # Fast path for a running request: no new hits, only missing blocks.
             num_new_blocks = cdiv(num_tokens_need_slot, self.block_size) - len(req_blocks)
@@ -149,7 +162,7 @@ class KVCacheManager:
         if new_blocks:
             req_blocks.extend(new_blocks)
         if (new_blocks or computed_blocks) and self._on_allocated.handlers:
-            self.bus.emit(self._on_allocated, request_id, len(new_blocks), len(computed_blocks))
+            self._on_allocated.emit(request_id, len(new_blocks), len(computed_blocks))
 
         if self.enable_caching:
             num_tokens_to_cache = min(total_computed_tokens + num_new_tokens, request.num_tokens)
@@ -178,7 +191,7 @@ class KVCacheManager:
             return
         self.block_pool.free_blocks(reversed(blocks))
         if self._on_freed.handlers:
-            self.bus.emit(self._on_freed, request_id, len(blocks))
+            self._on_freed.emit(request_id, len(blocks))
 
     def get_block_ids(self, request_id: str) -> list[int]:
         """The request's block table: physical block ids in logical order."""

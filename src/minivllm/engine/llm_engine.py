@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from minivllm.bus import EventBus, Handler, resolve_observers
@@ -38,6 +39,7 @@ def _observers_from_env() -> list[str]:
         names.append(DEBUG_LOG_OBSERVER)
     return names
 
+
 _CUMULATIVE = RequestOutputKind.CUMULATIVE
 _DELTA = RequestOutputKind.DELTA
 
@@ -52,7 +54,8 @@ def _make_model_runner(model: str | ModelRunner, config: EngineConfig, seed: int
     if model == "tiny" or model.endswith(".npz"):
         from minivllm.model_executor.tiny import TinyModelRunner
 
-        return TinyModelRunner.from_name(model, config=config, seed=seed)
+        runner: ModelRunner = TinyModelRunner.from_name(model, config=config, seed=seed)
+        return runner
     raise ValueError(f"unknown model {model!r}; choose 'dummy', 'tiny' or a path to an .npz file")
 
 
@@ -172,9 +175,8 @@ class LLMEngine:
         """Run one engine step; return the outputs of requests that produced a token."""
         self._announce()
         scheduler = self.scheduler
-        bus = self.bus
         if self._on_step_started.handlers:
-            bus.emit(self._on_step_started, len(scheduler.running), len(scheduler.waiting))
+            self._on_step_started.emit(len(scheduler.running), len(scheduler.waiting))
         scheduler_output = scheduler.schedule()
         runner_output = self.model_runner.execute_model(scheduler_output)
         try:
@@ -187,27 +189,23 @@ class LLMEngine:
             raise
         updated = scheduler.update_from_output(scheduler_output, runner_output)
         outputs = self._make_outputs(updated)
-        finished = tuple(r.request_id for r in updated if r.status > RequestStatus.PREEMPTED)
         self._finish_step(
-            scheduler_output.num_scheduled_tokens,
-            tuple(scheduler_output.preempted_req_ids),
-            finished,
+            scheduler_output.num_scheduled_tokens, scheduler_output.preempted_req_ids, updated
         )
         return outputs
 
     # -- helpers -------------------------------------------------------------
 
     def _finish_step(
-        self, scheduled: dict[str, int], preempted: tuple[str, ...], finished: tuple[str, ...]
+        self, scheduled: dict[str, int], preempted: Iterable[str], updated: Iterable[Request]
     ) -> None:
         if self._on_step_finished.handlers:
             sched = self.scheduler
             kv = sched.kv_cache_manager
-            self.bus.emit(
-                self._on_step_finished,
-                dict(scheduled),
-                preempted,
-                finished,
+            self._on_step_finished.emit(
+                MappingProxyType(dict(scheduled)),
+                tuple(sorted(preempted)),
+                tuple(r.request_id for r in updated if r.status > RequestStatus.PREEMPTED),
                 len(sched.running),
                 len(sched.waiting),
                 kv.block_pool.get_num_free_blocks(),
@@ -272,23 +270,19 @@ class LLMEngine:
             if params.stop and not finished:
                 finished = self._check_stop_strings(request)
             kind = params.output_kind
-            if kind is _CUMULATIVE:
-                token_ids = list(request._output_token_ids)
-            elif kind is _DELTA:
+            if kind is _DELTA:
                 token_ids = request._output_token_ids[-1:]
-            elif finished:
-                token_ids = list(request._output_token_ids)
+            elif kind is _CUMULATIVE or finished:
+                token_ids = request._output_token_ids.copy()
             else:
-                continue
-            completion = CompletionOutput(
-                0,
-                token_ids,
-                request.get_finished_reason(),
-                request.stop_reason,
-            )
-            if params.stop and finished and isinstance(request.stop_reason, str):
-                text = self.tokenizer.decode(request._output_token_ids)
-                completion._text = text[: text.find(request.stop_reason)]
+                continue  # FINAL_ONLY, not finished yet
+            completion = CompletionOutput(0, token_ids)
+            if finished:
+                completion.finish_reason = request.get_finished_reason()
+                completion.stop_reason = request.stop_reason
+                if isinstance(request.stop_reason, str):
+                    text = self.tokenizer.decode(request._output_token_ids)
+                    completion._text = text[: text.find(request.stop_reason)]
             outputs.append(
                 RequestOutput(
                     request.request_id,

@@ -25,9 +25,8 @@ class _ProgressBar:
         self.done += n
         width = 30
         filled = width * self.done // max(self.total, 1)
-        self.stream.write(
-            f"\rProcessed prompts: [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-        )
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(f"\rProcessed prompts: [{bar}] {self.done}/{self.total}")
         if self.done >= self.total:
             self.stream.write("\n")
         self.stream.flush()
@@ -50,10 +49,8 @@ class LLM:
         A progress bar is drawn on stderr for batches of 8 or more prompts
         unless ``use_tqdm=False``.
         """
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        elif prompts and isinstance(prompts[0], int):
-            prompts = [prompts]  # type: ignore[list-item]
+        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
+            prompts = [prompts]  # type: ignore[assignment]
         if sampling_params is None or isinstance(sampling_params, SamplingParams):
             params_list = [sampling_params or SamplingParams()] * len(prompts)
         else:

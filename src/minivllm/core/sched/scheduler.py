@@ -60,8 +60,7 @@ class Scheduler:
     # -- events -------------------------------------------------------------
 
     def _emit_status(self, request: Request, old: RequestStatus) -> None:
-        self.bus.emit(
-            self._on_status,
+        self._on_status.emit(
             request.request_id,
             old,
             request.status,
@@ -81,8 +80,7 @@ class Scheduler:
         self.requests[request.request_id] = request
         if self._on_added.handlers:
             p = request.sampling_params
-            self.bus.emit(
-                self._on_added,
+            self._on_added.emit(
                 request.request_id,
                 request.num_prompt_tokens,
                 request.max_tokens,
@@ -91,10 +89,14 @@ class Scheduler:
                 p.ignore_eos,
             )
 
-    def finish_requests(self, request_ids: str | Iterable[str], finished_status: RequestStatus) -> None:
+    def finish_requests(
+        self, request_ids: str | Iterable[str], finished_status: RequestStatus
+    ) -> None:
         """Finish requests from outside (abort); unknown or finished ids are ignored."""
         if not RequestStatus.is_finished(finished_status):
-            raise ValueError(f"finished_status must be a FINISHED_* status, got {finished_status!r}")
+            raise ValueError(
+                f"finished_status must be a FINISHED_* status, got {finished_status!r}"
+            )
         ids = (request_ids,) if isinstance(request_ids, str) else tuple(dict.fromkeys(request_ids))
         for request_id in ids:
             request = self.requests.get(request_id)
@@ -242,16 +244,15 @@ class Scheduler:
         old = request.num_computed_tokens
         request.num_computed_tokens = num_computed_tokens
         if old != num_computed_tokens and self._on_counter.handlers:
-            self.bus.emit(
-                self._on_counter, request.request_id, "num_computed_tokens", old, num_computed_tokens
+            self._on_counter.emit(
+                request.request_id, "num_computed_tokens", old, num_computed_tokens
             )
         # Tokens served by the prefix cache at the last admission from scratch.
         if old == 0 and request.num_cached_tokens != num_cache_hit_tokens:
             old_cached = request.num_cached_tokens
             request.num_cached_tokens = num_cache_hit_tokens
             if self._on_counter.handlers:
-                self.bus.emit(
-                    self._on_counter,
+                self._on_counter.emit(
                     request.request_id,
                     "num_cached_tokens",
                     old_cached,
@@ -272,9 +273,9 @@ class Scheduler:
         request.num_computed_tokens = 0
         request.num_preemptions += 1
         if self._on_counter.handlers:
-            emit, ch, rid = self.bus.emit, self._on_counter, request.request_id
-            emit(ch, rid, "num_computed_tokens", old_computed, 0)
-            emit(ch, rid, "num_preemptions", request.num_preemptions - 1, request.num_preemptions)
+            emit, rid = self._on_counter.emit, request.request_id
+            emit(rid, "num_computed_tokens", old_computed, 0)
+            emit(rid, "num_preemptions", request.num_preemptions - 1, request.num_preemptions)
         self.waiting.appendleft(request)
 
     def _update_after_schedule(self, scheduler_output: SchedulerOutput) -> None:
@@ -282,12 +283,12 @@ class Scheduler:
         # next schedule() already sees this step's chunk as computed.
         requests = self.requests
         if self._on_counter.handlers:
-            emit, ch = self.bus.emit, self._on_counter
+            emit = self._on_counter.emit
             for req_id, n in scheduler_output.num_scheduled_tokens.items():
                 request = requests[req_id]
                 old = request.num_computed_tokens
                 request.num_computed_tokens = old + n
-                emit(ch, req_id, "num_computed_tokens", old, old + n)
+                emit(req_id, "num_computed_tokens", old, old + n)
         else:
             for req_id, n in scheduler_output.num_scheduled_tokens.items():
                 requests[req_id].num_computed_tokens += n
@@ -302,12 +303,14 @@ class Scheduler:
         Returns the requests that received a token this step (finished ones included).
         """
         sampled = model_runner_output.sampled_token_ids
-        index = {rid: i for i, rid in enumerate(model_runner_output.req_ids)}
+        index = dict(zip(model_runner_output.req_ids, range(len(sampled)), strict=True))
         requests = self.requests
         max_model_len = self.max_model_len
         on_counter = self._on_counter.handlers
         outputs: list[Request] = []
         stopped: list[Request] = []
+        # vLLM's order (the scheduled order), not the runner's: it decides the
+        # order in which finished requests free their blocks.
         for req_id in scheduler_output.num_scheduled_tokens:
             request = requests.get(req_id)
             if request is None or request.status > _PREEMPTED:
@@ -316,11 +319,12 @@ class Scheduler:
             if not new_token_ids:
                 continue  # still in the middle of a chunked prefill
             for token_id in new_token_ids:
-                old = len(request._all_token_ids)
+                all_token_ids = request._all_token_ids
                 request._output_token_ids.append(token_id)
-                request._all_token_ids.append(token_id)
+                all_token_ids.append(token_id)
                 if on_counter:
-                    self.bus.emit(self._on_counter, req_id, "num_tokens", old, old + 1)
+                    n = len(all_token_ids)
+                    self._on_counter.emit(req_id, "num_tokens", n - 1, n)
                 if check_stop(request, max_model_len):
                     stopped.append(request)
                     break
@@ -336,7 +340,10 @@ class Scheduler:
         return outputs
 
     def validate_runner_output(
-        self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput, vocab_size: int
+        self,
+        scheduler_output: SchedulerOutput,
+        model_runner_output: ModelRunnerOutput,
+        vocab_size: int,
     ) -> None:
         """Refuse a runner output that does not match what was scheduled, before it is applied."""
         req_ids = model_runner_output.req_ids
@@ -355,23 +362,17 @@ class Scheduler:
         requests = self.requests
         for req_id, tokens in zip(req_ids, sampled, strict=True):
             request = requests[req_id]
-            mid_prefill = request.num_computed_tokens < len(request._all_token_ids)
-            if mid_prefill and tokens:
-                raise ValueError(
-                    f"model runner output: request {req_id!r} is mid-prefill and must get [], "
-                    f"got {tokens!r}"
-                )
-            if not mid_prefill and len(tokens) != 1:
-                raise ValueError(
-                    f"model runner output: request {req_id!r} must get exactly one token, "
-                    f"got {tokens!r}"
-                )
-            for t in tokens:
-                if not isinstance(t, int) or not 0 <= t < vocab_size:
+            if request.num_computed_tokens < len(request._all_token_ids):
+                if tokens:
                     raise ValueError(
-                        f"model runner output: request {req_id!r} got token id {t!r}, "
-                        f"outside the vocabulary [0, {vocab_size})"
+                        f"model runner output: request {req_id!r} is mid-prefill and must get "
+                        f"[], got {tokens!r}"
                     )
+            elif len(tokens) != 1 or not 0 <= tokens[0] < vocab_size or type(tokens[0]) is not int:
+                raise ValueError(
+                    f"model runner output: request {req_id!r} must get exactly one token id "
+                    f"in the vocabulary [0, {vocab_size}), got {tokens!r}"
+                )
 
     def revert_schedule(self, scheduler_output: SchedulerOutput) -> None:
         """Undo the schedule-time advance of a step whose model output was refused.
@@ -385,4 +386,4 @@ class Scheduler:
             old = request.num_computed_tokens
             request.num_computed_tokens = old - n
             if on_counter:
-                self.bus.emit(self._on_counter, req_id, "num_computed_tokens", old, old - n)
+                self._on_counter.emit(req_id, "num_computed_tokens", old, old - n)

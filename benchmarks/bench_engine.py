@@ -1,0 +1,150 @@
+"""Engine cost per request per decode step, with and without observers.
+
+256 concurrent requests (prompt 128, max_tokens 128, block size 16, ample
+blocks) with a runner that always samples one fixed token: after the
+prefills, every step is 256 decodes, so the step time divided by 256 is the
+engine's own cost per request per step. Run: ``python benchmarks/bench_engine.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from minivllm import DummyModelRunner, LLMEngine, SamplingParams
+from minivllm.bus import EventBus
+from minivllm.events import CounterUpdated
+from minivllm.sampling_params import RequestOutputKind
+
+NUM_REQUESTS = 256
+PROMPT_LEN = 128
+MAX_TOKENS = 128
+
+
+def make_engine(
+    observers: list[Callable[[Any], None]],
+    output_kind: RequestOutputKind = RequestOutputKind.FINAL_ONLY,
+) -> LLMEngine:
+    """An engine with all requests past prefill, ready to decode."""
+    engine = LLMEngine(
+        DummyModelRunner(token_id=7),
+        max_num_seqs=NUM_REQUESTS,
+        max_num_batched_tokens=8192,
+        block_size=16,
+        num_gpu_blocks=NUM_REQUESTS * 17 + 1,
+        max_model_len=1024,
+        observers=observers,
+    )
+    params = SamplingParams(max_tokens=MAX_TOKENS, output_kind=output_kind)
+    for i in range(NUM_REQUESTS):
+        engine.add_request([(i + j) % 256 for j in range(PROMPT_LEN)], params)
+    while (
+        any(r.num_computed_tokens < r.num_prompt_tokens for r in engine.scheduler.requests.values())
+        or engine.scheduler.waiting
+    ):
+        engine.step()
+    return engine
+
+
+def decode_cost_us(
+    observers_factory: Callable[[], list[Callable[[Any], None]]],
+    steps: int,
+    output_kind: RequestOutputKind = RequestOutputKind.FINAL_ONLY,
+) -> float:
+    """Median over repeats of (decode step time / requests), in microseconds."""
+    samples = []
+    for _ in range(5):
+        engine = make_engine(observers_factory(), output_kind)
+        gc.collect()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            engine.step()
+        elapsed = time.perf_counter() - t0
+        samples.append(elapsed / (steps * NUM_REQUESTS) * 1e6)
+    return statistics.median(samples)
+
+
+def event_cost_ns(n: int = 200_000) -> float:
+    """Create + dispatch one CounterUpdated event to one list-appending subscriber."""
+    bus = EventBus(clock=time.monotonic_ns)
+    sink: list[object] = []
+    bus.subscribe(sink.append)
+    emit = bus.channel(CounterUpdated).emit
+    best = float("inf")
+    for _ in range(5):
+        sink.clear()
+        t0 = time.perf_counter()
+        for i in range(n):
+            emit("r", "num_tokens", i, i + 1)
+        best = min(best, (time.perf_counter() - t0) / n * 1e9)
+    return best
+
+
+@attrs.frozen
+class _FiveFields:
+    a: int
+    b: int
+    c: int
+    d: int
+    e: int
+
+
+def scale_ns(n: int = 200_000) -> tuple[float, float]:
+    """For scale, in the same run: an attrs.frozen object of five fields; a plain handler loop."""
+    best_frozen = best_loop = float("inf")
+    handlers = [lambda event: None]
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for i in range(n):
+            _FiveFields(i, 1, 2, 3, 4)
+        best_frozen = min(best_frozen, (time.perf_counter() - t0) / n * 1e9)
+        t0 = time.perf_counter()
+        for i in range(n):
+            for handler in handlers:
+                handler(i)
+        best_loop = min(best_loop, (time.perf_counter() - t0) / n * 1e9)
+    return best_frozen, best_loop
+
+
+def main() -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=60, help="decode steps timed per repeat")
+    args = parser.parse_args()
+    final, delta = RequestOutputKind.FINAL_ONLY, RequestOutputKind.DELTA
+    rows = [
+        ("no subscriber", decode_cost_us(lambda: [], args.steps, final), 2.0),
+        (
+            "list subscriber (every event)",
+            decode_cost_us(lambda: [[].append], args.steps, final),
+            3.5,
+        ),
+        ("no subscriber, DELTA outputs", decode_cost_us(lambda: [], args.steps, delta), None),
+        (
+            "list subscriber, DELTA outputs",
+            decode_cost_us(lambda: [[].append], args.steps, delta),
+            None,
+        ),
+    ]
+    print(f"{'engine, 256 requests decoding':40s} {'us/request/step':>16s} {'target':>8s}")
+    for name, value, target in rows:
+        print(f"{name:40s} {value:16.2f} {'' if target is None else f'{target:.1f}':>8s}")
+    print(f"{'ratio list subscriber / none':40s} {rows[1][1] / rows[0][1]:16.2f}")
+    print()
+    event_ns = event_cost_ns()
+    frozen_ns, loop_ns = scale_ns()
+    print(f"{'per event':40s} {'ns':>16s} {'target':>8s}")
+    print(f"{'event create + dispatch (1 subscriber)':40s} {event_ns:16.0f} {600:8d}")
+    print(f"{'scale: attrs.frozen, five fields':40s} {frozen_ns:16.0f}")
+    print(f"{'scale: plain loop over one handler':40s} {loop_ns:16.0f}")
+    print(f"{'ratio create+dispatch / frozen(5)':40s} {event_ns / frozen_ns:16.2f}")
+
+
+if __name__ == "__main__":
+    main()
