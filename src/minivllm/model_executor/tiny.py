@@ -1,0 +1,169 @@
+"""The tiny model runner: one batched forward pass per step, then sampling."""
+
+from __future__ import annotations
+
+from itertools import chain
+from pathlib import Path
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from minivllm.config import EngineConfig
+from minivllm.core.sched.output import SchedulerOutput
+from minivllm.model_executor.runner import ModelRunnerOutput
+from minivllm.model_executor.sampler import (
+    GeneratorKey,
+    generator_key,
+    make_sampling_metadata,
+    sample,
+)
+from minivllm.model_executor.tiny_attention import AttentionMetadata, build_attention_metadata
+from minivllm.model_executor.tiny_kv_cache import PagedKVCache
+from minivllm.model_executor.tiny_model import TinyModel
+from minivllm.model_executor.tiny_weights import TinyWeights, init_weights, load_weights
+from minivllm.request import Request
+from minivllm.tokenizer import ByteTokenizer
+
+IntArray = NDArray[np.int64]
+
+
+@attrs.frozen(eq=False)
+class StepInputs:
+    """One step's flat batch: every scheduled token, request after request.
+
+    ``sample_rows`` are the flat rows whose logits are sampled: the last
+    scheduled token of each request in ``sampling_requests``.
+    """
+
+    requests: list[Request]
+    token_ids: IntArray
+    positions: IntArray
+    attention: AttentionMetadata
+    sample_rows: IntArray
+    sampling_requests: list[Request]
+
+
+class TinyModelRunner:
+    """Runs :class:`TinyModel` on the scheduler's batches with K/V in a :class:`PagedKVCache`.
+
+    ``seed`` is the engine seed: it keys the generators of requests whose
+    ``SamplingParams.seed`` is None.
+    """
+
+    def __init__(
+        self, weights: TinyWeights, *, num_gpu_blocks: int, block_size: int, seed: int = 0
+    ) -> None:
+        vocab_size = ByteTokenizer.vocab_size
+        if weights.config.vocab_size != vocab_size:
+            raise ValueError(
+                f"vocab_size must be {vocab_size} (the byte tokenizer's), "
+                f"got {weights.config.vocab_size}"
+            )
+        self.model = TinyModel(weights)
+        c = weights.config
+        self.kv_cache = PagedKVCache(
+            c.num_layers, num_gpu_blocks, block_size, c.num_heads, c.head_dim
+        )
+        self.block_size = block_size
+        self.seed = seed
+        self._generator_keys: dict[str, GeneratorKey] = {}
+
+    @classmethod
+    def from_name(cls, name: str, *, config: EngineConfig, seed: int = 0) -> TinyModelRunner:
+        """``"tiny"`` (random weights from a fixed seed) or a path to an ``.npz`` weights file."""
+        if name == "tiny":
+            weights = init_weights()
+        elif name.endswith(".npz"):
+            weights = load_weights(Path(name))
+        else:
+            raise ValueError(f"model must be 'tiny' or a path to an .npz file, got {name!r}")
+        return cls(
+            weights, num_gpu_blocks=config.num_gpu_blocks, block_size=config.block_size, seed=seed
+        )
+
+    def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
+        """Compute every scheduled token in one pass; sample for requests whose prefill is done."""
+        for request_id in scheduler_output.finished_req_ids:
+            self._generator_keys.pop(request_id, None)
+        if not scheduler_output.num_scheduled_tokens:
+            return ModelRunnerOutput(req_ids=[], sampled_token_ids=[])
+        inputs = self.prepare_inputs(scheduler_output)
+        hidden = self.forward(inputs)
+        sampled = self.sample(hidden[inputs.sample_rows], inputs.sampling_requests)
+        tokens_by_id = {
+            r.request_id: [int(t)] for r, t in zip(inputs.sampling_requests, sampled, strict=True)
+        }
+        req_ids = [r.request_id for r in inputs.requests]
+        return ModelRunnerOutput(
+            req_ids=req_ids, sampled_token_ids=[tokens_by_id.get(rid, []) for rid in req_ids]
+        )
+
+    def prepare_inputs(self, scheduler_output: SchedulerOutput) -> StepInputs:
+        """Flatten the scheduled chunks; map each token to its KV slot through its block table."""
+        requests = scheduler_output.scheduled_reqs
+        block_size = self.block_size
+        chunks, tables = [], []
+        query_lens = np.empty(len(requests), dtype=np.int64)
+        seq_lens = np.empty(len(requests), dtype=np.int64)
+        for i, request in enumerate(requests):
+            request_id = request.request_id
+            end = request.num_computed_tokens  # already advanced past this step's chunk
+            start = end - scheduler_output.num_scheduled_tokens[request_id]
+            chunks.append(request.all_token_ids[start:end])
+            blocks = scheduler_output.req_to_blocks[request_id]
+            if len(blocks) * block_size < end:
+                raise ValueError(
+                    f"request {request_id!r} has {len(blocks)} blocks of {block_size} slots "
+                    f"for {end} tokens"
+                )
+            tables.append([b.block_id for b in blocks])
+            query_lens[i], seq_lens[i] = end - start, end
+        num_tokens = int(query_lens.sum())
+        token_ids = np.fromiter(chain.from_iterable(chunks), dtype=np.int64, count=num_tokens)
+        # Padding points at the null block; attention masks it out.
+        block_tables = np.zeros((len(requests), max(map(len, tables))), dtype=np.int64)
+        for i, table in enumerate(tables):
+            block_tables[i, : len(table)] = table
+
+        row_request = np.repeat(np.arange(len(requests)), query_lens)
+        query_start = np.cumsum(query_lens) - query_lens
+        positions = (seq_lens - query_lens)[row_request] + (
+            np.arange(num_tokens) - query_start[row_request]
+        )
+        slot_mapping = (
+            block_tables[row_request, positions // block_size] * block_size
+            + positions % block_size
+        )
+        # A request samples once its whole sequence has been computed.
+        samples = np.array([r.num_computed_tokens >= r.num_tokens for r in requests], dtype=bool)
+        return StepInputs(
+            requests=requests,
+            token_ids=token_ids,
+            positions=positions,
+            attention=build_attention_metadata(
+                query_lens, seq_lens, block_tables, slot_mapping, block_size
+            ),
+            sample_rows=(query_start + query_lens - 1)[samples],
+            sampling_requests=[r for r, s in zip(requests, samples, strict=True) if s],
+        )
+
+    def forward(self, inputs: StepInputs) -> NDArray[np.float64]:
+        """Hidden states of every token in the step (writes this step's K/V to the cache)."""
+        return self.model.forward_paged(
+            inputs.token_ids, inputs.positions, self.kv_cache, inputs.attention
+        )
+
+    def sample(self, hidden_states: NDArray[np.float64], requests: list[Request]) -> IntArray:
+        """One token per request from the hidden state of its last computed token."""
+        if not requests:
+            return np.empty(0, dtype=np.int64)
+        keys = []
+        for request in requests:
+            key = self._generator_keys.get(request.request_id)
+            if key is None:
+                key = self._generator_keys[request.request_id] = generator_key(request, self.seed)
+            keys.append(key)
+        logits = self.model.compute_logits(hidden_states)
+        metadata = make_sampling_metadata(requests, keys, self.model.config.vocab_size)
+        return sample(logits, metadata)
