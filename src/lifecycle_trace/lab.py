@@ -1,0 +1,288 @@
+"""Lab 01's API: ``trace_request`` and the helpers that answer the lab's questions.
+
+The lab drives the engine one ``step()`` at a time and, after each step,
+records ``(request_id, status, num_computed_tokens, num_tokens)`` for every
+live request: those in ``scheduler.running`` (in list order), then those in
+``scheduler.waiting`` (in queue order), then those that finished during the
+step (in the order they were added). That is the polling path.
+
+:func:`trace_from_events` derives the very same list from bus events alone,
+by replaying the scheduler's queue operations from ``StatusChanged`` events;
+the test suite checks that the two paths agree on random workloads.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from minivllm.engine.llm_engine import LLMEngine
+from minivllm.events import CounterUpdated, RequestAdded, StatusChanged, StepFinished
+from minivllm.events import Event as EngineEvent
+from minivllm.request import Request, RequestStatus
+from minivllm.sampling_params import SamplingParams
+from minivllm.workload import Workload
+
+__all__ = [
+    "Event",
+    "decode_growth",
+    "first_event",
+    "is_monotonic",
+    "prefill_step",
+    "request_ids",
+    "status_sequence",
+    "trace_from_events",
+    "trace_request",
+    "trace_requests",
+    "trace_workload",
+]
+
+_RUNNING = RequestStatus.RUNNING
+_PREEMPTED = RequestStatus.PREEMPTED
+
+
+@attrs.frozen
+class Event:
+    """One live request as seen after one step, exactly the lab's record."""
+
+    request_id: str
+    status: str
+    num_computed_tokens: int
+    num_tokens: int
+
+
+def _snapshot(r: Request) -> Event:
+    return Event(r.request_id, r.status.name, r.num_computed_tokens, r.num_tokens)
+
+
+def _poll(engine: LLMEngine, tracked: Mapping[str, Request], reported: set[str]) -> list[Event]:
+    """The lab's capture after one step: running, then waiting, then newly finished."""
+    sched = engine.scheduler
+    out = [_snapshot(r) for r in sched.running]
+    out.extend(_snapshot(r) for r in sched.waiting)
+    for rid, r in tracked.items():
+        if rid not in reported and r.is_finished():
+            reported.add(rid)
+            out.append(_snapshot(r))
+    return out
+
+
+def trace_request(
+    engine_kwargs: Mapping[str, Any], prompt: str | Sequence[int], sampling_params: SamplingParams
+) -> list[Event]:
+    """Run one prompt through a fresh engine step by step and return the lab's trace."""
+    return trace_requests(engine_kwargs, [prompt], sampling_params)
+
+
+def trace_requests(
+    engine_kwargs: Mapping[str, Any],
+    prompts: Sequence[str | Sequence[int]],
+    sampling_params: SamplingParams | Sequence[SamplingParams],
+    *,
+    on_engine: Callable[[LLMEngine], None] | None = None,
+    max_steps: int = 100_000,
+) -> list[Event]:
+    """Like :func:`trace_request` for several prompts added before the first step.
+
+    ``sampling_params`` is one for all prompts or one per prompt; ``on_engine``
+    sees the engine before anything is added (to subscribe observers).
+    """
+    if isinstance(sampling_params, SamplingParams):
+        params = [sampling_params] * len(prompts)
+    else:
+        params = list(sampling_params)
+        if len(params) != len(prompts):
+            raise ValueError(
+                f"sampling_params: got {len(params)} for {len(prompts)} prompts; "
+                f"pass one, or one per prompt"
+            )
+    engine = LLMEngine(**engine_kwargs)
+    if on_engine is not None:
+        on_engine(engine)
+    tracked: dict[str, Request] = {}
+    for prompt, p in zip(prompts, params, strict=True):
+        rid = engine.add_request(prompt, p)
+        tracked[rid] = engine.scheduler.requests[rid]
+    events: list[Event] = []
+    reported: set[str] = set()
+    steps = 0
+    while engine.scheduler.has_unfinished_requests():
+        if steps == max_steps:
+            raise RuntimeError(f"the engine did not drain within max_steps={max_steps}")
+        engine.step()
+        steps += 1
+        events.extend(_poll(engine, tracked, reported))
+    return events
+
+
+def trace_workload(
+    workload: Workload,
+    model: Any = None,
+    *,
+    on_engine: Callable[[LLMEngine], None] | None = None,
+    max_steps: int = 100_000,
+) -> list[Event]:
+    """The polling trace of a workload with arrivals and aborts (as ``run_workload`` drives it)."""
+    from minivllm.model_executor.dummy import DummyModelRunner
+
+    engine = LLMEngine(
+        model if model is not None else DummyModelRunner(token_id=7), **workload.engine_kwargs
+    )
+    if on_engine is not None:
+        on_engine(engine)
+    pending = sorted(workload.requests, key=lambda r: r.arrival)
+    tracked: dict[str, Request] = {}
+    events: list[Event] = []
+    reported: set[str] = set()
+    for step in range(max_steps):
+        while pending and pending[0].arrival <= step:
+            r = pending.pop(0)
+            engine.add_request(list(r.prompt_token_ids), r.sampling_params, request_id=r.id)
+            tracked[r.id] = engine.scheduler.requests[r.id]
+        aborted = [r.id for r in workload.requests if r.abort == step and r.id in tracked]
+        if aborted:
+            engine.abort_request(aborted)
+        if not engine.has_unfinished_requests() and not pending:
+            return events
+        engine.step()
+        events.extend(_poll(engine, tracked, reported))
+    raise RuntimeError(f"the workload did not drain within max_steps={max_steps}")
+
+
+class _QueueReplay:
+    """Mirrors the scheduler's ``running`` list and ``waiting`` queue from status changes."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, list[Any]] = {}  # id -> [status, computed, tokens]
+        self.added: list[str] = []
+        self.running: list[str] = []
+        self.waiting: deque[str] = deque()
+        self.finished: set[str] = set()
+        self.out: list[Event] = []
+
+    def feed(self, e: EngineEvent) -> None:
+        if isinstance(e, CounterUpdated):
+            if e.counter == "num_computed_tokens":
+                self.state[e.request_id][1] = e.new
+            elif e.counter == "num_tokens":
+                self.state[e.request_id][2] = e.new
+        elif isinstance(e, StatusChanged):
+            self._status(e)
+        elif isinstance(e, RequestAdded):
+            rid = e.request_id
+            self.state[rid] = [RequestStatus.WAITING, 0, e.num_prompt_tokens]
+            self.added.append(rid)
+            self.waiting.append(rid)
+        elif isinstance(e, StepFinished):
+            self._emit()
+
+    def _status(self, e: StatusChanged) -> None:
+        rid, old, new = e.request_id, e.old_status, e.new_status
+        self.state[rid] = [new, e.num_computed_tokens, e.num_tokens]
+        # Each transition is one queue operation of the scheduler.
+        if new == _RUNNING:
+            self.waiting.remove(rid)
+            self.running.append(rid)
+        elif new == _PREEMPTED:
+            self.running.remove(rid)
+            self.waiting.appendleft(rid)
+        else:
+            (self.running if old == _RUNNING else self.waiting).remove(rid)
+            self.finished.add(rid)
+
+    def _emit(self) -> None:
+        state = self.state
+        for rid in (*self.running, *self.waiting):
+            status, computed, tokens = state[rid]
+            self.out.append(Event(rid, status.name, computed, tokens))
+        if self.finished:
+            for rid in [r for r in self.added if r in self.finished]:
+                status, computed, tokens = state.pop(rid)
+                self.out.append(Event(rid, status.name, computed, tokens))
+            self.added = [r for r in self.added if r not in self.finished]
+            self.finished.clear()
+
+
+def trace_from_events(events: Iterable[EngineEvent]) -> list[Event]:
+    """The lab's trace, derived from bus events alone (the log must start before any request)."""
+    replay = _QueueReplay()
+    for event in events:
+        replay.feed(event)
+    return replay.out
+
+
+# -- the lab's questions --------------------------------------------------------
+
+
+def request_ids(trace: Iterable[Event]) -> list[str]:
+    """The request ids in a trace, in order of first appearance."""
+    return list(dict.fromkeys(e.request_id for e in trace))
+
+
+def _records(trace: Sequence[Event], request_id: str | None) -> list[Event]:
+    if request_id is None:
+        ids = request_ids(trace)
+        if len(ids) != 1:
+            raise ValueError(f"the trace holds requests {ids}; pass request_id to choose one")
+        return list(trace)
+    records = [e for e in trace if e.request_id == request_id]
+    if not records:
+        ids = request_ids(trace)
+        raise ValueError(f"request {request_id!r} is not in the trace; it holds {ids}")
+    return records
+
+
+def first_event(trace: Sequence[Event], request_id: str | None = None) -> Event:
+    """The request's first record (after its first step)."""
+    return _records(trace, request_id)[0]
+
+
+def status_sequence(trace: Sequence[Event], request_id: str | None = None) -> list[str]:
+    """The request's statuses step by step, repeats collapsed (e.g. RUNNING, FINISHED_STOPPED)."""
+    out: list[str] = []
+    for e in _records(trace, request_id):
+        if not out or out[-1] != e.status:
+            out.append(e.status)
+    return out
+
+
+def prefill_step(
+    trace: Sequence[Event], num_prompt_tokens: int, request_id: str | None = None
+) -> int | None:
+    """Index of the request's first record with ``num_computed_tokens >= num_prompt_tokens``.
+
+    A request added before the first step has one record per step, so the
+    index is the engine step at which its prefill completed. None if never.
+    """
+    for i, e in enumerate(_records(trace, request_id)):
+        if e.num_computed_tokens >= num_prompt_tokens:
+            return i
+    return None
+
+
+def decode_growth(
+    trace: Sequence[Event], num_prompt_tokens: int, request_id: str | None = None
+) -> list[int]:
+    """Growth of ``num_computed_tokens`` in each record after the prefill step (decode: 1)."""
+    records = _records(trace, request_id)
+    start = prefill_step(records, num_prompt_tokens)
+    if start is None:
+        return []
+    computed = [e.num_computed_tokens for e in records[start:]]
+    return [b - a for a, b in itertools.pairwise(computed)]
+
+
+def is_monotonic(trace: Sequence[Event], request_id: str | None = None) -> bool:
+    """Whether ``num_computed_tokens`` never decreases up to and including the finish record."""
+    last = -1
+    for e in _records(trace, request_id):
+        if e.num_computed_tokens < last:
+            return False
+        last = e.num_computed_tokens
+        if e.status.startswith("FINISHED"):
+            break
+    return True
