@@ -1,0 +1,107 @@
+"""Greedy outputs do not depend on chunking, batching, preemption or prefix caching."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tiny_support import Job, make_runner, reference_greedy, run_jobs, tiny_weights
+
+from minivllm import LLMEngine, RequestStatus, SamplingParams
+from minivllm.events import StatusChanged
+from minivllm.model_executor.tiny_model import TinyModel
+
+MAX_MODEL_LEN = 48
+
+# Each example runs a whole engine, so take a fraction of the active profile's budget.
+_EXAMPLES = max(5, settings().max_examples // 5)
+
+
+@st.composite
+def workloads(draw: st.DrawFn) -> list[Job]:
+    """A few greedy requests, some sharing a prefix, arriving over the first steps."""
+    token = st.integers(0, 257)
+    prefixes = draw(st.lists(st.lists(token, min_size=1, max_size=12), min_size=1, max_size=2))
+    jobs = []
+    for _ in range(draw(st.integers(1, 6))):
+        prefix = draw(st.sampled_from([[], *prefixes]))
+        suffix = draw(st.lists(token, min_size=0 if prefix else 1, max_size=10))
+        params = SamplingParams(
+            temperature=0,
+            max_tokens=draw(st.integers(1, 8)),
+            ignore_eos=draw(st.booleans()),
+            min_tokens=draw(st.integers(0, 1)),
+        )
+        jobs.append(Job(tuple(prefix + suffix), params, arrival=draw(st.integers(0, 3))))
+    return jobs
+
+
+@st.composite
+def engine_configs(draw: st.DrawFn) -> dict[str, Any]:
+    """Chunk sizes, batch limits and KV sizes, from ample down to preempting every few steps."""
+    block_size = draw(st.sampled_from([1, 2, 4, 8]))
+    min_blocks = -(-MAX_MODEL_LEN // block_size) + 1
+    max_num_seqs = draw(st.integers(1, 6))
+    return {
+        "max_num_seqs": max_num_seqs,
+        "max_num_batched_tokens": draw(st.integers(max_num_seqs, 40)),
+        "long_prefill_token_threshold": draw(st.integers(0, 6)),
+        "block_size": block_size,
+        "num_gpu_blocks": draw(st.integers(min_blocks, 3 * min_blocks)),
+        "max_model_len": MAX_MODEL_LEN,
+        "enable_prefix_caching": draw(st.booleans()),
+    }
+
+
+def _run(jobs: list[Job], config: dict[str, Any]) -> list[list[int]]:
+    return run_jobs(LLMEngine(make_runner(**config), **config), jobs)
+
+
+@settings(max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(jobs=workloads(), config=engine_configs())
+def test_greedy_outputs_equal_the_no_cache_reference(
+    jobs: list[Job], config: dict[str, Any]
+) -> None:
+    model = TinyModel(tiny_weights())
+    expected = [reference_greedy(model, job.prompt, job.params) for job in jobs]
+    assert _run(jobs, config) == expected
+
+
+def test_greedy_outputs_survive_preemption() -> None:
+    params = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True)
+    jobs = [Job(tuple(range(10 * i, 10 * i + 12)), params) for i in range(5)]
+    config = {"block_size": 4, "num_gpu_blocks": 13, "max_model_len": MAX_MODEL_LEN}
+    engine = LLMEngine(make_runner(**config), **config)
+    preemptions: list[StatusChanged] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, StatusChanged) and event.new_status == RequestStatus.PREEMPTED:
+            preemptions.append(event)
+
+    engine.bus.subscribe(on_event)
+    outputs = run_jobs(engine, jobs)
+    model = TinyModel(tiny_weights())
+    assert preemptions, "the workload was meant to preempt"
+    assert outputs == [reference_greedy(model, job.prompt, job.params) for job in jobs]
+
+
+def test_greedy_outputs_with_prefix_cache_hits() -> None:
+    shared = tuple(range(40, 60))
+    params = SamplingParams(temperature=0, max_tokens=6)
+    jobs = [Job((*shared, 1), params), Job((*shared, 2, 3), params, arrival=2)]
+    config = {"block_size": 4, "enable_prefix_caching": True}
+    engine = LLMEngine(make_runner(**config), **config)
+    ids = [engine.add_request(list(jobs[0].prompt), params)]
+    engine.step()
+    ids.append(engine.add_request(list(jobs[1].prompt), params))
+    outputs: dict[str, list[int]] = {}
+    cached: dict[str, int] = {}
+    while engine.has_unfinished_requests():
+        for out in engine.step():
+            if out.finished:
+                outputs[out.request_id] = list(out.outputs[0].token_ids)
+                cached[out.request_id] = out.num_cached_tokens
+    model = TinyModel(tiny_weights())
+    assert cached[ids[1]] == 20
+    assert [outputs[i] for i in ids] == [reference_greedy(model, j.prompt, params) for j in jobs]
