@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/minivllm generate "Hello, minivllm!" "The KV cache is paged." --max-tokens 24
+	$(BIN)/lifecycle-trace demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

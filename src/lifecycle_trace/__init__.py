@@ -1,1 +1,51 @@
-"""lifecycle_trace: record, rebuild, check and export the lifecycle of minivllm requests."""
+"""lifecycle_trace: record, rebuild, check and export the lifecycle of minivllm requests.
+
+One idea: the engine's typed events are the record. An :class:`EventLog`
+holds them (gap-checked), :func:`build_timelines` folds them into one
+:class:`Timeline` per request, :mod:`lifecycle_trace.store` keeps them as JSON
+Lines, :mod:`lifecycle_trace.logging` logs them with structlog, and
+:mod:`lifecycle_trace.lab` answers lab 01's questions. The invariant checker
+lives in :mod:`lifecycle_trace.checker`.
+"""
+
+from typing import Any
+
+from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
+from lifecycle_trace.lab import trace_from_events, trace_request
+from lifecycle_trace.logging import JsonLogObserver, make_json_logger
+from lifecycle_trace.store import JsonlWriter, read_jsonl, replay, write_jsonl
+from lifecycle_trace.timeline import Sample, Segment, Timeline, TimelineBuilder, build_timelines
+
+__all__ = [
+    "EventLog",
+    "InvariantChecker",
+    "JsonLogObserver",
+    "JsonlWriter",
+    "Recorder",
+    "Sample",
+    "Segment",
+    "SequenceError",
+    "Timeline",
+    "TimelineBuilder",
+    "Violation",
+    "build_timelines",
+    "check",
+    "make_json_logger",
+    "read_jsonl",
+    "record",
+    "replay",
+    "trace_from_events",
+    "trace_request",
+    "write_jsonl",
+]
+
+_FROM_CHECKER = ("InvariantChecker", "Violation", "check")
+
+
+def __getattr__(name: str) -> Any:
+    # The checker is imported on first use, so importing the package stays cheap.
+    if name in _FROM_CHECKER:
+        from lifecycle_trace import checker
+
+        return getattr(checker, name)
+    raise AttributeError(f"module 'lifecycle_trace' has no attribute {name!r}")

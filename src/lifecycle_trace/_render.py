@@ -1,0 +1,131 @@
+"""Plain-text pictures of timelines: the per-request table, the status chart, the stats table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from lifecycle_trace.stats import Summary
+from lifecycle_trace.timeline import Timeline
+from minivllm.request import RequestStatus
+
+STATUS_LETTERS: Mapping[RequestStatus, str] = {
+    RequestStatus.WAITING: "W",
+    RequestStatus.RUNNING: "R",
+    RequestStatus.PREEMPTED: "P",
+    RequestStatus.FINISHED_STOPPED: "S",
+    RequestStatus.FINISHED_LENGTH_CAPPED: "L",
+    RequestStatus.FINISHED_ABORTED: "A",
+    RequestStatus.FINISHED_IGNORED: "I",
+}
+
+LEGEND = (
+    "W waiting  R running  P preempted  "
+    "S finished (stop)  L finished (length)  A aborted  I ignored  . not live"
+)
+
+
+def _ms(ns: float | None) -> str:
+    return "-" if ns is None else f"{ns / 1e6:.3f}"
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """Left-aligned first column, right-aligned others, two spaces apart."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def timeline_table(timelines: Mapping[str, Timeline]) -> str:
+    """One row per request: sizes, the steps that matter, preemptions, finish, latencies (ms)."""
+    header = [
+        "request",
+        "prompt",
+        "out",
+        "added",
+        "sched",
+        "prefill@",
+        "chunks",
+        "done@",
+        "preempt",
+        "finish",
+        "queue_ms",
+        "ttft_ms",
+        "tpot_ms",
+        "e2e_ms",
+    ]
+    rows = []
+    for t in timelines.values():
+        first = t.first_running_step
+        prefill = t.prefill_step
+        done = t.finished_step
+        rows.append(
+            [
+                t.request_id,
+                str(t.num_prompt_tokens),
+                str(t.num_output_tokens),
+                str(t.added_step),
+                "-" if first is None else str(first),
+                "-" if prefill is None else str(prefill),
+                "+".join(map(str, t.chunk_sizes)) or "-",
+                "-" if done is None else str(done),
+                str(t.num_preemptions),
+                t.finish_reason or "-",
+                _ms(t.queue_time_ns),
+                _ms(t.ttft_ns),
+                _ms(t.tpot_ns),
+                _ms(t.e2e_time_ns),
+            ]
+        )
+    return table(rows, header)
+
+
+def status_chart(timelines: Mapping[str, Timeline], width: int = 80) -> str:
+    """One row per request, one column per step, one letter per end-of-step status.
+
+    Long runs are cut into blocks of ``width`` steps.
+    """
+    if not timelines:
+        return "(no requests)"
+    first = min(t.added_step for t in timelines.values())
+    last = max(t.last_step for t in timelines.values())
+    name_width = max(len("step"), *(len(rid) for rid in timelines))
+    rows: dict[str, list[str]] = {}
+    for rid, t in timelines.items():
+        cells = ["."] * (last - first + 1)
+        for s in t.samples:
+            cells[s.step - first] = STATUS_LETTERS[s.status]
+        rows[rid] = cells
+    blocks = []
+    width = max(10, width)
+    for start in range(first, last + 1, width):
+        stop = min(start + width, last + 1)
+        ruler = "".join(
+            str(step // 10 % 10) if step % 10 == 0 else " " for step in range(start, stop)
+        )
+        units = "".join(str(step % 10) for step in range(start, stop))
+        lines = [f"{'step':<{name_width}}  {ruler}".rstrip(), f"{'':<{name_width}}  {units}"]
+        for rid, cells in rows.items():
+            lines.append(f"{rid:<{name_width}}  {''.join(cells[start - first : stop - first])}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n\n" + LEGEND
+
+
+def stats_table(summaries: Mapping[str, Summary | None]) -> str:
+    """One row per metric: count, mean and percentiles in milliseconds."""
+    header = ["metric", "count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms"]
+    rows = []
+    for name, s in summaries.items():
+        if s is None:
+            rows.append([name, "0", "-", "-", "-", "-", "-"])
+        else:
+            rows.append(
+                [name, str(s.count), *(_ms(v) for v in (s.mean, s.p50, s.p90, s.p99, s.max))]
+            )
+    return table(rows, header)

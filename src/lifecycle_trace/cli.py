@@ -1,0 +1,231 @@
+"""``lifecycle-trace``: run, store, show, check and summarise request lifecycles.
+
+Commands: ``demo`` (a small traced workload, explained), ``run`` (prompts to a
+stored log), ``show LOG`` (timeline table and status chart), ``check LOG``
+(invariants; exit status 1 on any violation), ``stats LOG`` (latency summaries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from lifecycle_trace import _demo, _render
+from lifecycle_trace.eventlog import EventLog
+from lifecycle_trace.logging import make_json_logger
+from lifecycle_trace.stats import summarize_timelines
+from lifecycle_trace.store import CorruptLogError, UnsupportedEventError, read_jsonl, write_jsonl
+from lifecycle_trace.timeline import Timeline, build_timelines
+from minivllm.engine.llm_engine import LLMEngine
+from minivllm.events import Event
+from minivllm.sampling_params import SamplingParams
+
+__all__ = ["build_parser", "main"]
+
+
+class _CommandError(Exception):
+    """A user-facing failure: printed as ``lifecycle-trace: error: ...``, exit status 2."""
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--model", default="dummy", help="'dummy', 'tiny' or a path to an .npz file")
+    g.add_argument("--max-num-seqs", type=int, default=128)
+    g.add_argument("--max-num-batched-tokens", type=int, default=2048)
+    g.add_argument("--max-model-len", type=int, default=1024)
+    g.add_argument("--num-gpu-blocks", type=int, default=2048)
+    g.add_argument("--block-size", type=int, default=16)
+    g.add_argument("--long-prefill-token-threshold", type=int, default=0)
+    g.add_argument("--no-chunked-prefill", action="store_true")
+    g.add_argument("--enable-prefix-caching", action="store_true")
+    g.add_argument("--seed", type=int, default=0)
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--max-tokens", type=int, default=16)
+    g.add_argument("--min-tokens", type=int, default=0)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--ignore-eos", action="store_true")
+    g.add_argument("--stop-token-id", type=int, action="append", default=[])
+    g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lifecycle-trace`` argument parser."""
+    parser = argparse.ArgumentParser(prog="lifecycle-trace", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="trace a small mixed workload and explain it")
+    demo.add_argument("--log", type=Path, help="also store the event log here (JSON Lines)")
+    demo.add_argument("--json-log", action="store_true", help="log every event to stderr")
+
+    run = sub.add_parser("run", help="run prompts through the engine and store the event log")
+    run.add_argument("prompts", nargs="+", help="prompt texts")
+    run.add_argument("-o", "--output", type=Path, required=True, help="log file to write")
+    run.add_argument("--json-log", action="store_true", help="log every event to stderr")
+    run.add_argument("--show", action="store_true", help="print the timelines afterwards")
+    _add_engine_options(run)
+    _add_sampling_options(run)
+
+    for name, text in (
+        ("show", "per-request timeline table and per-step status chart"),
+        ("check", "check the lifecycle invariants; exit status 1 on any violation"),
+        ("stats", "TTFT, TPOT, queue and end-to-end time summaries"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("log", type=Path, help="a JSON Lines event log")
+        p.add_argument("--lenient", action="store_true", help="skip corrupt lines (with a warning)")
+        if name == "show":
+            p.add_argument("--width", type=int, default=80, help="steps per chart block")
+    return parser
+
+
+def _print_timelines(timelines: dict[str, Timeline], width: int = 80) -> None:
+    print(_render.status_chart(timelines, width=width))
+    print()
+    print(_render.timeline_table(timelines))
+
+
+def _load(path: Path, lenient: bool) -> EventLog:
+    if not path.is_file():
+        raise _CommandError(f"no such log file: {path}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = read_jsonl(path, lenient=lenient)
+    for w in caught:
+        print(f"lifecycle-trace: warning: {w.message}", file=sys.stderr)
+    return EventLog(loaded.events) if loaded.complete else _gappy(loaded.events)
+
+
+def _gappy(events: Sequence[Event]) -> EventLog:
+    # Lines were dropped, so sequence numbers may skip; keep what is contiguous from the start.
+    log = EventLog()
+    for event in events:
+        try:
+            log.append(event)
+        except ValueError as exc:
+            print(f"lifecycle-trace: warning: {exc}; reading stops there", file=sys.stderr)
+            break
+    return log
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    workload = _demo.demo_workload()
+    observers = (make_json_logger(sys.stderr),) if args.json_log else ()
+    log = _demo.run_traced(workload, observers)
+    timelines = build_timelines(log)
+    print(_demo.intro(workload))
+    print()
+    print("Status at the end of each step (one row per request, one column per step):")
+    print(_render.status_chart(timelines))
+    print()
+    print("Per-request timelines (steps are engine steps; times in ms on the event clock):")
+    print(_render.timeline_table(timelines))
+    print()
+    print("What happened:")
+    for t in timelines.values():
+        print(f"  {_demo.narrate(t)}")
+    print()
+    print(f"{len(log)} events recorded.", end=" ")
+    if args.log is not None:
+        write_jsonl(log, args.log)
+        print(f"Stored in {args.log}; try: lifecycle-trace show {args.log}")
+    else:
+        print("Store them with --log FILE, then try 'show', 'check' and 'stats' on it.")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    params = SamplingParams(
+        max_tokens=args.max_tokens,
+        min_tokens=args.min_tokens,
+        temperature=args.temperature,
+        ignore_eos=args.ignore_eos,
+        stop_token_ids=tuple(args.stop_token_id),
+        stop=tuple(args.stop),
+    )
+    engine = LLMEngine(
+        args.model,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        max_model_len=args.max_model_len,
+        num_gpu_blocks=args.num_gpu_blocks,
+        block_size=args.block_size,
+        long_prefill_token_threshold=args.long_prefill_token_threshold,
+        enable_chunked_prefill=not args.no_chunked_prefill,
+        enable_prefix_caching=args.enable_prefix_caching,
+        seed=args.seed,
+    )
+    log = EventLog()
+    engine.bus.subscribe(log)
+    if args.json_log:
+        engine.bus.subscribe(make_json_logger(sys.stderr))
+    for prompt in args.prompts:
+        engine.add_request(prompt, params)
+    while engine.has_unfinished_requests():
+        engine.step()
+    n = write_jsonl(log, args.output)
+    print(f"{n} events over {engine.step_index} steps written to {args.output}")
+    if args.show:
+        _print_timelines(build_timelines(log))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    log = _load(args.log, args.lenient)
+    _print_timelines(build_timelines(log), width=args.width)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from lifecycle_trace.checker import check  # the checker is optional at import time
+
+    log = _load(args.log, args.lenient)
+    violations = check(log)
+    if not violations:
+        print(f"{args.log}: {len(log)} events, no invariant violated")
+        return 0
+    print(f"{args.log}: {len(violations)} violation(s)")
+    for v in violations:
+        seqs = ",".join(map(str, v.seqs))
+        print(f"  [{v.invariant}] request {v.request_id} step {v.step} seq {seqs}: {v.message}")
+    return 1
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    log = _load(args.log, args.lenient)
+    timelines = build_timelines(log).values()
+    finished = [t for t in timelines if t.finished]
+    print(
+        f"{args.log}: {len(timelines)} requests, {len(finished)} finished "
+        f"({sum(t.num_preemptions for t in timelines)} preemptions)"
+    )
+    print(_render.stats_table(summarize_timelines(timelines)))
+    return 0
+
+
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "run": _cmd_run,
+    "show": _cmd_show,
+    "check": _cmd_check,
+    "stats": _cmd_stats,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lifecycle-trace`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (_CommandError, CorruptLogError, UnsupportedEventError, ValueError) as exc:
+        print(f"lifecycle-trace: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
