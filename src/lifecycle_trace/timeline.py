@@ -156,7 +156,7 @@ class Timeline:
                     f"request {self.request_id!r}: step {step} is past the end of the log "
                     f"(step {self.last_step}) and the request had not finished"
                 )
-            step = self.last_step
+            return self._sample(len(self.change_steps) - 1, step)
         # change_steps[0] == added_step, so the index is never negative here.
         return self._sample(bisect_right(self.change_steps, step) - 1, step)
 
