@@ -1,0 +1,467 @@
+"""The invariant checker: silent on correct runs, precise on corrupted event streams.
+
+Each corruption test takes a real log, breaks exactly one thing, and checks
+which violation the checker reports (invariant, request, step, and the
+sequence number of the corrupted event). Removing any one check from the
+checker makes its test fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+
+from lifecycle_trace.checker import (
+    INVARIANTS,
+    LEGAL_TRANSITIONS,
+    InvariantChecker,
+    Violation,
+    check,
+    format_violations,
+)
+from lifecycle_trace.testing import Scenario, run_scenario, scenarios
+from minivllm import DummyModelRunner, LLMEngine, ModelRunnerOutput, RequestStatus, SamplingParams
+from minivllm.core.sched.output import SchedulerOutput
+from minivllm.events import (
+    BlocksAllocated,
+    BlocksFreed,
+    CounterUpdated,
+    EngineConfigured,
+    Event,
+    RequestAdded,
+    StatusChanged,
+    StepFinished,
+    StepStarted,
+)
+from minivllm.workload import Workload, run_workload
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "vllm_examples"
+S = RequestStatus
+
+
+@cache
+def reference_log(name: str) -> tuple[Event, ...]:
+    """The event log of one reference workload (a, b, c or d)."""
+    events: list[Event] = []
+    workload = Workload.load(DATA / f"{name}.json")
+    list(run_workload(workload, on_engine=lambda e: e.bus.subscribe(events.append)))
+    return tuple(events)
+
+
+def renumber(events: Sequence[Event]) -> list[Event]:
+    """Gapless sequence numbers again after events were inserted or removed."""
+    return [attrs.evolve(e, seq=i) for i, e in enumerate(events)]
+
+
+def index_of(events: Sequence[Event], kind: type[Event], nth: int = 0, **fields: Any) -> int:
+    """Position of the ``nth`` event of ``kind`` whose fields match ``fields``."""
+    hits = [
+        i
+        for i, e in enumerate(events)
+        if type(e) is kind and all(getattr(e, k) == v for k, v in fields.items())
+    ]
+    return hits[nth]
+
+
+def replace(events: Sequence[Event], i: int, **changes: Any) -> list[Event]:
+    """The log with event ``i`` changed."""
+    out = list(events)
+    out[i] = attrs.evolve(out[i], **changes)
+    return out
+
+
+def summary(violations: Sequence[Violation]) -> list[tuple[str, str | None, int]]:
+    """(invariant, request, step) of each violation, for compact assertions."""
+    return [(v.invariant, v.request_id, v.step) for v in violations]
+
+
+# -- clean runs ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a", "b", "c", "d"])
+def test_reference_runs_are_clean(name: str) -> None:
+    assert check(reference_log(name)) == []
+
+
+@settings(max_examples=30)
+@given(scenarios())
+def test_random_runs_are_clean_live_and_offline(scenario: Scenario) -> None:
+    live = InvariantChecker()
+    log: list[Event] = []
+    run_scenario(scenario, (live, log.append))
+    assert live.finish() == []
+    assert check(log) == []
+
+
+class FlakyRunner(DummyModelRunner):
+    """Returns one malformed output at a chosen step, so the engine undoes that step."""
+
+    def __init__(self, bad_step: int) -> None:
+        super().__init__(token_id=7)
+        self.calls = 0
+        self.bad_step = bad_step
+
+    def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
+        out = super().execute_model(scheduler_output)
+        self.calls += 1
+        if self.calls - 1 == self.bad_step:
+            return ModelRunnerOutput(out.req_ids, [[999] for _ in out.req_ids])
+        return out
+
+
+@pytest.mark.parametrize("bad_step", [0, 1, 3])
+def test_an_undone_step_is_not_a_violation(bad_step: int) -> None:
+    checker = InvariantChecker()
+    engine = LLMEngine(FlakyRunner(bad_step), max_num_batched_tokens=8, max_num_seqs=2)
+    engine.bus.subscribe(checker)
+    engine.add_request([1] * 10, SamplingParams(max_tokens=3))
+    engine.add_request([2] * 3, SamplingParams(max_tokens=3))
+    refused = 0
+    while engine.has_unfinished_requests():
+        try:
+            engine.step()
+        except ValueError:
+            refused += 1
+    assert refused == 1
+    assert checker.finish() == []
+
+
+def test_violation_names_invariant_request_step_and_events() -> None:
+    v = Violation("decode_gap", "r1", 7, (40, 41), "decoding with ...")
+    assert str(v) == "[decode_gap] step 7 request r1 (events 40, 41): decoding with ..."
+    assert format_violations([v, v]).count("\n") == 1
+    assert "decode_gap" in INVARIANTS
+
+
+def test_transition_table_is_the_reference_one() -> None:
+    finished = [s for s in S if S.is_finished(s)]
+    for old, new in LEGAL_TRANSITIONS:
+        assert not S.is_finished(old)
+        assert old != new
+    assert not any((f, s) in LEGAL_TRANSITIONS for f in finished for s in S)
+    assert {(S.WAITING, S.RUNNING), (S.RUNNING, S.PREEMPTED), (S.PREEMPTED, S.RUNNING)} < set(
+        LEGAL_TRANSITIONS
+    )
+
+
+def test_finish_is_idempotent_and_live_use_sees_the_same() -> None:
+    checker = InvariantChecker()
+    for e in reference_log("c"):
+        checker(e)
+    assert checker.finish() == checker.finish() == []
+
+
+# -- corrupted streams ----------------------------------------------------------
+
+Corruption = Callable[[list[Event]], list[Event]]
+
+
+def _gap(log: list[Event]) -> list[Event]:
+    k = len(log) // 2
+    return log[:k] + [attrs.evolve(e, seq=e.seq + 1) for e in log[k:]]
+
+
+def test_event_order() -> None:
+    log = _gap(list(reference_log("a")))
+    assert summary(check(log)) == [("event_order", None, log[len(log) // 2].step)]
+
+
+def test_engine_configured_first() -> None:
+    log = renumber(reference_log("a")[1:])
+    assert summary(check(log)) == [("engine_configured", None, 0)]
+
+
+def test_engine_configured_once() -> None:
+    base = list(reference_log("a"))
+    log = renumber([base[0], base[0], *base[1:]])
+    assert summary(check(log)) == [("engine_configured", None, 0)]
+
+
+def test_request_identity_duplicate_add() -> None:
+    base = list(reference_log("a"))
+    log = renumber([*base[:2], base[1], *base[2:]])
+    violations = check(log)
+    assert summary(violations) == [("request_identity", "r0", 0)]
+    assert violations[0].seqs == (1, 2)
+
+
+def test_request_identity_unknown_request() -> None:
+    base = list(reference_log("a"))
+    ghost = attrs.evolve(base[5], request_id="ghost")
+    log = renumber([*base[:6], ghost, *base[6:]])
+    assert summary(check(log)) == [("request_identity", "ghost", 0)]
+
+
+def test_status_consistent() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, StatusChanged, new_status=S.FINISHED_LENGTH_CAPPED)
+    violations = check(replace(base, i, old_status=S.WAITING))
+    assert summary(violations) == [("status_consistent", "r0", 4)]
+    assert base[i].seq in violations[0].seqs
+
+
+def test_legal_transition() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, StatusChanged, new_status=S.FINISHED_LENGTH_CAPPED)
+    violations = check(replace(base, i, new_status=S.FINISHED_IGNORED))
+    assert summary(violations) == [("legal_transition", "r0", 4)]
+    assert "RUNNING -> FINISHED_IGNORED" in violations[0].message
+
+
+def test_finished_is_final() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, StatusChanged, new_status=S.FINISHED_LENGTH_CAPPED)
+    revive = attrs.evolve(base[i], old_status=S.FINISHED_LENGTH_CAPPED, new_status=S.RUNNING)
+    log = renumber([*base[: i + 1], revive, *base[i + 1 :]])
+    violations = check(log)
+    assert summary(violations) == [("finished_is_final", "r0", 4)]
+    assert violations[0].seqs == (i, i + 1)
+
+
+def test_counter_consistent() -> None:
+    base = list(reference_log("c"))
+    i = index_of(base, CounterUpdated, counter="num_preemptions")
+    assert summary(check(replace(base, i, old=5))) == [("counter_consistent", "r1", 9)]
+
+
+def test_counter_consistent_on_status_snapshot() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, StatusChanged, new_status=S.FINISHED_LENGTH_CAPPED)
+    assert summary(check(replace(base, i, num_tokens=99))) == [("counter_consistent", "r0", 4)]
+
+
+def test_computed_monotonic() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, StepFinished, step=2)
+    down = CounterUpdated(
+        seq=0, step=3, ts_ns=0, request_id="r0", counter="num_computed_tokens", old=14, new=13
+    )
+    up = attrs.evolve(down, old=13, new=14)
+    log = renumber([*base[: i + 1], down, up, *base[i + 1 :]])
+    violations = check(log)
+    assert summary(violations) == [("computed_monotonic", "r0", 3)]
+    assert i + 1 in violations[0].seqs
+
+
+def test_preempted_reset() -> None:
+    base = list(reference_log("c"))
+    i = index_of(base, CounterUpdated, counter="num_computed_tokens", new=0)
+    violations = check(renumber(base[:i] + base[i + 1 :]))
+    # Later events still start from 0, so the missing reset also breaks their counters.
+    assert summary(violations)[0] == ("preempted_reset", "r1", 9)
+
+
+def test_computed_bounds() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, CounterUpdated, counter="num_computed_tokens", old=0)
+    violations = check(replace(base, i, new=13))
+    assert summary(violations)[0] == ("computed_bounds", "r0", 0)
+    assert base[i].seq in violations[0].seqs
+
+
+def test_computed_bounds_max_model_len() -> None:
+    base = list(reference_log("a"))
+    violations = check(replace(base, 0, max_model_len=12))
+    assert summary(violations)[0] == ("computed_bounds", "r0", 0)
+
+
+def test_decode_gap() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, CounterUpdated, counter="num_tokens", step=2)
+    violations = check(renumber(base[:i] + base[i + 1 :]))
+    assert summary(violations)[0] == ("decode_gap", "r0", 2)
+
+
+def test_decode_advance_two_tokens_in_a_step() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, CounterUpdated, counter="num_tokens", step=2)
+    extra = attrs.evolve(base[i], old=15, new=16)
+    violations = check(renumber([*base[: i + 1], extra, *base[i + 1 :]]))
+    assert summary(violations)[0] == ("decode_advance", "r0", 2)
+
+
+def test_scheduled_consistent() -> None:
+    base = list(reference_log("b"))
+    i = index_of(base, StepFinished, step=0)
+    violations = check(replace(base, i, num_scheduled_tokens={"r0": 255}))
+    assert summary(violations) == [("scheduled_consistent", "r0", 0)]
+
+
+def test_token_budget() -> None:
+    base = list(reference_log("b"))
+    violations = check(replace(base, 0, max_num_batched_tokens=255))
+    assert summary(violations) == [("token_budget", None, 0), ("token_budget", None, 1)]
+
+
+def test_long_prefill_threshold() -> None:
+    base = list(reference_log("b"))
+    violations = check(replace(base, 0, long_prefill_token_threshold=100))
+    assert summary(violations) == [
+        ("long_prefill_threshold", "r0", 0),
+        ("long_prefill_threshold", "r0", 1),
+    ]
+
+
+def test_max_num_seqs() -> None:
+    base = list(reference_log("d"))
+    violations = check(replace(base, 0, max_num_seqs=3))
+    assert violations
+    assert {v.invariant for v in violations} == {"max_num_seqs"}
+    assert summary(violations)[0] == ("max_num_seqs", "r3", 1)
+
+
+def test_no_admission_after_preemption() -> None:
+    base = list(reference_log("c"))
+    i = index_of(base, CounterUpdated, counter="num_preemptions")
+    p = index_of(base, StatusChanged, new_status=S.PREEMPTED)
+    readmit = attrs.evolve(
+        base[p], old_status=S.PREEMPTED, new_status=S.RUNNING, num_computed_tokens=0
+    )
+    violations = check(renumber([*base[: i + 1], readmit, *base[i + 1 :]]))
+    assert summary(violations)[0] == ("no_admission_after_preemption", "r1", 9)
+    assert violations[0].seqs == (p, i + 1)
+
+
+def test_preempt_last() -> None:
+    base = list(reference_log("c"))
+    a = index_of(base, StatusChanged, request_id="r0", new_status=S.RUNNING)
+    b = index_of(base, StatusChanged, request_id="r1", new_status=S.RUNNING)
+    log = list(base)
+    log[a], log[b] = base[b], base[a]
+    violations = check(renumber(log))
+    assert summary(violations) == [("preempt_last", "r1", 9)]
+
+
+def test_kv_accounting() -> None:
+    base = list(reference_log("c"))
+    i = index_of(base, StepFinished, step=5)
+    free = base[i].num_free_blocks  # type: ignore[attr-defined]
+    assert summary(check(replace(base, i, num_free_blocks=free + 1))) == [
+        ("kv_accounting", None, 5)
+    ]
+
+
+def test_kv_accounting_used_vs_held() -> None:
+    base = list(reference_log("c"))
+    i = index_of(base, StepFinished, step=5)
+    e = base[i]
+    log = replace(
+        base,
+        i,
+        num_free_blocks=e.num_free_blocks + 1,  # type: ignore[attr-defined]
+        num_used_blocks=e.num_used_blocks - 1,  # type: ignore[attr-defined]
+    )
+    assert summary(check(log)) == [("kv_accounting", None, 5)]
+
+
+def test_request_blocks_partial_free() -> None:
+    base = list(reference_log("c"))
+    i = index_of(base, BlocksFreed, request_id="r0")
+    violations = check(replace(base, i, num_blocks=base[i].num_blocks - 1))  # type: ignore[attr-defined]
+    assert summary(violations) == [("request_blocks", "r0", 39)]
+
+
+def test_request_blocks_finished_without_free() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, BlocksFreed, request_id="r0")
+    violations = check(renumber(base[:i] + base[i + 1 :]))
+    assert summary(violations)[0] == ("request_blocks", "r0", 4)
+    assert {v.invariant for v in violations} == {"request_blocks", "kv_accounting"}
+
+
+def test_request_blocks_too_few_for_computed() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, BlocksAllocated, request_id="r0")
+    log = replace(base, i, num_new_blocks=0)
+    j = index_of(log, BlocksFreed, request_id="r0")
+    log = replace(log, j, num_blocks=0)
+    violations = check(log)
+    assert summary(violations)[0] == ("request_blocks", "r0", 0)
+    assert {v.invariant for v in violations} == {"request_blocks", "kv_accounting"}
+
+
+def test_output_bounds() -> None:
+    base = list(reference_log("a"))
+    violations = check(replace(base, 1, max_tokens=4))
+    assert summary(violations) == [("length_cap", "r0", 3), ("output_bounds", "r0", 4)]
+
+
+def test_min_tokens() -> None:
+    base = list(reference_log("a"))
+    assert summary(check(replace(base, 1, min_tokens=6))) == [("min_tokens", "r0", 4)]
+
+
+def test_min_tokens_waived_at_max_model_len() -> None:
+    base = list(reference_log("a"))
+    log = replace(base, 1, min_tokens=6)
+    log = replace(log, 0, max_model_len=17)
+    assert check(log) == []
+
+
+def test_length_cap_early() -> None:
+    base = list(reference_log("a"))
+    assert summary(check(replace(base, 1, max_tokens=6))) == [("length_cap", "r0", 4)]
+
+
+def test_step_summary() -> None:
+    base = list(reference_log("d"))
+    i = index_of(base, StepFinished, step=3)
+    e = base[i]
+    log = replace(base, i, num_waiting=e.num_waiting + 1)  # type: ignore[attr-defined]
+    assert summary(check(log)) == [("step_summary", None, 3)]
+
+
+def test_step_summary_at_step_start() -> None:
+    base = list(reference_log("d"))
+    i = index_of(base, StepStarted, step=3)
+    log = replace(base, i, num_running=0)
+    assert summary(check(log)) == [("step_summary", None, 3)]
+
+
+def test_all_finished() -> None:
+    base = list(reference_log("a"))
+    late = attrs.evolve(base[1], request_id="late", step=5)
+    assert summary(check(renumber([*base, late]))) == [("all_finished", "late", 4)]
+
+
+def test_kv_drained() -> None:
+    base = list(reference_log("a"))
+    late = attrs.evolve(base[1], request_id="late", step=5)
+    grab = BlocksAllocated(
+        seq=0, step=5, ts_ns=0, request_id="late", num_new_blocks=1, num_cached_blocks=0
+    )
+    violations = check(renumber([*base, late, grab]))
+    assert summary(violations) == [("all_finished", "late", 4), ("kv_drained", "late", 4)]
+
+
+def test_kv_drained_pool_not_free() -> None:
+    base = list(reference_log("a"))
+    config: EngineConfigured = base[0]  # type: ignore[assignment]
+    log = replace(base, 0, num_gpu_blocks=config.num_gpu_blocks + 1)
+    violations = check(log)
+    assert ("kv_drained", None, 4) in summary(violations)
+    assert {v.invariant for v in violations} == {"kv_accounting", "kv_drained"}
+
+
+def test_every_invariant_has_a_corruption_test() -> None:
+    names = {
+        name.removeprefix("test_")
+        for name, obj in globals().items()
+        if name.startswith("test_") and callable(obj)
+    }
+    missing = [inv for inv in INVARIANTS if not any(n.startswith(inv) for n in names)]
+    assert missing == []
+
+
+def test_added_request_event_is_checked_by_type() -> None:
+    # RequestAdded is what creates a request: without it, everything is unknown.
+    base = list(reference_log("a"))
+    i = index_of(base, RequestAdded)
+    violations = check(renumber(base[:i] + base[i + 1 :]))
+    assert ("request_identity", "r0", 0) in summary(violations)
