@@ -6,11 +6,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiny_support import Job, make_runner, reference_greedy, run_jobs, tiny_weights
+from tiny_support import Job, make_runner, reference_greedy, reference_model, run_jobs
 
 from minivllm import LLMEngine, SamplingParams
 from minivllm.events import StepFinished
-from minivllm.model_executor.tiny_model import TinyModel
 
 MAX_MODEL_LEN = 48
 
@@ -63,7 +62,7 @@ def _run(jobs: list[Job], config: dict[str, Any]) -> list[list[int]]:
 def test_greedy_outputs_equal_the_no_cache_reference(
     jobs: list[Job], config: dict[str, Any]
 ) -> None:
-    model = TinyModel(tiny_weights())
+    model = reference_model()
     expected = [reference_greedy(model, job.prompt, job.params) for job in jobs]
     assert _run(jobs, config) == expected
 
@@ -76,7 +75,7 @@ def test_greedy_outputs_survive_preemption() -> None:
     preempted: list[str] = []
     engine.bus.subscribe(lambda event: preempted.extend(event.preempted_req_ids), StepFinished)
     outputs = run_jobs(engine, jobs)
-    model = TinyModel(tiny_weights())
+    model = reference_model()
     assert preempted, "the workload was meant to preempt"
     assert outputs == [reference_greedy(model, job.prompt, job.params) for job in jobs]
 
@@ -97,6 +96,6 @@ def test_greedy_outputs_with_prefix_cache_hits() -> None:
             if out.finished:
                 outputs[out.request_id] = list(out.outputs[0].token_ids)
                 cached[out.request_id] = out.num_cached_tokens
-    model = TinyModel(tiny_weights())
+    model = reference_model()
     assert cached[ids[1]] == 20
     assert [outputs[i] for i in ids] == [reference_greedy(model, j.prompt, params) for j in jobs]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from tiny_support import CheckingRunner, Job, run_jobs, tiny_weights
@@ -9,19 +11,21 @@ from tiny_support import CheckingRunner, Job, run_jobs, tiny_weights
 from minivllm import LLMEngine, SamplingParams
 
 TOLERANCE = 1e-9  # float64 throughout; only summation order differs
+FLOAT32_TOLERANCE = 1e-4
 
 
 def _prompt(seed: int, length: int) -> tuple[int, ...]:
     return tuple(int(t) for t in np.random.default_rng(seed).integers(0, 256, length))
 
 
-def _checked_run(jobs: list[Job], **config: object) -> CheckingRunner:
+def _checked_run(jobs: list[Job], dtype: Any = np.float64, **config: Any) -> CheckingRunner:
     runner = CheckingRunner(
         tiny_weights(),
-        num_gpu_blocks=int(config["num_gpu_blocks"]),  # type: ignore[call-overload]
-        block_size=int(config["block_size"]),  # type: ignore[call-overload]
+        num_gpu_blocks=config["num_gpu_blocks"],
+        block_size=config["block_size"],
+        dtype=dtype,
     )
-    engine = LLMEngine(runner, **config)  # type: ignore[arg-type]
+    engine = LLMEngine(runner, **config)
     run_jobs(engine, jobs)
     return runner
 
@@ -43,6 +47,17 @@ def test_chunked_batched_logits_match_full_pass(budget: int, threshold: int) -> 
     )
     assert runner.num_checked_tokens == sum(len(j.prompt) + 5 for j in jobs)
     assert runner.max_error < TOLERANCE
+
+
+def test_float32_logits_match_within_float32_rounding() -> None:
+    params = SamplingParams(temperature=0, max_tokens=6, ignore_eos=True)
+    jobs = [Job(_prompt(i, 10 + 7 * i), params, arrival=i) for i in range(4)]
+    runner = _checked_run(
+        jobs, np.float32, max_num_seqs=4, max_num_batched_tokens=8, long_prefill_token_threshold=3,
+        block_size=4, num_gpu_blocks=64, max_model_len=64,
+    )
+    assert runner.model.dtype is np.float32
+    assert runner.max_error < FLOAT32_TOLERANCE
 
 
 def test_logits_match_after_preemption_and_recompute() -> None:
@@ -74,7 +89,7 @@ def test_logits_match_when_reading_blocks_another_request_wrote() -> None:
 
 
 def test_decode_reads_keys_and_values_from_the_cache() -> None:
-    runner = CheckingRunner(tiny_weights(), num_gpu_blocks=16, block_size=4)
+    runner = CheckingRunner(tiny_weights(), num_gpu_blocks=16, block_size=4, dtype=np.float64)
     engine = LLMEngine(runner, block_size=4, num_gpu_blocks=16, max_model_len=32)
     engine.add_request(list(_prompt(30, 9)), SamplingParams(max_tokens=3, ignore_eos=True))
     engine.step()

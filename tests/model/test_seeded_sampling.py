@@ -69,7 +69,7 @@ class _Favouring(TinyModel):
     """The tiny model with a strong bias towards one token."""
 
     def __init__(self, token: int) -> None:
-        super().__init__(tiny_weights())
+        super().__init__(tiny_weights(), np.float64)
         self.token = token
 
     def compute_logits(self, hidden_states: np.ndarray) -> np.ndarray:

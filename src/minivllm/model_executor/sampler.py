@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -97,9 +98,9 @@ def make_sampling_metadata(
     )
 
 
-def sample(logits: Array, metadata: SamplingMetadata) -> IntArray:
+def sample(logits: NDArray[np.floating[Any]], metadata: SamplingMetadata) -> IntArray:
     """One token per row of ``logits`` (``[rows, vocab_size]``)."""
-    logits = logits.copy()
+    logits = logits.astype(np.float64)  # a copy, so masking leaves the caller's array alone
     logits[metadata.banned_rows, metadata.banned_tokens] = -np.inf
     tokens: IntArray = np.argmax(logits, axis=1)
     random_rows = np.flatnonzero(metadata.temperature >= SAMPLING_EPS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -48,11 +49,18 @@ class TinyModelRunner:
     """Runs :class:`TinyModel` on the scheduler's batches with K/V in a :class:`PagedKVCache`.
 
     ``seed`` is the engine seed: it keys the generators of requests whose
-    ``SamplingParams.seed`` is None.
+    ``SamplingParams.seed`` is None. ``dtype`` is the precision of the model
+    and of its KV cache.
     """
 
     def __init__(
-        self, weights: TinyWeights, *, num_gpu_blocks: int, block_size: int, seed: int = 0
+        self,
+        weights: TinyWeights,
+        *,
+        num_gpu_blocks: int,
+        block_size: int,
+        seed: int = 0,
+        dtype: type[np.floating[Any]] = np.float32,
     ) -> None:
         vocab_size = ByteTokenizer.vocab_size
         if weights.config.vocab_size != vocab_size:
@@ -60,10 +68,10 @@ class TinyModelRunner:
                 f"vocab_size must be {vocab_size} (the byte tokenizer's), "
                 f"got {weights.config.vocab_size}"
             )
-        self.model = TinyModel(weights)
+        self.model = TinyModel(weights, dtype)
         c = weights.config
         self.kv_cache = PagedKVCache(
-            c.num_layers, num_gpu_blocks, block_size, c.num_heads, c.head_dim
+            c.num_layers, num_gpu_blocks, block_size, c.num_heads, c.head_dim, dtype
         )
         self.block_size = block_size
         self.seed = seed
@@ -148,13 +156,13 @@ class TinyModelRunner:
             sampling_requests=[r for r, s in zip(requests, samples, strict=True) if s],
         )
 
-    def forward(self, inputs: StepInputs) -> NDArray[np.float64]:
+    def forward(self, inputs: StepInputs) -> NDArray[np.floating[Any]]:
         """Hidden states of every token in the step (writes this step's K/V to the cache)."""
         return self.model.forward_paged(
             inputs.token_ids, inputs.positions, self.kv_cache, inputs.attention
         )
 
-    def sample(self, hidden_states: NDArray[np.float64], requests: list[Request]) -> IntArray:
+    def sample(self, hidden_states: NDArray[np.floating[Any]], requests: list[Request]) -> IntArray:
         """One token per request from the hidden state of its last computed token."""
         if not requests:
             return np.empty(0, dtype=np.int64)

@@ -8,6 +8,8 @@ separately from prefill chunks so a long chunk does not pad every decode.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import numpy as np
 from numpy.typing import NDArray
@@ -15,7 +17,7 @@ from numpy.typing import NDArray
 from minivllm.model_executor.tiny_kv_cache import PagedKVCache
 from minivllm.model_executor.tiny_layers import masked_softmax
 
-Array = NDArray[np.float64]
+Array = NDArray[np.floating[Any]]
 IntArray = NDArray[np.int64]
 
 
@@ -91,7 +93,7 @@ def paged_attention(
     attend to blocks another request wrote in this same step (a prefix-cache hit).
     """
     out = np.empty_like(query)
-    scale = 1.0 / np.sqrt(query.shape[-1])
+    scale = query.shape[-1] ** -0.5
     for group in metadata.groups:
         key, value = kv_cache.gather(layer, group.block_tables)  # [B, C, H, D]
         q = query[group.token_index].transpose(0, 2, 1, 3)  # [B, H, Q, D]
@@ -104,7 +106,7 @@ def paged_attention(
 
 def causal_attention(query: Array, key: Array, value: Array) -> Array:
     """Plain causal self-attention over one whole sequence, with no cache (the reference)."""
-    scale = 1.0 / np.sqrt(query.shape[-1])
+    scale = query.shape[-1] ** -0.5
     q, k, v = (x.transpose(1, 0, 2) for x in (query, key, value))  # [H, T, D]
     scores = (q @ k.transpose(0, 2, 1)) * scale
     num_tokens = query.shape[0]

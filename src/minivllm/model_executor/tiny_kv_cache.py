@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
-Array = NDArray[np.float64]
+Array = NDArray[np.floating[Any]]
 
 
 class PagedKVCache:
@@ -17,12 +19,18 @@ class PagedKVCache:
     """
 
     def __init__(
-        self, num_layers: int, num_blocks: int, block_size: int, num_heads: int, head_dim: int
+        self,
+        num_layers: int,
+        num_blocks: int,
+        block_size: int,
+        num_heads: int,
+        head_dim: int,
+        dtype: type[np.floating[Any]] = np.float32,
     ) -> None:
         shape = (num_layers, num_blocks, block_size, num_heads, head_dim)
         self.block_size = block_size
-        self.key: Array = np.zeros(shape)
-        self.value: Array = np.zeros(shape)
+        self.key: Array = np.zeros(shape, dtype=dtype)
+        self.value: Array = np.zeros(shape, dtype=dtype)
         # Views with the slots of all blocks in one axis, so a write is one scatter.
         flat = (num_layers, num_blocks * block_size, num_heads, head_dim)
         self._key_slots = self.key.reshape(flat)

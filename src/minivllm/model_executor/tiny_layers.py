@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
-Array = NDArray[np.float64]
+Array = NDArray[np.floating[Any]]
 
 
 def rms_norm(x: Array, weight: Array, eps: float) -> Array:
@@ -14,11 +16,14 @@ def rms_norm(x: Array, weight: Array, eps: float) -> Array:
     return normed
 
 
-def rotary_tables(positions: NDArray[np.int64], head_dim: int, theta: float) -> tuple[Array, Array]:
+def rotary_tables(
+    positions: NDArray[np.int64], head_dim: int, theta: float, dtype: type[np.floating[Any]]
+) -> tuple[Array, Array]:
     """``cos`` and ``sin`` of each position's rotation angles, ``[num_tokens, head_dim/2]`` each."""
+    # Angles in float64 whatever the model's dtype: positions reach the thousands.
     inv_freq = theta ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
     angles = positions.astype(np.float64)[:, None] * inv_freq[None, :]
-    return np.cos(angles), np.sin(angles)
+    return np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
 
 
 def apply_rotary(x: Array, cos: Array, sin: Array) -> Array:

@@ -9,7 +9,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-Array = NDArray[np.float64]
+Array = NDArray[np.floating[Any]]
 
 DEFAULT_WEIGHTS_SEED = 0
 """The seed of ``model="tiny"``: every engine gets the same weights."""
@@ -74,14 +74,16 @@ _SCALARS = ("num_heads", "rope_theta", "norm_eps")
 
 
 def _frozen_array(value: Any) -> Array:
-    array = np.array(value, dtype=np.float64)
+    array = np.array(value)
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
     array.flags.writeable = False
     return array
 
 
 @attrs.frozen(kw_only=True, eq=False)
 class TinyWeights:
-    """Every parameter of the tiny model, float64 and read-only."""
+    """Every parameter of the tiny model, as read-only floating-point arrays."""
 
     config: TinyConfig
     embed: Array = attrs.field(converter=_frozen_array)
@@ -107,6 +109,11 @@ class TinyWeights:
     def arrays(self) -> dict[str, Array]:
         """The weight arrays by name."""
         return {name: getattr(self, name) for name in self.config.weight_shapes()}
+
+    def astype(self, dtype: type[np.floating[Any]]) -> TinyWeights:
+        """The same weights in another floating-point precision."""
+        arrays = {name: array.astype(dtype) for name, array in self.arrays().items()}
+        return TinyWeights(config=self.config, **arrays)
 
 
 def init_weights(config: TinyConfig | None = None, seed: int = DEFAULT_WEIGHTS_SEED) -> TinyWeights:
