@@ -8,6 +8,7 @@ derandomised and database-free, so a CI failure reproduces exactly. CI sets
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -31,30 +32,21 @@ _default = "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 
 
-class WorkloadCounter:
-    """Counts the random workloads the property suite runs (reported at the end of the session)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def add(self) -> None:
-        """Count one more workload."""
-        self.count += 1
-
-
-_COUNTER = WorkloadCounter()
+_WORKLOADS: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="session")
-def workloads() -> WorkloadCounter:
-    """The session's workload counter (session-scoped, so hypothesis tests may use it)."""
-    return _COUNTER
+def workloads() -> Counter[str]:
+    """Random workloads run so far, by kind (session-scoped, so hypothesis tests may use it)."""
+    return _WORKLOADS
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Report how many random workloads the property suite ran."""
-    if _COUNTER.count:
+    total = sum(_WORKLOADS.values())
+    if total:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(_WORKLOADS.items()))
         terminalreporter.write_line(
-            f"property suite: {_COUNTER.count} random workloads "
-            f"(hypothesis profile {settings.get_current_profile_name()})"
+            f"property suite: {total} random workloads ({kinds}; "
+            f"hypothesis profile {settings.get_current_profile_name()})"
         )
