@@ -24,7 +24,7 @@ from minivllm.events import (
 )
 from minivllm.request import RequestStatus
 
-__all__ = ["decode", "encode_dict", "encode_line"]
+__all__ = ["DECODERS", "decode", "encode_dict", "encode_line"]
 
 _STATUS_NAMES = {s: s.name for s in RequestStatus}
 _STATUS_BY_NAME = {s.name: s for s in RequestStatus}
@@ -97,6 +97,9 @@ _ENCODERS: dict[type[Event], Callable[[Event], dict[str, Any]]] = {}
 _DECODERS: dict[str, Callable[[dict[str, Any]], Event]] = {}
 for _cls in EVENT_TYPES:
     _ENCODERS[_cls], _DECODERS[_cls.tag] = _generate(_cls)
+
+DECODERS: Mapping[str, Callable[[dict[str, Any]], Event]] = types.MappingProxyType(_DECODERS)
+"""The generated decoder of each event type, by tag (for loops that dispatch themselves)."""
 
 
 def encode_dict(event: Event) -> dict[str, Any]:

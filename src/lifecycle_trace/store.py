@@ -29,7 +29,7 @@ from typing import IO, Any
 import attrs
 import orjson
 
-from lifecycle_trace._codec import decode, encode_line
+from lifecycle_trace._codec import DECODERS, decode, encode_line
 from lifecycle_trace.timeline import Timeline, build_timelines
 from minivllm.events import EVENT_TYPES_BY_TAG, SCHEMA_VERSION, Event, EventDecodeError
 
@@ -91,9 +91,15 @@ class LoadedLog:
 
 def write_jsonl(events: Iterable[Event], path: str | os.PathLike[str]) -> int:
     """Write ``events`` to ``path`` as JSON Lines (replacing it); return how many."""
-    lines = [encode_line(e) for e in events]
-    Path(path).write_bytes(b"".join(lines))
-    return len(lines)
+    count = 0
+    # One line at a time into a large buffer: holding every line first costs more
+    # in allocation than the encoding itself.
+    with open(path, "wb", buffering=1 << 20) as f:
+        write = f.write
+        for event in events:
+            write(encode_line(event))
+            count += 1
+    return count
 
 
 class JsonlWriter:
@@ -184,9 +190,11 @@ def read_jsonl(path: str | os.PathLike[str], *, lenient: bool = False) -> Loaded
     loads = orjson.loads
     truncated: int | None = None
     skipped: list[int] = []
+    decoders = DECODERS
     for number, line in enumerate(lines, 1):
         try:
-            append(decode(loads(line)))
+            data = loads(line)
+            append(decoders[data["type"]](data))
         except Exception:
             if not line.strip():
                 continue
