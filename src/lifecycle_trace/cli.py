@@ -1,6 +1,7 @@
 """``lifecycle-trace``: run, store, show, check and summarise request lifecycles.
 
-Commands: ``demo`` (a small traced workload, explained), ``run`` (prompts to a
+Commands: ``demo`` (a small traced workload, explained), ``lab`` (lab 01's
+``trace_request`` for one prompt, with the lab's answers), ``run`` (prompts to a
 stored log), ``show LOG`` (timeline table and status chart), ``check LOG``
 (invariants; exit status 1 on any violation), ``stats LOG`` (latency summaries).
 """
@@ -12,8 +13,9 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from lifecycle_trace import _demo, _render
+from lifecycle_trace import _demo, _render, lab
 from lifecycle_trace.eventlog import EventLog
 from lifecycle_trace.logging import make_json_logger
 from lifecycle_trace.stats import summarize_timelines
@@ -22,6 +24,7 @@ from lifecycle_trace.timeline import Timeline, build_timelines
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event
 from minivllm.sampling_params import SamplingParams
+from minivllm.tokenizer import ByteTokenizer
 
 __all__ = ["build_parser", "main"]
 
@@ -62,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="trace a small mixed workload and explain it")
     demo.add_argument("--log", type=Path, help="also store the event log here (JSON Lines)")
     demo.add_argument("--json-log", action="store_true", help="log every event to stderr")
+
+    lab = sub.add_parser("lab", help="lab 01: trace one prompt step by step and answer the lab")
+    lab.add_argument("prompt", help="prompt text")
+    _add_engine_options(lab)
+    _add_sampling_options(lab)
 
     run = sub.add_parser("run", help="run prompts through the engine and store the event log")
     run.add_argument("prompts", nargs="+", help="prompt texts")
@@ -139,8 +147,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    params = SamplingParams(
+def _sampling_params(args: argparse.Namespace) -> SamplingParams:
+    return SamplingParams(
         max_tokens=args.max_tokens,
         min_tokens=args.min_tokens,
         temperature=args.temperature,
@@ -148,8 +156,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         stop_token_ids=tuple(args.stop_token_id),
         stop=tuple(args.stop),
     )
-    engine = LLMEngine(
-        args.model,
+
+
+def _engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(
+        model=args.model,
         max_num_seqs=args.max_num_seqs,
         max_num_batched_tokens=args.max_num_batched_tokens,
         max_model_len=args.max_model_len,
@@ -160,6 +171,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
         enable_prefix_caching=args.enable_prefix_caching,
         seed=args.seed,
     )
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    num_prompt_tokens = len(ByteTokenizer().encode(args.prompt))
+    trace = lab.trace_request(_engine_kwargs(args), args.prompt, _sampling_params(args))
+    print(f"trace_request: prompt {args.prompt!r} ({num_prompt_tokens} tokens)")
+    rows = [
+        [str(step), e.request_id, e.status, str(e.num_computed_tokens), str(e.num_tokens)]
+        for step, e in enumerate(trace)
+    ]
+    header = ["step", "request_id", "status", "num_computed_tokens", "num_tokens"]
+    print(_render.table(rows, header))
+    print()
+    first = lab.first_event(trace)
+    prefill = lab.prefill_step(trace, num_prompt_tokens)
+    growth = lab.decode_growth(trace, num_prompt_tokens)
+    print(f"first event: {first}")
+    print(f"status sequence: {' -> '.join(lab.status_sequence(trace))}")
+    print(f"num_computed_tokens non-decreasing until finish: {lab.is_monotonic(trace)}")
+    print(f"prefill done (num_computed_tokens >= {num_prompt_tokens}) at step: {prefill}")
+    print(f"growth of num_computed_tokens per step after that: {growth}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    params = _sampling_params(args)
+    engine = LLMEngine(**_engine_kwargs(args))
     log = EventLog()
     engine.bus.subscribe(log)
     if args.json_log:
@@ -210,6 +248,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "demo": _cmd_demo,
+    "lab": _cmd_lab,
     "run": _cmd_run,
     "show": _cmd_show,
     "check": _cmd_check,

@@ -109,3 +109,13 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert result.returncode == 0
     assert all(cmd in result.stdout for cmd in ("demo", "run", "show", "check", "stats"))
+
+
+def test_lab_prints_the_trace_and_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["lab", "The KV cache is paged.", "--max-tokens", "4"]
+    assert main([*argv, "--max-num-batched-tokens", "8", "--max-num-seqs", "4"]) == 0
+    out = capsys.readouterr().out
+    # 22 prompt tokens in chunks of 8: prefill completes in step 2, then 1 token per step.
+    assert "prefill done (num_computed_tokens >= 22) at step: 2" in out
+    assert "growth of num_computed_tokens per step after that: [1, 1, 1]" in out
+    assert "status sequence: RUNNING -> FINISHED_LENGTH_CAPPED" in out
