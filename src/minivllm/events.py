@@ -33,7 +33,7 @@ class Event:
 
 
 _E = TypeVar("_E", bound=type[Event])
-_HEADER = {"seq": int, "step": int, "ts_ns": int}
+_HEADER = {"seq": "int", "step": "int", "ts_ns": "int"}
 
 
 @dataclass_transform(frozen_default=True)

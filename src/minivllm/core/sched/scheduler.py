@@ -368,7 +368,7 @@ class Scheduler:
                         f"model runner output: request {req_id!r} is mid-prefill and must get "
                         f"[], got {tokens!r}"
                     )
-            elif len(tokens) != 1 or not 0 <= tokens[0] < vocab_size or type(tokens[0]) is not int:
+            elif len(tokens) != 1 or type(tokens[0]) is not int or not 0 <= tokens[0] < vocab_size:
                 raise ValueError(
                     f"model runner output: request {req_id!r} must get exactly one token id "
                     f"in the vocabulary [0, {vocab_size}), got {tokens!r}"

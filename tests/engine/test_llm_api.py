@@ -1,0 +1,81 @@
+"""The offline LLM API, the CLI, the tokenizer and the output kinds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import make_engine
+from minivllm import LLM, ByteTokenizer, RequestOutputKind, SamplingParams
+from minivllm.cli import main
+
+
+def test_generate_returns_outputs_in_prompt_order() -> None:
+    llm = LLM(max_num_seqs=2)
+    prompts = ["ccc", "a", "bbbb", "dd"]
+    outs = llm.generate(prompts, SamplingParams(max_tokens=5), use_tqdm=False)
+    assert [o.prompt for o in outs] == prompts
+    assert [o.outputs[0].text for o in outs] == ["ccccc", "aaaaa", "bbbbb", "ddddd"]
+    assert all(o.finished and o.finish_reason == "length" for o in outs)
+
+
+def test_generate_takes_one_params_per_prompt() -> None:
+    outs = LLM().generate(["x", "y"], [SamplingParams(max_tokens=1), SamplingParams(max_tokens=3)])
+    assert [len(o.outputs[0].token_ids) for o in outs] == [1, 3]
+    with pytest.raises(ValueError, match="2 entries for 3 prompts"):
+        LLM().generate(["x", "y", "z"], [SamplingParams(), SamplingParams()])
+
+
+def test_progress_bar_can_be_switched_off(capsys: pytest.CaptureFixture[str]) -> None:
+    LLM().generate([str(i) for i in range(10)], SamplingParams(max_tokens=1))
+    assert "Processed prompts" in capsys.readouterr().err
+    LLM().generate([str(i) for i in range(10)], SamplingParams(max_tokens=1), use_tqdm=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_output_kinds() -> None:
+    engine = make_engine()
+    engine.add_request([1], SamplingParams(max_tokens=3), request_id="cum")
+    engine.add_request(
+        [1], SamplingParams(max_tokens=3, output_kind=RequestOutputKind.DELTA), request_id="delta"
+    )
+    engine.add_request(
+        [1],
+        SamplingParams(max_tokens=3, output_kind=RequestOutputKind.FINAL_ONLY),
+        request_id="fin",
+    )
+    steps = [{o.request_id: o.outputs[0].token_ids for o in engine.step()} for _ in range(3)]
+    assert [s["cum"] for s in steps] == [[7], [7, 7], [7, 7, 7]]
+    assert [s["delta"] for s in steps] == [[7], [7], [7]]
+    assert ["fin" in s for s in steps] == [False, False, True]
+    assert steps[2]["fin"] == [7, 7, 7]
+
+
+def test_byte_tokenizer_round_trip_and_specials() -> None:
+    tok = ByteTokenizer()
+    ids = tok.encode("héllo")
+    assert ids == list("héllo".encode())
+    assert tok.decode([*ids, tok.eos_token_id]) == "héllo"
+    assert tok.eos_token_id > 255 and tok.bos_token_id > 255
+
+
+def test_cli_generate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "hi", "--max-tokens", "4"]) == 0
+    assert "'hi' -> 'hihi' (4 tokens, finish_reason=length)" in capsys.readouterr().out
+
+
+def test_cli_reports_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "hi", "--max-tokens", "0"]) == 2
+    assert "max_tokens must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_python_dash_m() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "minivllm", "generate", "ab", "--max-tokens", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "'ab' -> 'ab'" in done.stdout

@@ -1,0 +1,172 @@
+"""The observer bus: order, subscription lifecycle, failure isolation, zero cost when idle."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from minivllm import LLMEngine, SamplingParams
+from minivllm.bus import EventBus, load_observer
+from minivllm.events import CounterUpdated, Event, RequestAdded, StatusChanged, StepFinished
+
+
+def engine_with(*observers: Any, **kwargs: Any) -> LLMEngine:
+    counter = iter(range(10**9))
+    return LLMEngine(observers=observers, clock=lambda: next(counter), **kwargs)
+
+
+def drive(engine: LLMEngine) -> list[tuple[str, list[int]]]:
+    engine.add_request([1] * 20, SamplingParams(max_tokens=4), request_id="a")
+    engine.add_request([2] * 5, SamplingParams(max_tokens=6), request_id="b")
+    outs = []
+    while engine.has_unfinished_requests():
+        outs += [(o.request_id, o.outputs[0].token_ids) for o in engine.step()]
+    return outs
+
+
+def test_delivery_in_emission_order_to_subscribers_in_subscription_order() -> None:
+    calls: list[tuple[str, int]] = []
+    bus = EventBus(clock=lambda: 0)
+    bus.subscribe(lambda e: calls.append(("first", e.seq)))
+    bus.subscribe(lambda e: calls.append(("second", e.seq)), CounterUpdated)
+    bus.channel(CounterUpdated).emit("r", "num_tokens", 1, 2)
+    bus.channel(RequestAdded).emit("r", 3, 4, 0, (), False)
+    assert calls == [("first", 0), ("second", 0), ("first", 1)]
+
+
+def test_sequence_numbers_are_gapless_and_steps_advance() -> None:
+    seen: list[Event] = []
+    engine = engine_with(seen.append)
+    drive(engine)
+    assert [e.seq for e in seen] == list(range(len(seen)))
+    steps = [e.step for e in seen]
+    assert steps == sorted(steps) and steps[-1] == engine.step_index - 1
+
+
+def test_subscription_as_context_manager_and_unsubscribe() -> None:
+    engine = engine_with()
+    seen: list[Event] = []
+    with engine.bus.subscribe(seen.append, RequestAdded) as sub:
+        engine.add_request([1])
+    engine.add_request([2])
+    assert len(seen) == 1 and not sub.active
+    sub.unsubscribe()  # idempotent
+
+
+def test_handler_may_unsubscribe_itself_and_others_during_delivery() -> None:
+    bus = EventBus(clock=lambda: 0)
+    got: list[str] = []
+    subs: dict[str, Any] = {}
+
+    def first(event: Event) -> None:
+        got.append("first")
+        subs["first"].unsubscribe()
+        subs["third"].unsubscribe()
+
+    subs["first"] = bus.subscribe(first)
+    subs["second"] = bus.subscribe(lambda e: got.append("second"))
+    subs["third"] = bus.subscribe(lambda e: got.append("third"))
+    emit = bus.channel(CounterUpdated).emit
+    emit("r", "num_tokens", 1, 2)
+    emit("r", "num_tokens", 2, 3)
+    # The event being delivered reaches the handlers it started with.
+    assert got == ["first", "second", "third", "second"]
+
+
+def test_failing_handler_is_logged_once_counted_and_isolated(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def boom(event: Event) -> None:
+        raise RuntimeError("observer bug")
+
+    baseline = drive(engine_with())
+    after: list[Event] = []
+    engine = engine_with(boom, after.append)
+    with caplog.at_level(logging.ERROR, logger="minivllm.bus"):
+        assert drive(engine) == baseline
+    ((name, count),) = engine.bus.errors.items()
+    assert name.endswith("boom") and count == len(after) > 1
+    records = [r for r in caplog.records if "observer" in r.getMessage()]
+    assert len(records) == 1 and "boom" in records[0].getMessage()
+
+
+def test_raise_errors_propagates_for_tests() -> None:
+    def boom(event: Event) -> None:
+        raise RuntimeError("observer bug")
+
+    engine = engine_with(boom, raise_observer_errors=True)
+    with pytest.raises(RuntimeError, match="observer bug"):
+        engine.add_request([1])
+
+
+def test_slow_and_self_unsubscribing_handlers_leave_results_unchanged() -> None:
+    import time
+
+    baseline = drive(engine_with())
+
+    def slow(event: Event) -> None:
+        time.sleep(0.0002)
+
+    assert drive(engine_with(slow)) == baseline
+    holder: dict[str, Any] = {}
+
+    def once(event: Event) -> None:
+        holder["sub"].unsubscribe()
+
+    engine = engine_with()
+    holder["sub"] = engine.bus.subscribe(once)
+    assert drive(engine) == baseline
+
+
+def test_no_subscriber_means_no_event_is_built() -> None:
+    engine = engine_with()
+    seen: list[StepFinished] = []
+    engine.bus.subscribe(seen.append, StepFinished)
+    drive(engine)
+    # The sequence counter only moves when an event is built.
+    assert engine.bus.num_emitted == len(seen) == engine.step_index
+    engine2 = engine_with()
+    drive(engine2)
+    assert engine2.bus.num_emitted == 0
+
+
+def test_subscribe_validates() -> None:
+    bus = EventBus()
+    with pytest.raises(TypeError, match="handler must be callable"):
+        bus.subscribe(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown event type"):
+        bus.subscribe(print, int)  # type: ignore[arg-type]
+
+
+def test_unknown_observer_name_lists_the_registered_ones() -> None:
+    with pytest.raises(ValueError, match="unknown observer 'nope'; registered observers: "):
+        load_observer("nope")
+
+
+def test_observers_by_name_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import minivllm.bus as bus_module
+
+    calls: list[Event] = []
+
+    class FakeEntryPoint:
+        name = "recorder"
+
+        def load(self) -> Any:
+            return lambda: calls.append
+
+    def fake_entry_points(group: str, name: str | None = None) -> list[FakeEntryPoint]:
+        assert group == "minivllm.observers"
+        return [FakeEntryPoint()] if name in (None, "recorder") else []
+
+    monkeypatch.setattr(bus_module, "entry_points", fake_entry_points)
+    monkeypatch.setenv("MINIVLLM_OBSERVERS", "recorder")
+    engine = LLMEngine()
+    engine.add_request([1])
+    assert any(isinstance(e, RequestAdded) for e in calls)
+    monkeypatch.delenv("MINIVLLM_OBSERVERS")
+    calls.clear()
+    engine = LLMEngine(observers=["recorder"])
+    engine.add_request([1])
+    assert any(isinstance(e, StatusChanged) for e in calls) is False and calls
