@@ -46,8 +46,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_LOGGER_NAME",
+    "EVENT_OBJECT_KEY",
     "JsonLogObserver",
     "attach_json_logger",
+    "expand_event",
     "json_processors",
     "make_json_logger",
 ]
@@ -60,6 +62,18 @@ def _dumps_str(obj: Any, **kwargs: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
+EVENT_OBJECT_KEY = "lifecycle_event"
+"""The key under which :class:`JsonLogObserver` hands the event object to :func:`expand_event`."""
+
+
+def expand_event(logger: Any, method_name: str, event_dict: Any) -> Any:
+    """structlog processor: replace the event object under ``EVENT_OBJECT_KEY`` by its fields."""
+    event = event_dict.pop(EVENT_OBJECT_KEY, None)
+    if event is not None:
+        event_dict.update(encode_dict(event))
+    return event_dict
+
+
 def json_processors(as_bytes: bool = False) -> list[Any]:
     """The structlog processor chain used here: log level, timestamp, orjson rendering.
 
@@ -68,6 +82,7 @@ def json_processors(as_bytes: bool = False) -> list[Any]:
     """
     serializer: Callable[..., Any] = orjson.dumps if as_bytes else _dumps_str
     return [
+        expand_event,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt=None, utc=True),
         structlog.processors.JSONRenderer(serializer=serializer),
@@ -77,24 +92,35 @@ def json_processors(as_bytes: bool = False) -> list[Any]:
 class JsonLogObserver:
     """A bus handler that logs each event with a structlog logger, at debug level.
 
-    ``logger`` is any structlog bound logger; ``enabled``, if given, is asked
-    before each event so a disabled logger costs one call, not a rendering.
+    ``logger`` is any structlog bound logger. By default each call carries the
+    event's fields as keyword arguments. With ``expand=True`` it carries the
+    event object alone and the logger's chain must start with
+    :func:`expand_event`, which adds the fields: the same output, a couple of
+    microseconds cheaper, since structlog then copies one key instead of a
+    dozen. ``enabled``, if given, is asked before each event, so a disabled
+    logger costs one call, not a rendering.
     """
 
-    __slots__ = ("_debug", "_enabled", "logger")
+    __slots__ = ("_debug", "_enabled", "_expand", "logger")
 
-    def __init__(self, logger: Any, enabled: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self, logger: Any, enabled: Callable[[], bool] | None = None, *, expand: bool = False
+    ) -> None:
         if not callable(getattr(logger, "debug", None)):
             raise TypeError(f"logger must have a debug() method, got {logger!r}")
         self.logger = logger
         self._debug = logger.debug
         self._enabled = enabled
+        self._expand = expand
 
     def __call__(self, event: Event) -> None:
         """Log one event."""
         if self._enabled is not None and not self._enabled():
             return
-        self._debug(event.tag, **encode_dict(event))
+        if self._expand:
+            self._debug(event.tag, lifecycle_event=event)  # the keyword is EVENT_OBJECT_KEY
+        else:
+            self._debug(event.tag, **encode_dict(event))
 
 
 def _stdlib_logger() -> logging.Logger:
@@ -118,7 +144,9 @@ def make_json_logger(stream: IO[str] | IO[bytes] | None = None) -> JsonLogObserv
     if stream is None:
         stdlib = _stdlib_logger()
         logger = structlog.wrap_logger(stdlib, processors=json_processors(), wrapper_class=wrapper)
-        return JsonLogObserver(logger, enabled=lambda: stdlib.isEnabledFor(logging.DEBUG))
+        return JsonLogObserver(
+            logger, enabled=lambda: stdlib.isEnabledFor(logging.DEBUG), expand=True
+        )
     if _is_binary(stream):
         sink: Any = structlog.BytesLogger(stream)  # type: ignore[arg-type]
         processors = json_processors(as_bytes=True)
@@ -128,7 +156,8 @@ def make_json_logger(stream: IO[str] | IO[bytes] | None = None) -> JsonLogObserv
     return JsonLogObserver(
         structlog.wrap_logger(
             sink, processors=processors, wrapper_class=wrapper, cache_logger_on_first_use=True
-        )
+        ),
+        expand=True,
     )
 
 

@@ -16,6 +16,8 @@ from lifecycle_trace.logging import (
     EVENT_LOGGER_NAME,
     JsonLogObserver,
     attach_json_logger,
+    expand_event,
+    json_processors,
     make_json_logger,
 )
 from minivllm.engine.llm_engine import LLMEngine
@@ -94,6 +96,24 @@ def test_debug_logging_level_env_attaches_the_logger(
         log = _run(engine)
     lines = [orjson.loads(r.getMessage()) for r in caplog.records if r.name == EVENT_LOGGER_NAME]
     assert [x["type"] for x in lines] == [e.tag for e in log]
+
+
+def test_expanding_in_a_processor_gives_the_same_records() -> None:
+    log = _run(LLMEngine())
+    assert json_processors()[0] is expand_event
+    records: dict[bool, list[dict[str, object]]] = {}
+    for expand in (False, True):
+        stream = io.StringIO()
+        logger = structlog.wrap_logger(structlog.WriteLogger(stream), processors=json_processors())
+        observer = JsonLogObserver(logger, expand=expand)
+        for event in log:
+            observer(event)
+        records[expand] = [
+            {k: v for k, v in orjson.loads(line).items() if k != "timestamp"}
+            for line in stream.getvalue().splitlines()
+        ]
+    assert records[True] == records[False]
+    assert [r["seq"] for r in records[True]] == [e.seq for e in log]
 
 
 def test_observer_needs_a_logger() -> None:
