@@ -75,13 +75,28 @@ def reference_model(dtype: Any = np.float64) -> TinyModel:
     return TinyModel(tiny_weights(), dtype)
 
 
-def reference_greedy(model: TinyModel, prompt: Sequence[int], params: SamplingParams) -> list[int]:
-    """Greedy decoding with a full forward pass per token and no KV cache at all."""
+def reference_greedy(
+    model: TinyModel,
+    prompt: Sequence[int],
+    params: SamplingParams,
+    max_model_len: int = 1024,
+    guess: Sequence[int] = (),
+) -> list[int]:
+    """Greedy decoding with full forward passes over the whole sequence and no KV cache at all.
+
+    ``guess`` (say, the engine's output) never changes the result, only its
+    cost: one pass over prompt plus guess yields the next-token logits at every
+    position, valid for as long as the decoding agrees with the guess.
+    """
     tokens = list(prompt)
     out: list[int] = []
+    guessed_logits = model.reference_logits([*prompt, *guess])
     assert params.max_tokens is not None
-    while len(out) < params.max_tokens:
-        logits = model.reference_logits(tokens)[-1]
+    while len(out) < params.max_tokens and len(tokens) < max_model_len:
+        if len(out) <= len(guess) and out == list(guess[: len(out)]):
+            logits = guessed_logits[len(tokens) - 1].copy()
+        else:
+            logits = model.reference_logits(tokens)[-1]
         if len(out) < params.min_tokens:
             banned = [*params.stop_token_ids] + ([] if params.ignore_eos else [EOS])
             logits[banned] = -np.inf
