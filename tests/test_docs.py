@@ -1,0 +1,29 @@
+"""The Python examples in the docs run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).parent.parent / "docs"
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def examples() -> list[tuple[str, str]]:
+    found = []
+    for page in sorted(DOCS.glob("*.md")):
+        for i, code in enumerate(BLOCK.findall(page.read_text())):
+            found.append((f"{page.name}#{i}", code))
+    return found
+
+
+@pytest.mark.parametrize(("where", "code"), examples(), ids=[w for w, _ in examples()])
+def test_doc_example_runs(where: str, code: str) -> None:
+    namespace: dict[str, object] = {"__name__": "__doc_example__"}
+    exec(compile(code, where, "exec"), namespace)
+    # Examples that show a user's test also run it.
+    for name, value in namespace.items():
+        if name.startswith("test_") and callable(value):
+            value()
