@@ -119,6 +119,18 @@ def main() -> None:
     read_only = best_of(lambda: read_jsonl(path))
     raw_read = best_of(lambda: [orjson.loads(x) for x in path.read_bytes().splitlines()])
 
+    # Calibration: orjson alone on simple one-key lines, the machine's baseline.
+    simple = [{"i": i} for i in range(n)]
+    simple_path = tmp / "simple.jsonl"
+
+    def simple_write_fn() -> None:
+        with open(simple_path, "wb", buffering=1 << 20) as f:
+            for d in simple:
+                f.write(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE))
+
+    simple_write = best_of(simple_write_fn)
+    simple_read = best_of(lambda: [orjson.loads(x) for x in simple_path.read_bytes().splitlines()])
+
     sample = events[: min(n, 100_000)]
     devnull = open(os.devnull, "wb")  # noqa: SIM115 - closed at the end
     fast_logger = make_json_logger(devnull)
@@ -146,7 +158,7 @@ def main() -> None:
     log_minimal = best_of(lambda: [minimal.debug("e", seq=e.seq, step=e.step) for e in sample])
     devnull.close()
     handler.stream.close()
-    for p in (path, raw_path):
+    for p in (path, raw_path, simple_path):
         os.unlink(p)
     tmp.rmdir()
 
@@ -186,6 +198,12 @@ def main() -> None:
             f"{log_stdlib / log_minimal:.2f}x the cost of minimal structlog",
         ),
         ("minimal structlog (2 keys, orjson)", f"{log_minimal / m * 1e6:.2f} us/event", "", ""),
+        (
+            "calibration: orjson alone, one-key lines",
+            f"write {n / simple_write / 1e6:.2f} M/s, read {n / simple_read / 1e6:.2f} M/s",
+            "",
+            "",
+        ),
         ("memory per recorded event", f"{bytes_per_event:.0f} bytes", "<= 200 bytes", ""),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
