@@ -1,0 +1,61 @@
+"""Latency summaries and the plain-text pictures."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from trace_support import reference, run_logged
+
+from lifecycle_trace._render import LEGEND, status_chart, timeline_table
+from lifecycle_trace.stats import Summary, summarize, summarize_timelines
+from lifecycle_trace.timeline import build_timelines
+
+
+def test_nearest_rank_percentiles() -> None:
+    s = summarize("x", [float(v) for v in range(100, 0, -1)])  # 1..100, unsorted
+    assert s == Summary("x", 100, 50.5, 50.0, 90.0, 99.0, 100.0)
+    assert summarize("x", []) is None
+
+
+@given(st.lists(st.floats(0, 1e9), min_size=1, max_size=50))
+def test_summary_is_ordered_and_bounded(values: list[float]) -> None:
+    s = summarize("x", values)
+    assert s is not None and s.count == len(values)
+    assert min(values) <= s.p50 <= s.p90 <= s.p99 <= s.max == max(values)
+    assert min(values) <= s.mean * (1 + 1e-12) and s.mean <= max(values) * (1 + 1e-12)
+
+
+def test_summaries_cover_finished_requests() -> None:
+    timelines = build_timelines(run_logged(reference("d"))[0])
+    summaries = summarize_timelines(timelines.values())
+    assert set(summaries) == {"queue", "ttft", "tpot", "e2e"}
+    e2e, ttft = summaries["e2e"], summaries["ttft"]
+    assert e2e is not None and ttft is not None
+    assert e2e.count == ttft.count == 8
+    assert ttft.max <= e2e.max
+    tpot = summaries["tpot"]
+    # tpot needs two output tokens; every request of run d makes at least two
+    assert tpot is not None and tpot.count == 8
+
+
+def test_chart_has_one_letter_per_step_and_wraps() -> None:
+    timelines = build_timelines(run_logged(reference("c"))[0])  # 71 steps
+    chart = status_chart(timelines, width=30)
+    blocks = chart.split("\n\n")
+    assert blocks[-1] == LEGEND
+    assert len(blocks) == 1 + 3  # steps 0-29, 30-59, 60-70
+    rows = {}
+    for block in blocks[:-1]:
+        for line in block.splitlines()[2:]:
+            rid, cells = line.split()
+            rows[rid] = rows.get(rid, "") + cells
+    assert rows["r0"] == "R" * 39 + "L" + "." * 31
+    assert rows["r1"] == "R" * 9 + "P" * 31 + "R" * 30 + "L"
+
+
+def test_table_has_a_row_per_request() -> None:
+    timelines = build_timelines(run_logged(reference("b"))[0])
+    lines = timeline_table(timelines).splitlines()
+    assert len(lines) == 2 + 1
+    cells = lines[2].split()
+    assert cells[:8] == ["r0", "600", "3", "0", "0", "2", "256+256+88", "4"]
