@@ -45,9 +45,13 @@ def engine_configs(draw: st.DrawFn) -> dict[str, Any]:
     block_size = draw(st.sampled_from([1, 2, 4, 8]))
     min_blocks = -(-MAX_MODEL_LEN // block_size) + 1
     max_num_seqs = draw(st.sampled_from([1, 2, 3, 4, 6]))
+    chunked = draw(st.booleans())
+    # Without chunking a whole prompt must fit in one step's budget.
+    min_budget = max_num_seqs if chunked else MAX_MODEL_LEN
     return {
         "max_num_seqs": max_num_seqs,
-        "max_num_batched_tokens": draw(st.integers(max_num_seqs, 40)),
+        "max_num_batched_tokens": draw(st.integers(min_budget, 40)),
+        "enable_chunked_prefill": chunked,
         "long_prefill_token_threshold": draw(st.integers(0, 6)),
         "block_size": block_size,
         # Barely more than one request's worth of blocks, so concurrent requests preempt.
@@ -112,3 +116,24 @@ def test_greedy_outputs_with_prefix_cache_hits() -> None:
     model = reference_model()
     assert cached[ids[1]] == 20
     assert [outputs[i] for i in ids] == [reference_greedy(model, j.prompt, params) for j in jobs]
+
+
+def test_aborting_a_request_leaves_the_others_unchanged() -> None:
+    params = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
+    prompts = [tuple(range(i, i + 9)) for i in (0, 50, 100)]
+    config = {"block_size": 4, "max_num_batched_tokens": 8, "max_num_seqs": 4}
+    engine = LLMEngine(make_runner(**config), **config)
+    ids = [engine.add_request(list(p), params) for p in prompts]
+    finished: dict[str, list[int]] = {}
+    for step in range(100):
+        if step == 4:
+            engine.abort_request(ids[1])
+        for out in engine.step():
+            if out.finished:
+                finished[out.request_id] = list(out.outputs[0].token_ids)
+        if not engine.has_unfinished_requests():
+            break
+    model = reference_model()
+    assert ids[1] not in finished
+    for i in (0, 2):
+        assert finished[ids[i]] == reference_greedy(model, prompts[i], params)
