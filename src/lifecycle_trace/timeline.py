@@ -211,8 +211,8 @@ class Timeline:
     @property
     def first_running_step(self) -> int | None:
         """The first step the request was scheduled in, or None if it never was."""
-        for step, status in zip(self.change_steps, self.change_statuses, strict=True):
-            if status != _WAITING:
+        for step, status in self.status_changes:
+            if status == _RUNNING:
                 return step
         return None
 
@@ -240,14 +240,23 @@ class Timeline:
 
     @property
     def chunk_sizes(self) -> tuple[int, ...]:
-        """Tokens computed in each step up to and including the prefill step (the chunks)."""
+        """Tokens computed in each step of the first complete prefill (one entry: no chunking).
+
+        A preemption in the middle of a chunked prefill starts the count again;
+        prefix-cache hits count in the first entry.
+        """
         prefill = self.prefill_step
+        if prefill is None:
+            return ()
         out: list[int] = []
         previous = 0
         for s in self.samples:
-            if prefill is not None and s.step > prefill:
+            if s.step > prefill:
                 break
-            if s.num_computed_tokens != previous:
+            if s.num_computed_tokens < previous:
+                out = []  # preempted mid-prefill: recomputed from scratch
+                previous = 0
+            if s.num_computed_tokens > previous:
                 out.append(s.num_computed_tokens - previous)
             previous = s.num_computed_tokens
         return tuple(out)

@@ -15,7 +15,7 @@ from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import CounterUpdated, RequestAdded, StatusChanged
 from minivllm.request import RequestStatus as S
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload, run_workload
+from minivllm.workload import Workload, WorkloadRequest, run_workload
 
 R, P, W, L = S.RUNNING, S.PREEMPTED, S.WAITING, S.FINISHED_LENGTH_CAPPED
 
@@ -69,6 +69,27 @@ def test_example_c_preemption() -> None:
     assert r1.state_at(40) == Sample(40, R, 49, 50, 10)
     growth = r1.decode_growth
     assert growth[8] == -48 and growth[39] == 49  # reset to 0 at step 9, recompute at step 40
+
+
+def test_preemption_in_the_middle_of_a_chunked_prefill_restarts_the_chunks() -> None:
+    # Found by search: r1 is preempted at step 6 with 11 of its 14 prompt tokens computed.
+    kwargs = {
+        "max_num_seqs": 4,
+        "max_num_batched_tokens": 6,
+        "block_size": 4,
+        "num_gpu_blocks": 11,
+        "max_model_len": 34,
+    }
+    requests = [
+        WorkloadRequest(f"r{i}", [100 + i] * p, SamplingParams(max_tokens=m), arrival=a)
+        for i, (p, m, a) in enumerate([(23, 9, 0), (14, 12, 1), (18, 9, 1)])
+    ]
+    r1 = build_timelines(run_logged(Workload(kwargs, requests))[0])["r1"]
+    preempted = next(s for s in r1.segments if s.status == P)
+    before = r1.state_at(preempted.first_step - 1)
+    assert before is not None and 0 < before.num_computed_tokens < 14
+    assert r1.prefill_step is not None and r1.prefill_step > preempted.last_step
+    assert sum(r1.chunk_sizes) == 14 and all(c > 0 for c in r1.chunk_sizes)
 
 
 def test_state_at_outside_the_request_life() -> None:
@@ -141,6 +162,11 @@ def test_samples_equal_the_engine_state_after_every_step(workload: Workload) -> 
         covered = [step for seg in t.segments for step in range(seg.first_step, seg.last_step + 1)]
         assert covered == [s.step for s in samples]
         assert t.num_preemptions == sum(1 for x in t.status_sequence if x == P)
+        assert (t.first_running_step is None) == (R not in t.status_sequence)
+        if t.prefill_step is not None:
+            assert all(c > 0 for c in t.chunk_sizes)
+            assert sum(t.chunk_sizes) == t.num_prompt_tokens
+            assert t.state_at(t.prefill_step).num_output_tokens >= 1  # type: ignore[union-attr]
 
 
 @settings(max_examples=15, deadline=None)
