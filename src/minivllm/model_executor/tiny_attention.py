@@ -37,7 +37,10 @@ class PaddedGroup:
 
 
 def pad_group(
-    query_start: IntArray, query_lens: IntArray, seq_lens: IntArray, block_tables: IntArray,
+    query_start: IntArray,
+    query_lens: IntArray,
+    seq_lens: IntArray,
+    block_tables: IntArray,
     block_size: int,
 ) -> PaddedGroup:
     """Pad requests (given by their first flat row, query count, context length, block table)."""
@@ -67,7 +70,10 @@ class AttentionMetadata:
 
 
 def build_attention_metadata(
-    query_lens: IntArray, seq_lens: IntArray, block_tables: IntArray, slot_mapping: IntArray,
+    query_lens: IntArray,
+    seq_lens: IntArray,
+    block_tables: IntArray,
+    slot_mapping: IntArray,
     block_size: int,
 ) -> AttentionMetadata:
     """Group the step's requests (one query each, or more) and pad each group."""
@@ -75,12 +81,14 @@ def build_attention_metadata(
     groups = []
     for selected in (query_lens == 1, query_lens > 1):
         if selected.any():
-            groups.append(
-                pad_group(
-                    query_start[selected], query_lens[selected], seq_lens[selected],
-                    block_tables[selected], block_size,
-                )
+            group = pad_group(
+                query_start[selected],
+                query_lens[selected],
+                seq_lens[selected],
+                block_tables[selected],
+                block_size,
             )
+            groups.append(group)
     return AttentionMetadata(slot_mapping=slot_mapping, groups=tuple(groups))
 
 
