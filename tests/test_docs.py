@@ -13,7 +13,7 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 def examples() -> list[tuple[str, str]]:
     found = []
-    for page in sorted(DOCS.glob("*.md")):
+    for page in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
         for i, code in enumerate(BLOCK.findall(page.read_text())):
             found.append((f"{page.name}#{i}", code))
     return found
