@@ -164,8 +164,16 @@ class _QueueReplay:
         self.finished: set[str] = set()
         self.out: list[Event] = []
 
+    def _known(self, e: CounterUpdated | StatusChanged) -> None:
+        if e.request_id not in self.state:
+            raise ValueError(
+                f"seq {e.seq}: {type(e).__name__} for request {e.request_id!r}, which the log "
+                f"never added (the log must start before the first request)"
+            )
+
     def feed(self, e: EngineEvent) -> None:
         if isinstance(e, CounterUpdated):
+            self._known(e)
             if e.counter == "num_computed_tokens":
                 self.state[e.request_id][1] = e.new
             elif e.counter == "num_tokens":
@@ -181,6 +189,7 @@ class _QueueReplay:
             self._emit()
 
     def _status(self, e: StatusChanged) -> None:
+        self._known(e)
         rid, old, new = e.request_id, e.old_status, e.new_status
         self.state[rid] = [new, e.num_computed_tokens, e.num_tokens]
         # Each transition is one queue operation of the scheduler.

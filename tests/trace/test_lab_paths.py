@@ -65,3 +65,10 @@ def test_paths_agree_for_several_prompts(
 def test_per_prompt_params_must_match_the_prompts() -> None:
     with pytest.raises(ValueError, match="got 1 for 2 prompts"):
         trace_requests({}, ["a", "b"], [SamplingParams()])
+
+
+def test_a_log_that_starts_mid_run_is_refused() -> None:
+    log = EventLog()
+    trace_workload(reference("a"), on_engine=lambda engine: engine.bus.subscribe(log))
+    with pytest.raises(ValueError, match="never added"):
+        trace_from_events(log[3:])
