@@ -111,10 +111,8 @@ class TinyModelRunner:
         """Flatten the scheduled chunks; map each token to its KV slot through its block table."""
         requests = scheduler_output.scheduled_reqs
         block_size = self.block_size
-        chunks, tables = [], []
-        query_lens = np.empty(len(requests), dtype=np.int64)
-        seq_lens = np.empty(len(requests), dtype=np.int64)
-        for i, request in enumerate(requests):
+        chunks, tables, lens = [], [], []
+        for request in requests:
             request_id = request.request_id
             end = request.num_computed_tokens  # already advanced past this step's chunk
             start = end - scheduler_output.num_scheduled_tokens[request_id]
@@ -126,13 +124,13 @@ class TinyModelRunner:
                     f"for {end} tokens"
                 )
             tables.append([b.block_id for b in blocks])
-            query_lens[i], seq_lens[i] = end - start, end
+            lens.append((end - start, end))
+        query_lens, seq_lens = np.array(lens, dtype=np.int64).T
         num_tokens = int(query_lens.sum())
         token_ids = np.fromiter(chain.from_iterable(chunks), dtype=np.int64, count=num_tokens)
         # Padding points at the null block; attention masks it out.
-        block_tables = np.zeros((len(requests), max(map(len, tables))), dtype=np.int64)
-        for i, table in enumerate(tables):
-            block_tables[i, : len(table)] = table
+        width = max(map(len, tables))
+        block_tables = np.array([t + [0] * (width - len(t)) for t in tables], dtype=np.int64)
 
         row_request = np.repeat(np.arange(len(requests)), query_lens)
         query_start = np.cumsum(query_lens) - query_lens

@@ -47,7 +47,7 @@ class PagedKVCache:
         Padding entries of a block table point at the null block; the caller masks them.
         """
         rows, num_blocks = block_tables.shape
-        key = self.key[layer][block_tables]
-        value = self.value[layer][block_tables]
+        key = np.take(self.key[layer], block_tables, axis=0)
+        value = np.take(self.value[layer], block_tables, axis=0)
         shape = (rows, num_blocks * self.block_size, *key.shape[3:])
         return key.reshape(shape), value.reshape(shape)
