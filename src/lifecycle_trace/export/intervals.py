@@ -65,6 +65,7 @@ class RequestIntervals:
     num_prompt_tokens: int
     intervals: tuple[StatusInterval, ...]
     first_token_ns: int | None
+    first_token_step: int | None
     finish: Finish | None
 
     @property
@@ -76,7 +77,16 @@ class RequestIntervals:
 class _Open:
     """The fold's mutable state for one request."""
 
-    __slots__ = ("added", "closed", "finish", "first_token_ns", "start_ns", "start_step", "status")
+    __slots__ = (
+        "added",
+        "closed",
+        "finish",
+        "first_token_ns",
+        "first_token_step",
+        "start_ns",
+        "start_step",
+        "status",
+    )
 
     def __init__(self, e: RequestAdded) -> None:
         self.added = e
@@ -85,6 +95,7 @@ class _Open:
         self.start_step = e.step
         self.closed: list[StatusInterval] = []
         self.first_token_ns: int | None = None
+        self.first_token_step: int | None = None
         self.finish: Finish | None = None
 
     def close(self, ts_ns: int, step: int, open_end: bool = False) -> None:
@@ -101,6 +112,7 @@ class _Open:
             a.num_prompt_tokens,
             tuple(self.closed),
             self.first_token_ns,
+            self.first_token_step,
             self.finish,
         )
 
@@ -151,7 +163,7 @@ def status_intervals(events: Iterable[Event]) -> dict[str, RequestIntervals]:
         ):
             r = open_[e.request_id]
             if r.first_token_ns is None:
-                r.first_token_ns = e.ts_ns
+                r.first_token_ns, r.first_token_step = e.ts_ns, e.step
     for r in open_.values():
         if r.finish is None:
             r.close(max(last_ts, r.start_ns), max(last_step, r.start_step), open_end=True)

@@ -1,0 +1,65 @@
+"""Status intervals and vLLM's phases: they tile each request's life and match vLLM's intervals."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from export_support import run_scenario_logged
+from hypothesis import given, settings
+
+from lifecycle_trace.export.intervals import status_intervals
+from lifecycle_trace.export.phases import PHASE_NAMES, request_phases
+from lifecycle_trace.testing import Scenario, scenarios
+from lifecycle_trace.timeline import build_timelines
+from minivllm.events import Event, StatusChanged
+from minivllm.request import RequestStatus
+
+
+def _check(events: list[Event]) -> None:
+    timelines = build_timelines(events)
+    intervals = status_intervals(events)
+    assert list(intervals) == list(timelines)
+    for rid, r in intervals.items():
+        t = timelines[rid]
+        unfinished = [s for s in t.status_sequence if not RequestStatus.is_finished(s)]
+        assert [iv.status for iv in r.intervals] == unfinished
+        phases = request_phases(r)
+        assert {p.name for p in phases} <= set(PHASE_NAMES)
+        assert phases[0].start_ns == r.arrival_ns == t.arrival_ns
+        assert phases[-1].end_ns == r.end_ns
+        for a, b in itertools.pairwise(phases):
+            assert a.end_ns == b.start_ns and a.first_step <= a.last_step <= b.first_step
+        queued = sum(p.duration_ns for p in phases if p.name == "queued")
+        prefill = sum(p.duration_ns for p in phases if p.name == "prefill")
+        if t.queue_time_ns is not None:
+            assert queued == t.queue_time_ns
+        if t.prefill_time_ns is not None:
+            assert prefill == t.prefill_time_ns
+        if t.finished:
+            assert r.finish is not None and r.end_ns == t.finished_ns
+            assert r.finish.reason == t.finish_reason
+        else:
+            assert r.finish is None and r.intervals[-1].open_end
+
+
+def test_demo_phases(demo_events: list[Event]) -> None:
+    _check(demo_events)
+    r2 = request_phases(status_intervals(demo_events)["r2"])
+    assert [p.name for p in r2] == ["queued", "prefill", "decode", "preempted", "decode"]
+
+
+def test_a_cut_log_leaves_live_requests_open(demo_events: list[Event]) -> None:
+    _check(demo_events[: len(demo_events) // 3])
+
+
+def test_a_status_change_for_an_unknown_request_is_refused(demo_events: list[Event]) -> None:
+    first_change = next(i for i, e in enumerate(demo_events) if isinstance(e, StatusChanged))
+    with pytest.raises(ValueError, match="never added"):
+        status_intervals(demo_events[first_change:])
+
+
+@settings(max_examples=25)
+@given(scenarios())
+def test_random_runs(scenario: Scenario) -> None:
+    _check(run_scenario_logged(scenario))
