@@ -3,6 +3,9 @@
 Run: ``python benchmarks/bench_trace.py [--requests N]``. Prints one table:
 each measure, its value, the target it is held to, and where a baseline makes
 sense, the ratio to that baseline measured in the same run on the same events.
+Each timing is the best of five. On a busy machine absolute figures swing; the
+calibration row (orjson alone on one-key lines) tells how fast this machine is
+right now, and the side-by-side ratios are the figures to compare.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def drain(engine: LLMEngine) -> None:
         engine.step()
 
 
-def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
+def best_of(fn: Callable[[], Any], repeat: int = 5) -> float:
     """Fastest wall time of ``repeat`` calls, in seconds."""
     best = float("inf")
     for _ in range(repeat):
@@ -70,7 +73,7 @@ def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
 
     # Memory kept per recorded event (a run of its own: tracing slows everything down).
