@@ -120,6 +120,7 @@ class CheckingRunner(TinyModelRunner):
         self.num_checked_tokens = 0
 
     def forward(self, inputs: StepInputs) -> np.ndarray:
+        """Run the step as usual, then compare each request's rows with the reference."""
         hidden = super().forward(inputs)
         logits = self.model.compute_logits(hidden)
         row = 0
