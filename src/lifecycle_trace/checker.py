@@ -219,12 +219,33 @@ class InvariantChecker:
     def __call__(self, event: Event) -> None:
         """Check one event (the bus handler entry point)."""
         seq = event.seq
+        step = event.step
+        # One comparison each on the hot path; the first event and any
+        # disorder take the slow path.
+        if seq != self._next_seq or step < self._last_step:
+            self._check_header(event)
+        self._next_seq = seq + 1
+        self._last_step = step
+        handler = self._dispatch.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _check_header(self, event: Event) -> None:
+        seq = event.seq
         expected = self._next_seq
-        if expected is not None and seq != expected:
+        if expected is None:
+            if type(event) is not EngineConfigured:
+                self._add(
+                    "engine_configured",
+                    None,
+                    event,
+                    (seq,),
+                    "the log does not start with EngineConfigured",
+                )
+        elif seq != expected:
             self._add(
                 "event_order", None, event, (seq,), f"sequence number {seq}, expected {expected}"
             )
-        self._next_seq = seq + 1
         if event.step < self._last_step:
             self._add(
                 "event_order",
@@ -233,18 +254,6 @@ class InvariantChecker:
                 (seq,),
                 f"step {event.step} after step {self._last_step}",
             )
-        self._last_step = event.step
-        if self._config is None and type(event) is not EngineConfigured and expected is None:
-            self._add(
-                "engine_configured",
-                None,
-                event,
-                (seq,),
-                "the log does not start with EngineConfigured",
-            )
-        handler = self._dispatch.get(type(event))
-        if handler is not None:
-            handler(event)
 
     def _add(
         self,
@@ -448,10 +457,13 @@ class InvariantChecker:
             )
 
     def _on_counter(self, ev: CounterUpdated) -> None:
-        r = self._request(ev)
+        r = self._live.get(ev.request_id)
         if r is None:
-            return
-        self._touch(r)
+            r = self._request(ev)
+            if r is None:
+                return
+        if r.stamp != self._step_no:
+            self._touch(r)
         counter = ev.counter
         if counter == "num_computed_tokens":
             self._computed(r, ev)
