@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lifecycle_trace.checker import (
     INVARIANTS,
@@ -465,3 +466,37 @@ def test_added_request_event_is_checked_by_type() -> None:
     i = index_of(base, RequestAdded)
     violations = check(renumber(base[:i] + base[i + 1 :]))
     assert ("request_identity", "r0", 0) in summary(violations)
+
+
+_STATUSES = st.sampled_from(list(S))
+
+
+@st.composite
+def corrupted_logs(draw: st.DrawFn) -> list[Event]:
+    """A reference log with events dropped, duplicated, moved or given other field values."""
+    log = list(reference_log(draw(st.sampled_from("abcd"))))
+    for _ in range(draw(st.integers(1, 6))):
+        i = draw(st.integers(0, len(log) - 1))
+        action = draw(st.sampled_from(["drop", "duplicate", "move", "status", "count", "id"]))
+        e = log[i]
+        if action == "drop":
+            del log[i]
+        elif action == "duplicate":
+            log.insert(i, e)
+        elif action == "move":
+            log.insert(draw(st.integers(0, len(log) - 1)), log.pop(i))
+        elif action == "status" and isinstance(e, StatusChanged):
+            log[i] = attrs.evolve(e, old_status=draw(_STATUSES), new_status=draw(_STATUSES))
+        elif action == "count" and isinstance(e, CounterUpdated):
+            log[i] = attrs.evolve(e, old=draw(st.integers(-2, 99)), new=draw(st.integers(-2, 99)))
+        elif action == "id" and hasattr(e, "request_id"):
+            log[i] = attrs.evolve(e, request_id=draw(st.sampled_from(["r0", "r1", "zz"])))
+    return log
+
+
+@settings(max_examples=200)
+@given(log=corrupted_logs())
+def test_checker_never_raises(log: list[Event]) -> None:
+    """Whatever the stream, the checker reports violations instead of raising."""
+    violations = check(log)
+    assert all(v.invariant in INVARIANTS for v in violations)
