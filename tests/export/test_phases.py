@@ -31,7 +31,14 @@ def _check(events: list[Event]) -> None:
         for a, b in itertools.pairwise(phases):
             assert a.end_ns == b.start_ns and a.first_step <= a.last_step <= b.first_step
         queued = sum(p.duration_ns for p in phases if p.name == "queued")
-        prefill = sum(p.duration_ns for p in phases if p.name == "prefill")
+        # vLLM's prefill interval runs from first scheduled to first token, so it
+        # includes any preemption in between.
+        token = r.first_token_ns
+        prefill = sum(
+            p.duration_ns
+            for p in phases
+            if p.name != "queued" and (token is None or p.end_ns <= token)
+        )
         if t.queue_time_ns is not None:
             assert queued == t.queue_time_ns
         if t.prefill_time_ns is not None:

@@ -6,7 +6,10 @@ until first scheduled, prefill until the first token, decode until the last.
 WAITING interval is ``queued``, a PREEMPTED one ``preempted``, and RUNNING
 time is ``prefill`` before the first token and ``decode`` from it on. Time
 spent recomputing after a preemption counts as decode, as in vLLM, whose
-decode interval runs from the first token to the last.
+decode interval runs from the first token to the last. So vLLM's prefill
+interval is the sum of the phases between the first ``prefill`` and the
+first token (a preemption before the first token included), and its decode
+interval that of the phases after the first token.
 """
 
 from __future__ import annotations

@@ -1,0 +1,130 @@
+"""The timeline picture rendered by headless Chromium: the right colours in the right places."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from png_pixels import Image, hex_rgb, near, read_png
+
+from lifecycle_trace.export.plot import layout_for, write_plot
+from lifecycle_trace.export.plot_layout import (
+    FINISHED_COLOR,
+    REQUEST_PALETTE,
+    Layout,
+    status_color,
+)
+from lifecycle_trace.timeline import Timeline, TimelineBuilder
+from minivllm.events import Event
+from minivllm.request import RequestStatus
+
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+)
+
+
+def _chromium(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / "profile"
+    argv = [binary, *FLAGS, f"--user-data-dir={profile}", *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def _screenshot(binary: str, tmp_path: Path, page: Path, width: int, height: int) -> Image:
+    png = tmp_path / f"{page.stem}-{page.suffix.lstrip('.')}.png"
+    _chromium(binary, tmp_path, f"--screenshot={png}", f"--window-size={width},{height}",
+              page.as_uri())  # fmt: skip
+    return read_png(png.read_bytes())
+
+
+def _picture(events: list[Event]) -> tuple[list[Timeline], Layout]:
+    builder = TimelineBuilder()
+    builder.feed_all(events)
+    timelines = sorted(builder.timelines().values(), key=lambda t: t.arrival_ns)
+    return timelines, layout_for(timelines, builder.last_step)
+
+
+def _check_cells(
+    image: Image, timelines: list[Timeline], layout: Layout, offset: float = 0
+) -> None:
+    """Every step cell of every row has its status colour; left of arrival is blank."""
+    seen = set()
+    for i, t in enumerate(timelines):
+        y = offset + layout.row_y(i) + layout.row_height / 2
+        for step in range(t.added_step, t.last_step + 1):
+            sample = t.state_at(step)
+            assert sample is not None
+            got = image.pixel(offset + layout.step_x(step + 0.5), y)
+            assert near(got, hex_rgb(status_color(sample.status))), (t.request_id, step, got)
+            seen.add(sample.status)
+        if t.added_step > 0:
+            blank = image.pixel(offset + layout.step_x(t.added_step) - 3, y)
+            assert near(blank, (255, 255, 255)), (t.request_id, "before arrival", blank)
+    assert {RequestStatus.WAITING, RequestStatus.RUNNING, RequestStatus.PREEMPTED} <= seen
+
+
+def test_svg_cells_and_lines_are_drawn_where_the_layout_says(
+    chromium: str, demo_events: list[Event], tmp_path: Path
+) -> None:
+    page = tmp_path / "timeline.svg"
+    write_plot(demo_events, page)
+    timelines, layout = _picture(demo_events)
+    size = (int(layout.width) + 20, int(layout.height) + 20)
+    image = _screenshot(chromium, tmp_path, page, *size)
+    _check_cells(image, timelines, layout)
+    # r1's prefill: a steep solid line from 20 to 50 computed tokens between steps 0 and 1.
+    r1 = next(i for i, t in enumerate(timelines) if t.request_id == "r1")
+    a, b = timelines[r1].state_at(0), timelines[r1].state_at(1)
+    assert a is not None and b is not None and b.num_computed_tokens - a.num_computed_tokens > 10
+    x = (layout.sample_x(0) + layout.sample_x(1)) / 2
+    y = (layout.token_y(a.num_computed_tokens) + layout.token_y(b.num_computed_tokens)) / 2
+    around = [image.pixel(x + dx, y) for dx in (-1, 0, 1)]
+    assert any(near(p, hex_rgb(REQUEST_PALETTE[r1]), 40) for p in around), around
+
+
+def test_html_is_self_contained_and_renders(
+    chromium: str, demo_events: list[Event], tmp_path: Path
+) -> None:
+    page = tmp_path / "timeline.html"
+    write_plot(demo_events, page)
+    source = page.read_text()
+    assert not re.search(r"<(script|link|img|iframe)\b", source)
+    assert not re.search(r"(href|src)\s*=|url\(|@import", source)
+    dom = _chromium(chromium, tmp_path, "--dump-dom", page.as_uri()).stdout
+    timelines, layout = _picture(demo_events)
+    cells = re.findall(r'<rect[^>]*data-status="([A-Z_]+)"', dom)
+    segments = itertools.chain.from_iterable(t.segments for t in timelines)
+    assert sorted(cells) == sorted(s.status.name for s in segments)
+    series = re.findall(r'<polyline[^>]*data-series="([a-z_]+)"', dom)
+    assert sorted(series) == sorted(["num_computed_tokens", "num_tokens"] * len(timelines))
+    size = (int(layout.width) + 60, int(layout.height) + 120)
+    image = _screenshot(chromium, tmp_path, page, *size)
+    # The page's 16 px padding and the figure's 1 px border put the picture at (17, 17).
+    _check_cells(image, timelines, layout, offset=17)
+    colors = image.colors()
+    assert any(near(c, hex_rgb(FINISHED_COLOR), 2) for c in colors)
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".html"])
+def test_written_file_parses(demo_events: list[Event], tmp_path: Path, suffix: str) -> None:
+    page = tmp_path / f"t{suffix}"
+    write_plot(demo_events, page)
+    if suffix == ".svg":
+        root = ET.fromstring(page.read_text())
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    else:
+        assert page.read_text().startswith("<!DOCTYPE html>")
