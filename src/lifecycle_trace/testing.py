@@ -519,9 +519,11 @@ class EngineStateMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.live.scheduler.requests) < self.max_live_requests)
     @rule(data=st.data())
     def add(self, data: st.DataObject) -> None:
-        """Add a request with drawn prompt, sampling parameters and EOS / stop positions."""
+        """Add a request: a token or text prompt, sampling parameters, EOS / stop positions."""
         engine = self.live
-        prompt = data.draw(prompts(engine.config, self.prefixes), label="prompt")
+        as_tokens = prompts(engine.config, self.prefixes)
+        as_text = text_prompts(engine.config.max_model_len - 1)
+        prompt = data.draw(st.one_of(as_tokens, as_text), label="prompt")
         params = data.draw(sampling_params(), label="params")
         rid = engine.add_request(prompt, params)
         script = data.draw(token_scripts(params), label="script")
