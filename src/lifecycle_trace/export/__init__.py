@@ -9,8 +9,10 @@
   projections of the event stream (extra ``prometheus``);
 - :mod:`~lifecycle_trace.export.plot`: a self-contained SVG or HTML timeline.
 
-All of them read the same time-based view of the log,
-:func:`~lifecycle_trace.export.intervals.status_intervals`. The two optional
+The time-based exporters read one view of the log,
+:func:`~lifecycle_trace.export.intervals.status_intervals` (and its cut into
+vLLM's phases, :func:`~lifecycle_trace.export.phases.request_phases`); the
+``lifecycle-trace export`` and ``plot`` commands live in ``_cli``. The two optional
 exporters are not imported here, so this package works without their extras.
 """
 
@@ -27,16 +29,23 @@ from lifecycle_trace.export.intervals import (
     StatusInterval,
     status_intervals,
 )
+from lifecycle_trace.export.phases import Phase, request_phases
+from lifecycle_trace.export.plot import timeline_html, timeline_svg, write_plot
 
 __all__ = [
     "Finish",
     "InvalidTraceError",
+    "Phase",
     "RequestIntervals",
     "StatusInterval",
     "TraceProblem",
     "chrome_trace",
+    "request_phases",
     "status_intervals",
+    "timeline_html",
+    "timeline_svg",
     "trace_problems",
     "validate_chrome_trace",
     "write_chrome_trace",
+    "write_plot",
 ]
