@@ -17,6 +17,7 @@ from typing import Any
 
 from lifecycle_trace import _demo, _render, lab
 from lifecycle_trace.eventlog import EventLog
+from lifecycle_trace.export import _cli as export_cli
 from lifecycle_trace.logging import make_json_logger
 from lifecycle_trace.stats import summarize_timelines
 from lifecycle_trace.store import CorruptLogError, UnsupportedEventError, read_jsonl, write_jsonl
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--lenient", action="store_true", help="skip corrupt lines (with a warning)")
         if name == "show":
             p.add_argument("--width", type=int, default=80, help="steps per chart block")
+    export_cli.add_commands(sub)
     return parser
 
 
@@ -253,6 +255,7 @@ _COMMANDS = {
     "show": _cmd_show,
     "check": _cmd_check,
     "stats": _cmd_stats,
+    **export_cli.COMMANDS,
 }
 
 
