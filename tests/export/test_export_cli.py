@@ -1,0 +1,127 @@
+"""``lifecycle-trace export`` and ``plot``: formats, outputs and user errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from lifecycle_trace.cli import main
+from lifecycle_trace.export.chrome_check import validate_chrome_trace
+from lifecycle_trace.store import write_jsonl
+from lifecycle_trace.timeline import build_timelines
+from minivllm.events import Event
+
+
+@pytest.fixture
+def log(demo_events: list[Event], tmp_path: Path) -> Path:
+    path = tmp_path / "demo.jsonl"
+    write_jsonl(demo_events, path)
+    return path
+
+
+def test_chrome_to_a_file_and_to_stdout(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "trace.json"
+    assert main(["export", str(log), "--format", "chrome", "-o", str(out)]) == 0
+    assert "written to" in capsys.readouterr().out
+    from_file = json.loads(out.read_text())
+    validate_chrome_trace(from_file)
+    assert main(["export", str(log), "--format", "chrome"]) == 0
+    assert json.loads(capsys.readouterr().out) == from_file
+
+
+def test_prometheus_exposition(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("prometheus_client", reason="the 'prometheus' extra is not installed")
+    assert main(["export", str(log), "--format", "prometheus", "--model-name", "demo"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        'vllm:request_success_total{engine="0",finished_reason="length",model_name="demo"} 4.0'
+        in text
+    )
+    assert "vllm:e2e_request_latency_seconds_count" in text
+
+
+def test_otel_spans_as_json_lines_end_at_the_log_files_time(
+    log: Path, demo_events: list[Event], tmp_path: Path
+) -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="the 'otel' extra is not installed")
+    out = tmp_path / "spans.jsonl"
+    assert main(["export", str(log), "--format", "otel", "-o", str(out)]) == 0
+    spans = [json.loads(line) for line in out.read_text().splitlines()]
+    roots = [s for s in spans if s["name"] == "llm_request"]
+    assert len(roots) == len(build_timelines(demo_events))
+    last_end = max(datetime.fromisoformat(s["end_time"].replace("Z", "+00:00")) for s in roots)
+    mtime = log.stat().st_mtime_ns / 1e9
+    # The last event finishes the last request, so its span ends at the file's time.
+    assert abs(last_end.timestamp() - mtime) < 1e-3
+
+
+def test_otel_epoch_option(log: Path, tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="the 'otel' extra is not installed")
+    out = tmp_path / "spans.jsonl"
+    assert main(["export", str(log), "--format", "otel", "-o", str(out), "--epoch-ns", "0"]) == 0
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["start_time"].startswith("1970-01-01T00:00:00")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "module", "extra"),
+    [
+        ("otel", "opentelemetry.sdk.trace.export", "otel"),
+        ("prometheus", "prometheus_client", "prometheus"),
+    ],
+)
+def test_a_missing_extra_is_named(
+    log: Path,
+    fmt: str,
+    module: str,
+    extra: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes the import fail, as if not installed
+    assert main(["export", str(log), "--format", fmt]) == 2
+    assert f"needs the '{extra}' extra" in capsys.readouterr().err
+
+
+def test_otel_without_an_exporter_is_a_clear_error(
+    log: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="the 'otel' extra is not installed")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
+    assert main(["export", str(log), "--format", "otel"]) == 2
+    assert "OTEL_TRACES_EXPORTER='jaeger' is not supported" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".html"])
+def test_plot(log: Path, tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / f"timeline{suffix}"
+    assert main(["plot", str(log), "-o", str(out), "--title", "demo run"]) == 0
+    assert f"{suffix[1:].upper()} timeline" in capsys.readouterr().out
+    assert "demo run" in out.read_text()
+
+
+def test_user_errors_exit_2(log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", str(log), "-o", str(tmp_path / "t.png")]) == 2
+    assert "use .svg or .html" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "none.jsonl"), "--format", "chrome"]) == 2
+    assert "no such log file" in capsys.readouterr().err
+
+
+def test_lenient_reading_keeps_what_precedes_a_corrupt_line(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = log.read_text().splitlines()
+    lines[40] = "{not json"
+    log.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "t.svg"
+    assert main(["plot", str(log), "-o", str(out)]) == 2
+    assert main(["plot", str(log), "-o", str(out), "--lenient"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "reading stops there" in err
+    assert out.read_text().startswith("<svg")
