@@ -236,11 +236,23 @@ def state_mismatches(engine: LLMEngine, timelines: Mapping[str, Timeline]) -> li
         if t is None:
             out.append(f"request {rid}: live in the engine, absent from the events")
             continue
-        have = (t.status, t.num_computed_tokens, t.num_tokens, t.num_preemptions)
-        want = (r.status, r.num_computed_tokens, r.num_tokens, r.num_preemptions)
+        have = (
+            t.status,
+            t.num_computed_tokens,
+            t.num_tokens,
+            t.num_preemptions,
+            t.num_cached_tokens,
+        )
+        want = (
+            r.status,
+            r.num_computed_tokens,
+            r.num_tokens,
+            r.num_preemptions,
+            r.num_cached_tokens,
+        )
         if have != want:
             out.append(
-                f"request {rid}: events say (status, computed, tokens, preemptions) = "
+                f"request {rid}: events say (status, computed, tokens, preemptions, cached) = "
                 f"{have}, the engine says {want}"
             )
     for rid, t in timelines.items():
