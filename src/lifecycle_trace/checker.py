@@ -10,6 +10,7 @@ events involved.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -30,6 +31,7 @@ from minivllm.events import (
 from minivllm.request import RequestStatus
 
 __all__ = [
+    "FINISHED_KEPT",
     "INVARIANTS",
     "LEGAL_TRANSITIONS",
     "InvariantChecker",
@@ -58,6 +60,13 @@ LEGAL_TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
     }
 )
 """Every status change vLLM 0.22.1's scheduler makes; anything else is a bug."""
+
+FINISHED_KEPT = 4096
+"""How many finished requests the checker remembers, so memory stays bounded on long streams.
+
+An event naming a request forgotten this way is still reported, as
+``request_identity`` rather than ``finished_is_final``.
+"""
 
 INVARIANTS: Mapping[str, str] = MappingProxyType(
     {
@@ -291,7 +300,8 @@ class InvariantChecker:
                 event.request_id,
                 event,
                 (event.seq,),
-                f"{type(event).__name__} for a request that was never added",
+                f"{type(event).__name__} for a request that was never added "
+                f"(or finished more than {FINISHED_KEPT} requests ago)",
             )
         return None
 
@@ -675,6 +685,10 @@ class InvariantChecker:
         self._step_no += 1
         self._last_step_finished = ev
         self._kv_changed_since_step = False
+        finished = self._finished
+        if len(finished) > FINISHED_KEPT:
+            for rid in list(itertools.islice(finished, len(finished) - FINISHED_KEPT)):
+                del finished[rid]
 
     def _check_budget(self, ev: StepFinished, cfg: EngineConfigured) -> None:
         scheduled = ev.num_scheduled_tokens

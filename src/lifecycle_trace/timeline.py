@@ -79,7 +79,10 @@ class Timeline:
     change_computed[i], change_tokens[i])``; between change steps nothing
     changed. ``last_step`` is the finish step, or the log's last step for a
     request still live when the log ended. Times are nanoseconds on the bus
-    clock, None where the request never reached that point.
+    clock, None where the request never reached that point. ``engine_id`` names
+    the engine (from the log's EngineConfigured; "" if the log has none) and
+    ``added_seq`` is the sequence number of the request's RequestAdded, so
+    ``(engine_id, request_id)`` tells apart the requests of a merged log.
     """
 
     request_id: str
@@ -102,6 +105,8 @@ class Timeline:
     change_computed: tuple[int, ...]
     change_tokens: tuple[int, ...]
     status_changes: tuple[tuple[int, RequestStatus], ...]
+    engine_id: str = ""
+    added_seq: int = -1
 
     # -- state ----------------------------------------------------------------
 
@@ -307,6 +312,7 @@ class _Track:
     """The fold's mutable state for one request."""
 
     __slots__ = (
+        "added_seq",
         "added_step",
         "arrival_ns",
         "cached",
@@ -338,6 +344,7 @@ class _Track:
         self.max_tokens = e.max_tokens
         self.min_tokens = e.min_tokens
         self.added_step = e.step
+        self.added_seq = e.seq
         self.arrival_ns = e.ts_ns
         self.status = _WAITING
         self.computed = 0
@@ -364,7 +371,7 @@ class _Track:
         self.s_computed.append(self.computed)
         self.s_tokens.append(self.tokens)
 
-    def freeze(self, log_last_step: int) -> Timeline:
+    def freeze(self, log_last_step: int, engine_id: str) -> Timeline:
         last = self.step if self.finish_status is not None else max(self.step, log_last_step)
         return Timeline(
             request_id=self.request_id,
@@ -387,6 +394,8 @@ class _Track:
             change_computed=(*self.s_computed, self.computed),
             change_tokens=(*self.s_tokens, self.tokens),
             status_changes=tuple(self.history),
+            engine_id=engine_id,
+            added_seq=self.added_seq,
         )
 
 
@@ -395,18 +404,26 @@ class TimelineBuilder:
 
     ``timelines()`` may be called at any time; it snapshots without
     disturbing the fold, so a live view and a final view come from one builder.
+
+    With ``on_retire``, the fold keeps only live requests: at the end of each
+    step (a ``StepFinished``) the timeline of every request that finished is
+    handed to ``on_retire`` and forgotten, so memory follows the number of live
+    requests, not the length of the log; ``timelines()`` then holds only the
+    requests not yet retired, and a retired request id may be added again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_retire: Callable[[Timeline], None] | None = None) -> None:
         self._tracks: dict[str, _Track] = {}
         self._last_step = 0
         self.config: EngineConfigured | None = None
+        self._on_retire = on_retire
+        self._finished: list[_Track] = []
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             CounterUpdated: self._on_counter,
             StatusChanged: self._on_status,
             RequestAdded: self._on_added,
             StepStarted: self._on_step,
-            StepFinished: self._on_step,
+            StepFinished: self._on_step_finished,
             BlocksAllocated: _ignore,
             BlocksFreed: _ignore,
             EngineConfigured: self._on_config,
@@ -458,7 +475,32 @@ class TimelineBuilder:
     def timelines(self) -> dict[str, Timeline]:
         """Every request's timeline so far, by request id, in the order they were added."""
         last = self._last_step
-        return {rid: track.freeze(last) for rid, track in self._tracks.items()}
+        engine_id = self.engine_id
+        return {rid: track.freeze(last, engine_id) for rid, track in self._tracks.items()}
+
+    @property
+    def engine_id(self) -> str:
+        """The engine named by the log's EngineConfigured ("" before it)."""
+        return "" if self.config is None else self.config.engine_id
+
+    @property
+    def num_live(self) -> int:
+        """Requests the fold currently holds (all of them unless it retires finished ones)."""
+        return len(self._tracks)
+
+    def retire(self) -> None:
+        """Hand every finished request to ``on_retire`` now and forget it (end of a stream)."""
+        callback = self._on_retire
+        if callback is None or not self._finished:
+            return
+        last = self._last_step
+        engine_id = self.engine_id
+        tracks = self._tracks
+        for t in self._finished:
+            if tracks.get(t.request_id) is t:
+                del tracks[t.request_id]
+                callback(t.freeze(last, engine_id))
+        self._finished.clear()
 
     # -- handlers -------------------------------------------------------------
 
@@ -512,8 +554,13 @@ class TimelineBuilder:
             t.finish_status = new
             t.finished_ns = e.ts_ns
             t.stop_reason = e.stop_reason
+            if self._on_retire is not None:
+                self._finished.append(t)
 
     def _on_added(self, e: RequestAdded) -> None:
+        old = self._tracks.get(e.request_id)
+        if old is not None and old.finish_status is not None and self._on_retire is not None:
+            self.retire()  # the id was reused before the step that finished it ended
         if e.request_id in self._tracks:
             raise ValueError(
                 f"seq {e.seq}: request id {e.request_id!r} is added a second time; "
@@ -526,6 +573,12 @@ class TimelineBuilder:
     def _on_step(self, e: StepStarted | StepFinished) -> None:
         if e.step > self._last_step:
             self._last_step = e.step
+
+    def _on_step_finished(self, e: StepFinished) -> None:
+        if e.step > self._last_step:
+            self._last_step = e.step
+        if self._finished:
+            self.retire()
 
     def _on_config(self, e: EngineConfigured) -> None:
         self.config = e
