@@ -105,5 +105,30 @@ def test_layout_validates_and_scales() -> None:
     assert layout.token_y(0) == layout.chart_bottom
     assert layout.token_y(60) == layout.chart_top
     assert layout.step_x(10) - layout.step_x(0) == layout.plot_width
+    assert 480 <= layout.plot_width <= 960
+    short = Layout(num_requests=1, num_steps=2, max_tokens=5)
+    assert short.plot_width == 480
     long = Layout(num_requests=1, num_steps=5000, max_tokens=5)
     assert long.cell_width == 2.0
+
+
+DOCS_IMAGE = Path(__file__).parents[2] / "docs" / "img" / "timeline-demo.svg"
+DOCS_TITLE = "lifecycle-trace demo"
+
+
+def test_the_docs_picture_is_what_the_library_draws(demo_events: list[Event]) -> None:
+    # The picture depends on steps only, so the demo's log on any clock draws the same.
+    assert DOCS_IMAGE.read_text(encoding="utf-8") == timeline_svg(demo_events, DOCS_TITLE), (
+        "docs/img/timeline-demo.svg is stale: regenerate it with `lifecycle-trace demo --log "
+        f"demo.jsonl` then `lifecycle-trace plot demo.jsonl -o {DOCS_IMAGE.name} --title "
+        f"'{DOCS_TITLE}'`"
+    )
+
+
+def test_the_title_is_the_visible_heading(demo_events: list[Event]) -> None:
+    root = ET.fromstring(timeline_svg(demo_events, title="Lab 01"))
+    heading = next(t for t in root.iter(f"{SVG}text") if t.attrib.get("font-weight") == "bold")
+    assert heading.text == "Lab 01"
+    last_step = max(t.last_step for t in build_timelines(demo_events).values())
+    size = f"{len(build_timelines(demo_events))} requests over {last_step + 1} engine steps"
+    assert "".join(heading.itertext()) == f"Lab 01 · {size}"

@@ -61,26 +61,25 @@ def layout_for(timelines: list[Timeline], last_step: int) -> Layout:
     return Layout(len(timelines), last_step + 1, max(max_tokens, 1), legend_height=22 + 18 * lines)
 
 
-def _header(layout: Layout, timelines: list[Timeline], config: EngineConfigured | None) -> str:
+def _header(
+    layout: Layout,
+    timelines: list[Timeline],
+    config: EngineConfigured | None,
+    title: str | None,
+) -> str:
     n, steps = len(timelines), layout.num_steps
-    parts = [
-        text(
-            f"Request lifecycle: {n} request{'s' * (n != 1)} over {steps} engine "
-            f"step{'s' * (steps != 1)}",
-            x=20.0,
-            y=30.0,
-            font_size=17,
-            font_weight="bold",
-            fill=_INK,
-        )
-    ]
+    size = f"{n} request{'s' * (n != 1)} over {steps} engine step{'s' * (steps != 1)}"
+    heading = escape(title or "Request lifecycle", quote=False) + element(
+        "tspan", escape(f" · {size}"), font_weight="normal", font_size=13, fill=_MUTED
+    )
+    parts = [element("text", heading, x=20.0, y=30.0, font_size=17, font_weight="bold", fill=_INK)]
     if config is not None:
         usable = config.num_gpu_blocks - 1
         parts.append(
             text(
-                f"max_num_seqs {config.max_num_seqs} · {config.max_num_batched_tokens} tokens "
-                f"per step · {usable} KV blocks of {config.block_size} tokens · chunked prefill "
-                f"{'on' if config.enable_chunked_prefill else 'off'} · prefix caching "
+                f"max_num_seqs {config.max_num_seqs} · {config.max_num_batched_tokens} "
+                f"tokens/step · {usable} KV blocks of {config.block_size} · chunking "
+                f"{'on' if config.enable_chunked_prefill else 'off'} · prefix cache "
                 f"{'on' if config.enable_prefix_caching else 'off'}",
                 x=20.0,
                 y=50.0,
@@ -262,7 +261,7 @@ def timeline_svg(events: Iterable[Event], title: str | None = None) -> str:
         [
             element("title", escape(title or "Request lifecycle timeline")),
             element("rect", x=0, y=0, width=layout.width, height=layout.height, fill="#ffffff"),
-            _header(layout, timelines, config),
+            _header(layout, timelines, config, title),
             _grid(layout),
             _step_axis(layout, layout.top - 8, label_below=False),
             _status_rows(layout, timelines),

@@ -74,8 +74,9 @@ class Layout:
 
     @property
     def cell_width(self) -> float:
-        """Width of one step's column: wide for short runs, at least 2 px for long ones."""
-        return max(2.0, min(28.0, 960.0 / self.num_steps))
+        """Width of one step's column: an axis of 480 to 960 px, but never under 2 px a step."""
+        n = self.num_steps
+        return max(2.0, min(960.0 / n, max(28.0, 480.0 / n)))
 
     @property
     def plot_width(self) -> float:
