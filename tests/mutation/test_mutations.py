@@ -3,15 +3,18 @@
 For every mutant the scenario property (strategies + checker + state
 rebuilt from events) must fail; the shrunk counterexample and the
 violations it triggers are printed, so a CI log shows the story of each bug.
+The engine state machine must fail on every mutant too (searched without
+shrinking, to keep the run short; its first violation is printed).
 """
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.stateful import run_state_machine_as_test
 from scheduler_mutants import MUTANTS, Mutant
 
-from lifecycle_trace.testing import Scenario, check_scenario, scenarios
+from lifecycle_trace.testing import EngineStateMachine, Scenario, check_scenario, scenarios
 
 SEARCH = settings(
     max_examples=300,
@@ -53,3 +56,17 @@ def test_property_suite_catches(
     assert found is not None, f"the property suite missed the bug: {mutant.name}"
     with capsys.disabled():
         print(f"\n--- mutant caught: {mutant.name} ---\n{found}")
+
+
+MACHINE_SEARCH = settings(SEARCH, max_examples=400, stateful_step_count=30, phases=[Phase.generate])
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_state_machine_catches(
+    mutant: Mutant, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mutant.apply(monkeypatch)
+    with pytest.raises(AssertionError) as failure:
+        run_state_machine_as_test(EngineStateMachine, settings=MACHINE_SEARCH)
+    with capsys.disabled():
+        print(f"\n--- state machine caught: {mutant.name} ---\n{failure.value}")
