@@ -24,7 +24,7 @@ from minivllm.events import (
 )
 from minivllm.request import RequestStatus
 
-__all__ = ["DECODERS", "decode", "encode_dict", "encode_line"]
+__all__ = ["DECODERS", "decode", "encode_dict", "encode_line", "encode_line_with"]
 
 _STATUS_NAMES = {s: s.name for s in RequestStatus}
 _STATUS_BY_NAME = {s.name: s for s in RequestStatus}
@@ -110,6 +110,13 @@ def encode_dict(event: Event) -> dict[str, Any]:
 def encode_line(event: Event) -> bytes:
     """One JSON Lines record (with its newline) for ``event``."""
     return orjson.dumps(_ENCODERS[type(event)](event), option=_NL)
+
+
+def encode_line_with(event: Event, extra: Mapping[str, Any]) -> bytes:
+    """One JSON Lines record for ``event`` with ``extra`` keys appended (readers ignore them)."""
+    data = _ENCODERS[type(event)](event)
+    data.update(extra)
+    return orjson.dumps(data, option=_NL)
 
 
 def decode(data: dict[str, Any]) -> Event:

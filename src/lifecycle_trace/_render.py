@@ -43,7 +43,7 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 def timeline_table(timelines: Mapping[str, Timeline]) -> str:
-    """One row per request: sizes, the steps that matter, preemptions, finish, latencies (ms)."""
+    """One row per request (named by its key): sizes, steps that matter, finish, latencies (ms)."""
     header = [
         "request",
         "prompt",
@@ -61,13 +61,13 @@ def timeline_table(timelines: Mapping[str, Timeline]) -> str:
         "e2e_ms",
     ]
     rows = []
-    for t in timelines.values():
+    for label, t in timelines.items():
         first = t.first_running_step
         prefill = t.prefill_step
         done = t.finished_step
         rows.append(
             [
-                t.request_id,
+                label,
                 str(t.num_prompt_tokens),
                 str(t.num_output_tokens),
                 str(t.added_step),

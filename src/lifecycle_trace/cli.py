@@ -3,27 +3,29 @@
 Commands: ``demo`` (a small traced workload, explained), ``lab`` (lab 01's
 ``trace_request`` for one prompt, with the lab's answers), ``run`` (prompts to a
 stored log), ``show LOG`` (timeline table and status chart), ``check LOG``
-(invariants; exit status 1 on any violation), ``stats LOG`` (latency summaries).
+(invariants; exit status 1 on any violation), ``stats LOG`` (latency summaries),
+``slice LOG`` (some requests or steps, as a log), ``merge LOG...`` (several
+engines' logs in one). The commands that read logs stream them
+(:mod:`lifecycle_trace._log_commands`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lifecycle_trace import _demo, _render, lab
-from lifecycle_trace.eventlog import EventLog
+from lifecycle_trace import _log_commands as log_commands
 from lifecycle_trace.export import _cli as export_cli
 from lifecycle_trace.logging import make_json_logger
-from lifecycle_trace.stats import summarize_timelines
-from lifecycle_trace.store import CorruptLogError, UnsupportedEventError, read_jsonl, write_jsonl
+from lifecycle_trace.reader import iter_jsonl
+from lifecycle_trace.sink import JsonlWriter
+from lifecycle_trace.store import CorruptLogError, UnsupportedEventError, write_jsonl
 from lifecycle_trace.timeline import Timeline, build_timelines
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import Event
 from minivllm.sampling_params import SamplingParams
 from minivllm.tokenizer import ByteTokenizer
 
@@ -80,16 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(run)
     _add_sampling_options(run)
 
-    for name, text in (
-        ("show", "per-request timeline table and per-step status chart"),
-        ("check", "check the lifecycle invariants; exit status 1 on any violation"),
-        ("stats", "TTFT, TPOT, queue and end-to-end time summaries"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("log", type=Path, help="a JSON Lines event log")
-        p.add_argument("--lenient", action="store_true", help="skip corrupt lines (with a warning)")
-        if name == "show":
-            p.add_argument("--width", type=int, default=80, help="steps per chart block")
+    log_commands.add_commands(sub)
     export_cli.add_commands(sub)
     return parser
 
@@ -98,29 +91,6 @@ def _print_timelines(timelines: dict[str, Timeline], width: int = 80) -> None:
     print(_render.status_chart(timelines, width=width))
     print()
     print(_render.timeline_table(timelines))
-
-
-def _load(path: Path, lenient: bool) -> EventLog:
-    if not path.is_file():
-        raise _CommandError(f"no such log file: {path}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loaded = read_jsonl(path, lenient=lenient)
-    for w in caught:
-        print(f"lifecycle-trace: warning: {w.message}", file=sys.stderr)
-    return EventLog(loaded.events) if loaded.complete else _gappy(loaded.events)
-
-
-def _gappy(events: Sequence[Event]) -> EventLog:
-    # Lines were dropped, so sequence numbers may skip; keep what is contiguous from the start.
-    log = EventLog()
-    for event in events:
-        try:
-            log.append(event)
-        except ValueError as exc:
-            print(f"lifecycle-trace: warning: {exc}; reading stops there", file=sys.stderr)
-            break
-    return log
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -200,51 +170,17 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     params = _sampling_params(args)
     engine = LLMEngine(**_engine_kwargs(args))
-    log = EventLog()
-    engine.bus.subscribe(log)
-    if args.json_log:
-        engine.bus.subscribe(make_json_logger(sys.stderr))
-    for prompt in args.prompts:
-        engine.add_request(prompt, params)
-    while engine.has_unfinished_requests():
-        engine.step()
-    n = write_jsonl(log, args.output)
-    print(f"{n} events over {engine.step_index} steps written to {args.output}")
+    with JsonlWriter(args.output) as sink:  # streamed, so a long run holds no log in memory
+        engine.bus.subscribe(sink)
+        if args.json_log:
+            engine.bus.subscribe(make_json_logger(sys.stderr))
+        for prompt in args.prompts:
+            engine.add_request(prompt, params)
+        while engine.has_unfinished_requests():
+            engine.step()
+    print(f"{sink.num_written} events over {engine.step_index} steps written to {args.output}")
     if args.show:
-        _print_timelines(build_timelines(log))
-    return 0
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    log = _load(args.log, args.lenient)
-    _print_timelines(build_timelines(log), width=args.width)
-    return 0
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    from lifecycle_trace.checker import check  # the checker is optional at import time
-
-    log = _load(args.log, args.lenient)
-    violations = check(log)
-    if not violations:
-        print(f"{args.log}: {len(log)} events, no invariant violated")
-        return 0
-    print(f"{args.log}: {len(violations)} violation(s)")
-    for v in violations:
-        seqs = ",".join(map(str, v.seqs))
-        print(f"  [{v.invariant}] request {v.request_id} step {v.step} seq {seqs}: {v.message}")
-    return 1
-
-
-def _cmd_stats(args: argparse.Namespace) -> int:
-    log = _load(args.log, args.lenient)
-    timelines = build_timelines(log).values()
-    finished = [t for t in timelines if t.finished]
-    print(
-        f"{args.log}: {len(timelines)} requests, {len(finished)} finished "
-        f"({sum(t.num_preemptions for t in timelines)} preemptions)"
-    )
-    print(_render.stats_table(summarize_timelines(timelines)))
+        _print_timelines(build_timelines(iter_jsonl(args.output)))
     return 0
 
 
@@ -252,9 +188,7 @@ _COMMANDS = {
     "demo": _cmd_demo,
     "lab": _cmd_lab,
     "run": _cmd_run,
-    "show": _cmd_show,
-    "check": _cmd_check,
-    "stats": _cmd_stats,
+    **log_commands.COMMANDS,
     **export_cli.COMMANDS,
 }
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
 from lifecycle_trace.timeline import Timeline
 
-__all__ = ["METRICS", "Summary", "summarize", "summarize_timelines"]
+__all__ = ["METRICS", "StatsAccumulator", "Summary", "summarize", "summarize_timelines"]
 
 
 @attrs.frozen
@@ -62,3 +63,31 @@ def summarize_timelines(timelines: Iterable[Timeline]) -> dict[str, Summary | No
         values = [v for v in map(metric, items) if v is not None]
         out[name] = summarize(name, values)
     return out
+
+
+class StatsAccumulator:
+    """:func:`summarize_timelines` over a stream: keeps each metric's values, not the timelines.
+
+    Exact percentiles need every value, so memory is one float per request and
+    metric (a few dozen bytes per request), against kilobytes per request in the log.
+    """
+
+    def __init__(self) -> None:
+        self.num_requests = 0
+        self.num_finished = 0
+        self.num_preemptions = 0
+        self._values: dict[str, array[float]] = {name: array("d") for name in METRICS}
+
+    def add(self, timeline: Timeline) -> None:
+        """Count one request and keep its metrics."""
+        self.num_requests += 1
+        self.num_finished += timeline.finished
+        self.num_preemptions += timeline.num_preemptions
+        for name, metric in METRICS.items():
+            value = metric(timeline)
+            if value is not None:
+                self._values[name].append(value)
+
+    def summaries(self) -> dict[str, Summary | None]:
+        """One :class:`Summary` per metric of :data:`METRICS`, as :func:`summarize_timelines`."""
+        return {name: summarize(name, values) for name, values in self._values.items()}

@@ -1,0 +1,228 @@
+"""The commands that read logs: ``show``, ``check``, ``stats``, ``slice`` and ``merge``.
+
+Each reads its log in one streaming pass (``slice --steps`` in two), holding
+the live requests of each engine, not the file: ``show`` keeps only the
+requests it will print (``--limit``, ``--request``, ``--engine``) and ``stats``
+one float per request and metric. Logs merged from several engines are read
+per engine; their requests are shown as ``ENGINE/ID``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lifecycle_trace import _render
+from lifecycle_trace.eventlog import SequenceError
+from lifecycle_trace.merging import merge_logs
+from lifecycle_trace.reader import LogReader
+from lifecycle_trace.slicing import parse_step_range, slice_log
+from lifecycle_trace.stats import StatsAccumulator
+from lifecycle_trace.streaming import Contiguous, check_records, iter_timelines
+from lifecycle_trace.timeline import Timeline
+
+__all__ = ["COMMANDS", "add_commands"]
+
+DEFAULT_SHOW_LIMIT = 50
+
+
+def add_commands(sub: Any) -> None:
+    """Add the log-reading commands to ``sub`` (the object ``add_subparsers()`` returned)."""
+    for name, text in (
+        ("show", "per-request timeline table and per-step status chart"),
+        ("check", "check the lifecycle invariants; exit status 1 on any violation"),
+        ("stats", "TTFT, TPOT, queue and end-to-end time summaries"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("log", type=Path, help="a JSON Lines event log")
+        p.add_argument("--lenient", action="store_true", help="skip corrupt lines (with a warning)")
+        if name == "show":
+            p.add_argument("--width", type=int, default=80, help="steps per chart block")
+            p.add_argument(
+                "--limit",
+                type=int,
+                default=DEFAULT_SHOW_LIMIT,
+                help=f"show at most this many requests, the first added (default "
+                f"{DEFAULT_SHOW_LIMIT}; 0 for all)",
+            )
+            p.add_argument(
+                "--request", action="append", default=[], help="show this request id (repeatable)"
+            )
+            p.add_argument("--engine", help="show only this engine's requests (merged logs)")
+
+    sl = sub.add_parser(
+        "slice",
+        help="cut a log down to some requests or steps (a valid log itself)",
+        description="Requests keep their whole lives; step events are projected onto the kept "
+        "requests and sequence numbers renumbered, so check and show accept the slice.",
+    )
+    sl.add_argument("log", type=Path, help="a JSON Lines event log")
+    what = sl.add_mutually_exclusive_group(required=True)
+    what.add_argument("--requests", nargs="+", metavar="ID", help="keep these request ids")
+    what.add_argument(
+        "--steps", metavar="A:B", help="keep every request live in steps A..B-1 (A: or :B too)"
+    )
+    sl.add_argument("-o", "--output", type=Path, required=True, help="log file to write")
+    sl.add_argument("--lenient", action="store_true", help="skip corrupt lines (with a warning)")
+
+    merge = sub.add_parser(
+        "merge", help="merge the logs of several engines into one, ordered by time"
+    )
+    merge.add_argument("logs", type=Path, nargs="+", help="JSON Lines event logs, one per engine")
+    merge.add_argument("-o", "--output", type=Path, required=True, help="log file to write")
+    merge.add_argument("--lenient", action="store_true", help="skip corrupt lines (with a warning)")
+
+
+def _warn(message: object) -> None:
+    print(f"lifecycle-trace: warning: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _reading(path: Path, lenient: bool) -> Iterator[Contiguous]:
+    """The log's records, stopping at a gap left by dropped lines; warnings go to stderr."""
+    if not path.is_file():
+        raise ValueError(f"no such log file: {path}")
+    reader = LogReader(path, lenient=lenient)
+
+    def on_gap(error: SequenceError) -> bool:
+        if reader.complete:
+            return False  # a gap in an undamaged file is an error, not damage
+        _warn(f"{error}; reading stops there")
+        return True
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield Contiguous(reader.records(), on_gap)
+        finally:
+            for w in caught:
+                _warn(w.message)
+
+
+def _order(t: Timeline) -> tuple[int, str, int]:
+    return t.arrival_ns, t.engine_id, t.added_seq
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``lifecycle-trace show``: the timelines of (some of) the log's requests."""
+    wanted = frozenset(args.request)
+    engines: set[str] = set()
+    matched = 0
+
+    def matching(timelines: Iterator[Timeline]) -> Iterator[Timeline]:
+        nonlocal matched
+        for t in timelines:
+            engines.add(t.engine_id)
+            if (not wanted or t.request_id in wanted) and (
+                args.engine is None or t.engine_id == args.engine
+            ):
+                matched += 1
+                yield t
+
+    with _reading(args.log, args.lenient) as records:
+        found = matching(iter_timelines(records))
+        if args.limit > 0:
+            chosen = heapq.nsmallest(args.limit, found, key=_order)
+        else:
+            chosen = sorted(found, key=_order)
+    merged = len(engines) > 1
+
+    def label(t: Timeline) -> str:
+        return f"{t.engine_id}/{t.request_id}" if merged else t.request_id
+
+    timelines = {label(t): t for t in chosen}
+    print(_render.status_chart(timelines, width=args.width))
+    print()
+    print(_render.timeline_table(timelines))
+    if len(chosen) < matched:
+        print(
+            f"\nshowing {len(chosen)} of {matched} requests (the first added); "
+            f"--limit N (0 for all) or --request ID to choose"
+        )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``lifecycle-trace check``: the invariants, per engine; exit status 1 on any violation."""
+    with _reading(args.log, args.lenient) as records:
+        by_engine = check_records(records)
+    violations = [(engine, v) for engine, vs in by_engine.items() for v in vs]
+    if not violations:
+        print(f"{args.log}: {records.num_records} events, no invariant violated")
+        return 0
+    print(f"{args.log}: {len(violations)} violation(s)")
+    merged = len(by_engine) > 1
+    for engine, v in violations:
+        seqs = ",".join(map(str, v.seqs))
+        where = f"engine {engine} " if merged else ""
+        print(
+            f"  [{v.invariant}] {where}request {v.request_id} step {v.step} seq {seqs}: {v.message}"
+        )
+    return 1
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """``lifecycle-trace stats``: latency summaries over every request of the log."""
+    acc = StatsAccumulator()
+    engines: set[str] = set()
+    with _reading(args.log, args.lenient) as records:
+        for t in iter_timelines(records):
+            engines.add(t.engine_id)
+            acc.add(t)
+    across = f" across {len(engines)} engines" if len(engines) > 1 else ""
+    print(
+        f"{args.log}: {acc.num_requests} requests{across}, {acc.num_finished} finished "
+        f"({acc.num_preemptions} preemptions)"
+    )
+    print(_render.stats_table(acc.summaries()))
+    return 0
+
+
+def _print_warnings(run: Callable[[], int]) -> int:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return run()
+        finally:
+            for w in caught:
+                _warn(w.message)
+
+
+def cmd_slice(args: argparse.Namespace) -> int:
+    """``lifecycle-trace slice``: write the part of a log that holds some requests or steps."""
+    if not args.log.is_file():
+        raise ValueError(f"no such log file: {args.log}")
+    steps = parse_step_range(args.steps) if args.steps is not None else None
+    n = _print_warnings(
+        lambda: slice_log(
+            args.log, args.output, requests=args.requests or (), steps=steps, lenient=args.lenient
+        )
+    )
+    print(f"{n} events written to {args.output}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """``lifecycle-trace merge``: combine the logs of several engines, ordered by time."""
+    for path in args.logs:
+        if not path.is_file():
+            raise ValueError(f"no such log file: {path}")
+    n = _print_warnings(lambda: merge_logs(args.logs, args.output, lenient=args.lenient))
+    print(f"{n} events from {len(args.logs)} logs written to {args.output}")
+    return 0
+
+
+COMMANDS: Mapping[str, Callable[[argparse.Namespace], int]] = {
+    "show": cmd_show,
+    "check": cmd_check,
+    "stats": cmd_stats,
+    "slice": cmd_slice,
+    "merge": cmd_merge,
+}
+"""Handlers of the subcommands :func:`add_commands` adds, by name."""
