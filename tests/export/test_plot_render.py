@@ -46,8 +46,9 @@ def _chromium(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedPr
 
 def _screenshot(binary: str, tmp_path: Path, page: Path, width: int, height: int) -> Image:
     png = tmp_path / f"{page.stem}-{page.suffix.lstrip('.')}.png"
-    _chromium(binary, tmp_path, f"--screenshot={png}", f"--window-size={width},{height}",
-              page.as_uri())  # fmt: skip
+    _chromium(
+        binary, tmp_path, f"--screenshot={png}", f"--window-size={width},{height}", page.as_uri()
+    )
     return read_png(png.read_bytes())
 
 

@@ -196,13 +196,20 @@ def _token_chart(layout: Layout, timelines: list[Timeline]) -> str:
     while value <= layout.token_top + 1e-9:
         y = layout.token_y(value)
         parts.append(
-            element("line", x1=layout.left, x2=layout.left + layout.plot_width, y1=y, y2=y,
-                    stroke=_GRID)
-        )  # fmt: skip
+            element(
+                "line", x1=layout.left, x2=layout.left + layout.plot_width, y1=y, y2=y, stroke=_GRID
+            )
+        )
         parts.append(
-            text(f"{value:g}", x=layout.left - 8, y=y + 4, font_size=10, fill=_MUTED,
-                 text_anchor="end")
-        )  # fmt: skip
+            text(
+                f"{value:g}",
+                x=layout.left - 8,
+                y=y + 4,
+                font_size=10,
+                fill=_MUTED,
+                text_anchor="end",
+            )
+        )
         value += tick
     for i, t in enumerate(timelines):
         color = REQUEST_PALETTE[i % len(REQUEST_PALETTE)]
@@ -234,9 +241,15 @@ def _token_chart(layout: Layout, timelines: list[Timeline]) -> str:
                 )
             )
     parts.append(
-        element("line", x1=layout.left, x2=layout.left + layout.plot_width,
-                y1=layout.chart_bottom, y2=layout.chart_bottom, stroke=_MUTED)
-    )  # fmt: skip
+        element(
+            "line",
+            x1=layout.left,
+            x2=layout.left + layout.plot_width,
+            y1=layout.chart_bottom,
+            y2=layout.chart_bottom,
+            stroke=_MUTED,
+        )
+    )
     return "".join(parts)
 
 

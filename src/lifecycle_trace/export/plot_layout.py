@@ -117,8 +117,8 @@ class Layout:
 
     @property
     def token_step(self) -> float:
-        """Distance between the token axis's ticks."""
-        return nice_step(self.max_tokens, 5)
+        """Distance between the token axis's ticks (whole tokens only)."""
+        return max(1.0, nice_step(self.max_tokens, 5))
 
     @property
     def token_top(self) -> float:
