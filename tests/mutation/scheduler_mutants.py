@@ -1,4 +1,4 @@
-"""Realistic scheduler bugs, each a one-line change to the engine's source, applied in-process.
+"""Realistic scheduler and KV cache bugs, each one changed source line, applied in-process.
 
 A :class:`Mutant` names a function, an exact source line in it and its
 buggy replacement. ``apply`` recompiles the function from its source with the
@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import pytest
 
+from minivllm.core.kv_cache_manager import KVCacheManager
 from minivllm.core.sched import scheduler as scheduler_module
 from minivllm.core.sched import utils as stop_rules
 from minivllm.core.sched.scheduler import Scheduler
@@ -117,6 +118,20 @@ MUTANTS = (
         "update_from_output",
         "self._free_request(request)",
         "self.finished_req_ids.add(request.request_id)\ndel self.requests[request.request_id]",
+    ),
+    Mutant(
+        "prefix-cache hit on the whole prompt",
+        KVCacheManager,
+        "get_computed_blocks",
+        "max_cache_hit_length = request.num_tokens - 1",
+        "max_cache_hit_length = request.num_tokens",
+    ),
+    Mutant(
+        "cache-hit blocks in the free queue not counted as allocations",
+        KVCacheManager,
+        "get_num_blocks_to_allocate",
+        "return max(num_new, 0) + num_evictable",
+        "return max(num_new, 0)",
     ),
     Mutant(
         "admit beyond max_num_seqs",
