@@ -69,4 +69,4 @@ def test_state_machine_catches(
     with pytest.raises(Exception) as failure:  # a violation, or the engine crashing
         run_state_machine_as_test(EngineStateMachine, settings=MACHINE_SEARCH)
     with capsys.disabled():
-        print(f"\n--- state machine caught: {mutant.name} ---\n{failure.value}")
+        print(f"\n--- state machine caught: {mutant.name} ---\n{failure.typename}: {failure.value}")
