@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import assert_no_leak, make_engine, run_to_end
-
 from minivllm import DummyModelRunner, Request, SamplingParams
 
 EOS = 257
@@ -81,3 +80,15 @@ def test_sample_fn_sees_the_live_request() -> None:
     engine.add_request([1, 2], SamplingParams(max_tokens=3))
     run_to_end(engine)
     assert seen == [0, 1, 2]
+
+
+def test_stop_strings_wait_for_min_tokens_and_match_only_new_text() -> None:
+    # vLLM's detokenizer checks stop strings only once more than min_tokens tokens are
+    # out, and only in the text the newest token added.
+    engine = make_engine(model=scripted([ord(c) for c in "abcabcabc"]))
+    engine.add_request("x", SamplingParams(max_tokens=20, min_tokens=5, stop=["b"]), request_id="r")
+    out = run_to_end(engine)["r"]
+    assert out.finish_reason == "stop" and out.outputs[0].stop_reason == "b"
+    assert out.outputs[0].token_ids == [ord(c) for c in "abcabcab"]
+    assert out.outputs[0].text == "abcabca"
+    assert_no_leak(engine)

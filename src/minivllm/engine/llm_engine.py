@@ -267,8 +267,10 @@ class LLMEngine:
         for request in updated:
             params = request.sampling_params
             finished = request.status > RequestStatus.PREEMPTED
+            kept_text = None
             if params.stop and not finished:
-                finished = self._check_stop_strings(request)
+                kept_text = self._check_stop_strings(request)
+                finished = kept_text is not None
             kind = params.output_kind
             if kind is _DELTA:
                 token_ids = request._output_token_ids[-1:]
@@ -280,9 +282,8 @@ class LLMEngine:
             if finished:
                 completion.finish_reason = request.get_finished_reason()
                 completion.stop_reason = request.stop_reason
-                if isinstance(request.stop_reason, str):
-                    text = self.tokenizer.decode(request._output_token_ids)
-                    completion._text = text[: text.find(request.stop_reason)]
+                if kept_text is not None:
+                    completion._text = kept_text
             outputs.append(
                 RequestOutput(
                     request.request_id,
@@ -295,16 +296,28 @@ class LLMEngine:
             )
         return outputs
 
-    def _check_stop_strings(self, request: Request) -> bool:
-        # Stop strings are matched on text, after the token-level rules, as
-        # vLLM's detokenizer does; a match finishes the request as "stop".
-        text = self.tokenizer.decode(request._output_token_ids)
+    def _check_stop_strings(self, request: Request) -> str | None:
+        """Finish ``request`` if its newest text completes a stop string; return the kept text.
+
+        As vLLM's detokenizer does: only once more than ``min_tokens`` tokens are
+        out, and only in the text the newest token added (plus the overlap a stop
+        string needs), so an earlier occurrence never matches late.
+        """
+        outputs = request._output_token_ids
+        if len(outputs) <= request.sampling_params.min_tokens:
+            return None
+        decode = self.tokenizer.decode
+        text = decode(outputs)
+        new_char_count = len(text) - len(decode(outputs[:-1]))
+        if new_char_count <= 0:
+            return None
         for stop in request.sampling_params.stop:
-            if stop in text:
+            index = text.find(stop, max(0, len(text) - new_char_count - len(stop) + 1))
+            if index != -1:
                 request.stop_reason = stop
                 self.scheduler.finish_requests(request.request_id, RequestStatus.FINISHED_STOPPED)
-                return True
-        return False
+                return text[:index]
+        return None
 
     def __repr__(self) -> str:
         running, waiting = self.scheduler.get_request_counts()
