@@ -17,6 +17,8 @@ from lifecycle_trace.store import JsonlWriter, read_jsonl, replay, write_jsonl
 from lifecycle_trace.timeline import Sample, Segment, Timeline, TimelineBuilder, build_timelines
 
 __all__ = [
+    "INVARIANTS",
+    "LEGAL_TRANSITIONS",
     "EventLog",
     "InvariantChecker",
     "JsonLogObserver",
@@ -30,6 +32,7 @@ __all__ = [
     "Violation",
     "build_timelines",
     "check",
+    "format_violations",
     "make_json_logger",
     "read_jsonl",
     "record",
@@ -39,7 +42,14 @@ __all__ = [
     "write_jsonl",
 ]
 
-_FROM_CHECKER = ("InvariantChecker", "Violation", "check")
+_FROM_CHECKER = (
+    "INVARIANTS",
+    "LEGAL_TRANSITIONS",
+    "InvariantChecker",
+    "Violation",
+    "check",
+    "format_violations",
+)
 
 
 def __getattr__(name: str) -> Any:
