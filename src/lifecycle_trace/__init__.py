@@ -3,9 +3,13 @@
 One idea: the engine's typed events are the record. An :class:`EventLog`
 holds them (gap-checked), :func:`build_timelines` folds them into one
 :class:`Timeline` per request, :mod:`lifecycle_trace.store` keeps them as JSON
-Lines, :mod:`lifecycle_trace.logging` logs them with structlog, and
+Lines (:class:`JsonlWriter` streams them there as the engine runs,
+:func:`iter_jsonl` reads them back one line at a time),
+:mod:`lifecycle_trace.logging` logs them with structlog, and
 :mod:`lifecycle_trace.lab` answers lab 01's questions. The invariant checker
-lives in :mod:`lifecycle_trace.checker`.
+lives in :mod:`lifecycle_trace.checker`; :func:`iter_timelines` folds a log of
+any length in memory that follows its live requests; :func:`slice_log` and
+:func:`merge_logs` cut logs down and combine several engines' logs.
 """
 
 from typing import Any
@@ -13,7 +17,12 @@ from typing import Any
 from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
 from lifecycle_trace.lab import trace_from_events, trace_request
 from lifecycle_trace.logging import JsonLogObserver, make_json_logger
-from lifecycle_trace.store import JsonlWriter, read_jsonl, replay, write_jsonl
+from lifecycle_trace.merging import merge_logs
+from lifecycle_trace.reader import LogReader, iter_jsonl
+from lifecycle_trace.sink import JsonlWriter
+from lifecycle_trace.slicing import slice_log
+from lifecycle_trace.store import read_jsonl, replay, write_jsonl
+from lifecycle_trace.streaming import iter_timelines
 from lifecycle_trace.timeline import Sample, Segment, Timeline, TimelineBuilder, build_timelines
 
 __all__ = [
@@ -23,6 +32,7 @@ __all__ = [
     "InvariantChecker",
     "JsonLogObserver",
     "JsonlWriter",
+    "LogReader",
     "Recorder",
     "Sample",
     "Segment",
@@ -33,10 +43,14 @@ __all__ = [
     "build_timelines",
     "check",
     "format_violations",
+    "iter_jsonl",
+    "iter_timelines",
     "make_json_logger",
+    "merge_logs",
     "read_jsonl",
     "record",
     "replay",
+    "slice_log",
     "trace_from_events",
     "trace_request",
     "write_jsonl",

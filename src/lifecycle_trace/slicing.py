@@ -151,8 +151,8 @@ class _EngineSlice:
         self.status[rid] = new
 
     def _step_started(self, e: StepStarted) -> Event | None:
-        if not self.status:
-            return None
+        if not self.status and not self.ended:
+            return None  # an abort between steps still gets the step that follows it
         self.in_step = True
         return self.renumber(e, num_running=self.num_running, num_waiting=self.num_waiting)
 
