@@ -30,19 +30,35 @@ MAX_TOKENS = 128
 def make_engine(
     observers: list[Callable[[Any], None]],
     output_kind: RequestOutputKind = RequestOutputKind.FINAL_ONLY,
+    num_requests: int = NUM_REQUESTS,
+    history: int = 0,
+    attach: Callable[[LLMEngine], None] | None = None,
 ) -> LLMEngine:
-    """An engine with all requests past prefill, ready to decode."""
+    """An engine with ``num_requests`` requests past prefill, ready to decode.
+
+    With ``history``, that many short requests have run to completion on it first.
+    ``attach`` is called with the new engine before any request, to subscribe
+    handlers to some event types only.
+    """
     engine = LLMEngine(
         DummyModelRunner(token_id=7),
-        max_num_seqs=NUM_REQUESTS,
+        max_num_seqs=num_requests,
         max_num_batched_tokens=8192,
         block_size=16,
-        num_gpu_blocks=NUM_REQUESTS * 17 + 1,
+        num_gpu_blocks=num_requests * 17 + 1,
         max_model_len=1024,
         observers=observers,
     )
+    if attach is not None:
+        attach(engine)
+    short = SamplingParams(max_tokens=2, output_kind=output_kind)
+    for start in range(0, history, num_requests):
+        for i in range(start, min(history, start + num_requests)):
+            engine.add_request([i % 256] * 8, short)
+        while engine.has_unfinished_requests():
+            engine.step()
     params = SamplingParams(max_tokens=MAX_TOKENS, output_kind=output_kind)
-    for i in range(NUM_REQUESTS):
+    for i in range(num_requests):
         engine.add_request([(i + j) % 256 for j in range(PROMPT_LEN)], params)
     while (
         any(r.num_computed_tokens < r.num_prompt_tokens for r in engine.scheduler.requests.values())
@@ -52,21 +68,31 @@ def make_engine(
     return engine
 
 
+def decode_sample_us(
+    observers: list[Callable[[Any], None]],
+    steps: int,
+    output_kind: RequestOutputKind = RequestOutputKind.FINAL_ONLY,
+    num_requests: int = NUM_REQUESTS,
+    history: int = 0,
+    attach: Callable[[LLMEngine], None] | None = None,
+) -> float:
+    """One measurement of decode step time / requests on a fresh engine, in microseconds."""
+    engine = make_engine(observers, output_kind, num_requests, history, attach)
+    gc.collect()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        engine.step()
+    elapsed = time.perf_counter() - t0
+    return elapsed / (steps * num_requests) * 1e6
+
+
 def decode_cost_us(
     observers_factory: Callable[[], list[Callable[[Any], None]]],
     steps: int,
     output_kind: RequestOutputKind = RequestOutputKind.FINAL_ONLY,
 ) -> float:
     """Median over repeats of (decode step time / requests), in microseconds."""
-    samples = []
-    for _ in range(5):
-        engine = make_engine(observers_factory(), output_kind)
-        gc.collect()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            engine.step()
-        elapsed = time.perf_counter() - t0
-        samples.append(elapsed / (steps * NUM_REQUESTS) * 1e6)
+    samples = [decode_sample_us(observers_factory(), steps, output_kind) for _ in range(5)]
     return statistics.median(samples)
 
 
@@ -98,7 +124,7 @@ class _FiveFields:
 def scale_ns(n: int = 200_000) -> tuple[float, float]:
     """For scale, in the same run: an attrs.frozen object of five fields; a plain handler loop."""
     best_frozen = best_loop = float("inf")
-    handlers = [lambda event: None]
+    handlers: list[Callable[[int], None]] = [lambda event: None]
     for _ in range(5):
         t0 = time.perf_counter()
         for i in range(n):

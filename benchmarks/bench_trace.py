@@ -20,17 +20,18 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import attrs
 import orjson
 import structlog
 
 from lifecycle_trace.eventlog import EventLog
 from lifecycle_trace.logging import JsonLogObserver, json_processors, make_json_logger
-from lifecycle_trace.store import read_jsonl, write_jsonl
+from lifecycle_trace.store import read_jsonl, replay, write_jsonl
 from lifecycle_trace.timeline import build_timelines
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import event_to_dict
+from minivllm.events import Event, event_to_dict
 from minivllm.sampling_params import SamplingParams
 
 
@@ -77,104 +78,166 @@ def _timed_once(fn: Callable[[], None]) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    """Measure and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=1000)
-    args = parser.parse_args()
+def recorded_events(num_requests: int) -> list[Event]:
+    """The events of one run of the workload, recorded in memory."""
+    log = EventLog()
+    drain(workload_engine(num_requests, (log,)))
+    return list(log)
 
-    # Memory kept per recorded event (a run of its own: tracing slows everything down).
+
+def bytes_per_event(num_requests: int) -> float:
+    """Memory kept per recorded event (a run of its own: tracing slows everything down)."""
     gc.collect()
     tracemalloc.start()
     log = EventLog()
     before = tracemalloc.get_traced_memory()[0]
-    engine = workload_engine(args.requests, (log,))
+    engine = workload_engine(num_requests, (log,))
     drain(engine)
     del engine
     gc.collect()
-    bytes_per_event = (tracemalloc.get_traced_memory()[0] - before) / len(log)
+    per_event = (tracemalloc.get_traced_memory()[0] - before) / len(log)
     tracemalloc.stop()
-    del log
-    gc.collect()
+    return per_event
 
-    # The engine with and without a recorder (best of three fresh runs each).
-    logs: list[EventLog] = []
 
-    def run_recorded() -> None:
-        logs[:] = [EventLog()]
-        drain(workload_engine(args.requests, (logs[-1],)))
+def run_times(num_requests: int, repeat: int = 3) -> tuple[float, float]:
+    """Seconds for the workload with a recorder attached and with none (best of ``repeat``)."""
 
-    def timed(make: Callable[[], None]) -> float:
-        return min(_timed_once(make) for _ in range(3))
+    def recorded() -> None:
+        drain(workload_engine(num_requests, (EventLog(),)))
 
-    run_with_log = timed(run_recorded)
-    run_bare = timed(lambda: drain(workload_engine(args.requests)))
-    log = logs[0]
-    n = len(log)
+    with_log = min(_timed_once(recorded) for _ in range(repeat))
+    bare = min(_timed_once(lambda: drain(workload_engine(num_requests))) for _ in range(repeat))
+    return with_log, bare
 
-    events = list(log)
-    rebuild = best_of(lambda: build_timelines(events))
 
-    tmp = Path(tempfile.mkdtemp())
-    path = tmp / "log.jsonl"
-    write = best_of(lambda: write_jsonl(events, path))
-    dicts = [event_to_dict(e) for e in events]
-    raw_path = tmp / "raw.jsonl"
+def rebuild_rate(events: list[Event], repeat: int = 5) -> float:
+    """Events per second folded into timelines from memory."""
+    return len(events) / best_of(lambda: build_timelines(events), repeat)
 
-    def raw_write_fn() -> None:
-        with open(raw_path, "wb", buffering=1 << 20) as f:
-            for d in dicts:
-                f.write(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE))
 
-    raw_write = best_of(raw_write_fn)
-    read_rebuild = best_of(lambda: build_timelines(read_jsonl(path).events))
-    read_only = best_of(lambda: read_jsonl(path))
-    raw_read = best_of(lambda: [orjson.loads(x) for x in path.read_bytes().splitlines()])
+@attrs.frozen
+class JsonlRates:
+    """Events per second through the store, and orjson alone on the same data for scale."""
 
-    # Calibration: orjson alone on simple one-key lines, the machine's baseline.
-    simple = [{"i": i} for i in range(n)]
-    simple_path = tmp / "simple.jsonl"
+    write: float
+    read: float
+    read_rebuild: float
+    replay: float
+    raw_write: float
+    raw_read: float
+    simple_write: float
+    simple_read: float
 
-    def simple_write_fn() -> None:
-        with open(simple_path, "wb", buffering=1 << 20) as f:
-            for d in simple:
-                f.write(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE))
 
-    simple_write = best_of(simple_write_fn)
-    simple_read = best_of(lambda: [orjson.loads(x) for x in simple_path.read_bytes().splitlines()])
+def _orjson_write(path: Path, dicts: list[dict[str, Any]]) -> None:
+    with open(path, "wb", buffering=1 << 20) as f:
+        for d in dicts:
+            f.write(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE))
 
-    sample = events[: min(n, 100_000)]
-    devnull = open(os.devnull, "wb")  # noqa: SIM115 - closed at the end
-    fast_logger = make_json_logger(devnull)
-    log_fast = best_of(lambda: [fast_logger(e) for e in sample])
+
+def jsonl_rates(events: list[Event], repeat: int = 5) -> JsonlRates:
+    """Write, read, read + rebuild and streaming replay rates of one log, with baselines."""
+    n = len(events)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "log.jsonl"
+        write = best_of(lambda: write_jsonl(events, path), repeat)
+        dicts = [event_to_dict(e) for e in events]
+        raw_path = Path(tmp) / "raw.jsonl"
+        raw_write = best_of(lambda: _orjson_write(raw_path, dicts), repeat)
+        read_rebuild = best_of(lambda: build_timelines(read_jsonl(path).events), repeat)
+        streamed = best_of(lambda: replay(path), repeat)
+        read_only = best_of(lambda: read_jsonl(path), repeat)
+        raw_read = best_of(
+            lambda: [orjson.loads(x) for x in path.read_bytes().splitlines()], repeat
+        )
+        # Calibration: orjson alone on simple one-key lines, the machine's baseline.
+        simple = [{"i": i} for i in range(n)]
+        simple_path = Path(tmp) / "simple.jsonl"
+        simple_write = best_of(lambda: _orjson_write(simple_path, simple), repeat)
+        simple_read = best_of(
+            lambda: [orjson.loads(x) for x in simple_path.read_bytes().splitlines()], repeat
+        )
+    return JsonlRates(
+        write=n / write,
+        read=n / read_only,
+        read_rebuild=n / read_rebuild,
+        replay=n / streamed,
+        raw_write=n / raw_write,
+        raw_read=n / raw_read,
+        simple_write=n / simple_write,
+        simple_read=n / simple_read,
+    )
+
+
+@attrs.frozen
+class LoggingCosts:
+    """Seconds per event of structlog JSON logging, three ways."""
+
+    direct: float
+    stdlib: float
+    minimal: float
+
+
+def stdlib_json_logger(stream: IO[str]) -> JsonLogObserver:
+    """The JSON event logger through stdlib logging (a handler on ``stream``)."""
     stdlib_logger = logging.getLogger("bench.events")
     stdlib_logger.propagate = False
     stdlib_logger.setLevel(logging.DEBUG)
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115
+    for old in list(stdlib_logger.handlers):
+        stdlib_logger.removeHandler(old)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     stdlib_logger.addHandler(handler)
-    via_stdlib = JsonLogObserver(
+    return JsonLogObserver(
         structlog.wrap_logger(
             stdlib_logger,
             processors=json_processors(),
             wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         )
     )
-    log_stdlib = best_of(lambda: [via_stdlib(e) for e in sample])
-    minimal = structlog.wrap_logger(
-        structlog.BytesLogger(devnull),
-        processors=[structlog.processors.JSONRenderer(serializer=orjson.dumps)],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-        cache_logger_on_first_use=True,
-    )
-    log_minimal = best_of(lambda: [minimal.debug("e", seq=e.seq, step=e.step) for e in sample])
-    devnull.close()
-    handler.stream.close()
-    for p in (path, raw_path, simple_path):
-        os.unlink(p)
-    tmp.rmdir()
 
+
+def _feed(handler: Callable[[Event], None], events: list[Event]) -> None:
+    for e in events:
+        handler(e)
+
+
+def logging_costs(events: list[Event], repeat: int = 5) -> LoggingCosts:
+    """structlog JSON logging per event: direct stream, via stdlib logging, minimal structlog."""
+    sample = events[: min(len(events), 100_000)]
     m = len(sample)
+    with open(os.devnull, "wb") as devnull, open(os.devnull, "w") as devnull_text:
+        fast_logger = make_json_logger(devnull)
+        direct = best_of(lambda: _feed(fast_logger, sample), repeat)
+        via_stdlib = stdlib_json_logger(devnull_text)
+        stdlib = best_of(lambda: _feed(via_stdlib, sample), repeat)
+        minimal_logger = structlog.wrap_logger(
+            structlog.BytesLogger(devnull),
+            processors=[structlog.processors.JSONRenderer(serializer=orjson.dumps)],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+            cache_logger_on_first_use=True,
+        )
+        minimal = best_of(
+            lambda: [minimal_logger.debug("e", seq=e.seq, step=e.step) for e in sample], repeat
+        )
+    return LoggingCosts(direct / m, stdlib / m, minimal / m)
+
+
+def main() -> None:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+
+    per_event = bytes_per_event(args.requests)
+    run_with_log, run_bare = run_times(args.requests)
+    events = recorded_events(args.requests)
+    n = len(events)
+    rebuild = rebuild_rate(events)
+    io = jsonl_rates(events)
+    costs = logging_costs(events)
+
     rows = [
         ("events in the log", f"{n:,}", "", ""),
         (
@@ -183,40 +246,41 @@ def main() -> None:
             "",
             f"{run_with_log / run_bare:.2f}x the time",
         ),
-        ("rebuild timelines from memory", f"{n / rebuild / 1e6:.2f} M events/s", ">= 1 M/s", ""),
+        ("rebuild timelines from memory", f"{rebuild / 1e6:.2f} M events/s", ">= 1 M/s", ""),
         (
             "write JSON Lines",
-            f"{n / write / 1e6:.2f} M events/s",
+            f"{io.write / 1e6:.2f} M events/s",
             ">= 1 M/s",
-            f"{raw_write / write:.2f}x the speed of orjson on ready dicts",
+            f"{io.write / io.raw_write:.2f}x the speed of orjson on ready dicts",
         ),
         (
             "read JSON Lines (typed events)",
-            f"{n / read_only / 1e6:.2f} M events/s",
+            f"{io.read / 1e6:.2f} M events/s",
             "",
-            f"{raw_read / read_only:.2f}x the speed of bare orjson.loads",
+            f"{io.read / io.raw_read:.2f}x the speed of bare orjson.loads",
         ),
-        ("read + rebuild", f"{n / read_rebuild / 1e6:.2f} M events/s", ">= 0.5 M/s", ""),
+        ("read + rebuild", f"{io.read_rebuild / 1e6:.2f} M events/s", ">= 0.5 M/s", ""),
+        ("replay (streaming read + rebuild)", f"{io.replay / 1e6:.2f} M events/s", "", ""),
         (
             "structlog JSON log, direct stream",
-            f"{log_fast / m * 1e6:.2f} us/event",
+            f"{costs.direct * 1e6:.2f} us/event",
             "<= 7 us",
-            f"{log_fast / log_minimal:.2f}x the cost of minimal structlog",
+            f"{costs.direct / costs.minimal:.2f}x the cost of minimal structlog",
         ),
         (
             "structlog JSON log, via stdlib logging",
-            f"{log_stdlib / m * 1e6:.2f} us/event",
+            f"{costs.stdlib * 1e6:.2f} us/event",
             "",
-            f"{log_stdlib / log_minimal:.2f}x the cost of minimal structlog",
+            f"{costs.stdlib / costs.minimal:.2f}x the cost of minimal structlog",
         ),
-        ("minimal structlog (2 keys, orjson)", f"{log_minimal / m * 1e6:.2f} us/event", "", ""),
+        ("minimal structlog (2 keys, orjson)", f"{costs.minimal * 1e6:.2f} us/event", "", ""),
         (
             "calibration: orjson alone, one-key lines",
-            f"write {n / simple_write / 1e6:.2f} M/s, read {n / simple_read / 1e6:.2f} M/s",
+            f"write {io.simple_write / 1e6:.2f} M/s, read {io.simple_read / 1e6:.2f} M/s",
             "",
             "",
         ),
-        ("memory per recorded event", f"{bytes_per_event:.0f} bytes", "<= 200 bytes", ""),
+        ("memory per recorded event", f"{per_event:.0f} bytes", "<= 200 bytes", ""),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     header = ("measure", "value", "target", "side by side")

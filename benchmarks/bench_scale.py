@@ -1,0 +1,154 @@
+"""Scale: the engine's per-step cost as concurrency grows and as finished requests pile up,
+and the peak memory of long traced runs.
+
+- Per-step cost at 16 to 1,024 concurrent decoding requests (the engine of
+  ``bench_engine``): the cost per request per step should stay flat, that is
+  the step cost grows linearly in the number of scheduled requests.
+- The same measurement on an engine that first ran many short requests to
+  completion: a step must not cost more because of requests that are gone.
+- Peak resident memory (``VmHWM``) of a run of N short requests, fed so
+  that at most 64 are in flight, each size in a fresh subprocess: with the
+  streaming sink it should not grow with N; with the in-memory recorder it does.
+
+Run: ``python benchmarks/bench_scale.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+from bench_engine import decode_sample_us
+
+from lifecycle_trace.eventlog import EventLog
+from lifecycle_trace.sink import JsonlWriter
+from minivllm import LLMEngine, SamplingParams
+
+CONCURRENCY = (16, 64, 256, 1024)
+IN_FLIGHT = 64
+MODES = ("none", "sink", "recorder")
+
+
+def step_costs(
+    sizes: Sequence[int], steps: int, repeats: int, history: int = 0
+) -> dict[int, float]:
+    """Median decode cost per request per step (us) at each concurrency, sizes round-robin."""
+    samples: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(repeats):
+        for n in sizes:
+            samples[n].append(decode_sample_us([], steps, num_requests=n, history=history))
+    return {n: statistics.median(v) for n, v in samples.items()}
+
+
+@attrs.frozen
+class HistoryCost:
+    """Decode cost per request per step (us) on a fresh engine and after ``history`` requests."""
+
+    history: int
+    fresh: float
+    after: float
+
+
+def history_cost(history: int, concurrent: int, steps: int, repeats: int) -> HistoryCost:
+    """Whether finished requests make later steps dearer (measured round-robin)."""
+    fresh: list[float] = []
+    after: list[float] = []
+    for _ in range(repeats):
+        fresh.append(decode_sample_us([], steps, num_requests=concurrent))
+        after.append(decode_sample_us([], steps, num_requests=concurrent, history=history))
+    return HistoryCost(history, statistics.median(fresh), statistics.median(after))
+
+
+def run_rolling(num_requests: int, observers: list[Callable[[Any], None]]) -> LLMEngine:
+    """Feed ``num_requests`` short requests (16-token prompts, 4 outputs), at most 64 in flight."""
+    engine = LLMEngine(
+        max_num_seqs=IN_FLIGHT,
+        max_num_batched_tokens=1024,
+        block_size=16,
+        num_gpu_blocks=4 * IN_FLIGHT + 1,
+        observers=observers,
+    )
+    params = SamplingParams(max_tokens=4, ignore_eos=True)
+    added = 0
+    while added < num_requests or engine.has_unfinished_requests():
+        while added < num_requests and engine.get_num_unfinished_requests() < IN_FLIGHT:
+            engine.add_request([(added + j) % 256 for j in range(16)], params)
+            added += 1
+        engine.step()
+    return engine
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident memory in KiB.
+
+    ``VmHWM`` where Linux has it: ``ru_maxrss`` survives ``exec``, so a child
+    started by a big parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def _child(num_requests: int, mode: str) -> None:
+    """In a fresh process: one run, then print the peak resident memory in KiB."""
+    if mode == "sink":
+        with JsonlWriter(os.devnull) as sink:
+            run_rolling(num_requests, [sink])
+    elif mode == "recorder":
+        log = EventLog()
+        run_rolling(num_requests, [log])
+    else:
+        run_rolling(num_requests, [])
+    print(peak_rss_kib())
+
+
+def peak_rss_mib(num_requests: int, mode: str) -> float:
+    """Peak resident memory (MiB) of a fresh process running :func:`run_rolling` in ``mode``."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", str(num_requests), mode],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(result.stdout.split()[-1]) / 1024
+
+
+def main() -> None:
+    """Print the scale table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs, fewer repeats")
+    parser.add_argument("--child", nargs=2, metavar=("N", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        _child(int(args.child[0]), args.child[1])
+        return
+    steps, repeats = (10, 1) if args.quick else (30, 3)
+    costs = step_costs(CONCURRENCY, steps, repeats)
+    print(f"{'concurrent':>10}  {'us/request/step':>15}  {'ms/step':>8}")
+    for n, cost in costs.items():
+        print(f"{n:>10}  {cost:>15.2f}  {cost * n / 1000:>8.2f}")
+    h = history_cost(2_000 if args.quick else 20_000, 256, steps, repeats)
+    print(f"\nafter {h.history:,} finished requests: {h.after:.2f} us/request/step")
+    print(f"on a fresh engine: {h.fresh:.2f} us/request/step")
+    small, large = (2_000, 20_000) if args.quick else (10_000, 100_000)
+    for mode in MODES:
+        a, b = peak_rss_mib(small, mode), peak_rss_mib(large, mode)
+        print(f"peak RSS, {mode:8s}: {small:,} requests {a:.1f} MiB, {large:,} {b:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
