@@ -9,6 +9,8 @@ and the peak memory of long traced runs.
 - Peak resident memory (``VmHWM``) of a run of N short requests, fed so
   that at most 64 are in flight, each size in a fresh subprocess: with the
   streaming sink it should not grow with N; with the in-memory recorder it does.
+- Peak resident memory of ``lifecycle-trace check``, ``stats`` and ``show``
+  reading the logs of such runs: it should not grow with the log's size.
 
 Run: ``python benchmarks/bench_scale.py [--quick]``.
 """
@@ -20,6 +22,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +35,7 @@ from minivllm import LLMEngine, SamplingParams
 CONCURRENCY = (16, 64, 256, 1024)
 IN_FLIGHT = 64
 MODES = ("none", "sink", "recorder")
+CLI_COMMANDS = ("check", "stats", "show")
 
 
 def step_costs(sizes: Sequence[int], steps: int, repeats: int) -> dict[int, float]:
@@ -108,6 +112,38 @@ def _child(num_requests: int, mode: str) -> None:
     print(peak_rss_kib())
 
 
+def write_log(path: str, num_requests: int) -> int:
+    """Write the log of a :func:`run_rolling` run to ``path``; return its number of events."""
+    with JsonlWriter(path) as sink:
+        run_rolling(num_requests, [sink])
+    return sink.num_written
+
+
+def _cli_child(log: str, command: str) -> None:
+    """In a fresh process: run ``lifecycle-trace COMMAND LOG`` quietly, print the peak in KiB."""
+    import contextlib
+    import io
+
+    from lifecycle_trace.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = main([command, log])
+    if status not in (0, 1):
+        raise SystemExit(f"lifecycle-trace {command} {log} exited with {status}")
+    print(peak_rss_kib())
+
+
+def command_peak_rss_mib(log: str, command: str) -> float:
+    """Peak resident memory (MiB) of ``lifecycle-trace COMMAND LOG`` in a fresh process."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--child-cli", log, command],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(result.stdout.split()[-1]) / 1024
+
+
 def peak_rss_mib(num_requests: int, mode: str) -> float:
     """Peak resident memory (MiB) of a fresh process running :func:`run_rolling` in ``mode``."""
     if mode not in MODES:
@@ -126,9 +162,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, fewer repeats")
     parser.add_argument("--child", nargs=2, metavar=("N", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-cli", nargs=2, metavar=("LOG", "CMD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         _child(int(args.child[0]), args.child[1])
+        return
+    if args.child_cli is not None:
+        _cli_child(*args.child_cli)
         return
     steps, repeats = (10, 1) if args.quick else (30, 3)
     costs = step_costs(CONCURRENCY, steps, repeats)
@@ -142,6 +182,13 @@ def main() -> None:
     for mode in MODES:
         a, b = peak_rss_mib(small, mode), peak_rss_mib(large, mode)
         print(f"peak RSS, {mode:8s}: {small:,} requests {a:.1f} MiB, {large:,} {b:.1f} MiB")
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = [os.path.join(tmp, f"{n}.jsonl") for n in (small, large)]
+        for path, n in zip(logs, (small, large), strict=True):
+            write_log(path, n)
+        for command in CLI_COMMANDS:
+            a, b = (command_peak_rss_mib(path, command) for path in logs)
+            print(f"peak RSS, lifecycle-trace {command}: {a:.1f} MiB, {b:.1f} MiB")
 
 
 if __name__ == "__main__":
