@@ -185,9 +185,13 @@ class _EngineSlice:
 
 
 def slice_records(
-    records: Iterable[Record], selected: Selector
+    records: Iterable[Record], selected: Selector, num_selected: int | None = None
 ) -> Iterator[tuple[str, Event, int]]:
-    """``(engine, event, original seq)`` for every event the slice keeps, renumbered per engine."""
+    """``(engine, event, original seq)`` for every event the slice keeps, renumbered per engine.
+
+    With ``num_selected`` (how many requests ``selected`` accepts in all), reading
+    stops once that many have finished and their last step has ended.
+    """
     engines: dict[str, _EngineSlice] = {}
     for engine, event in records:
         part = engines.get(engine)
@@ -196,6 +200,13 @@ def slice_records(
         kept = part.keep(event)
         if kept is not None:
             yield engine, kept, event.seq
+            if (
+                num_selected is not None
+                and type(kept) is StepFinished
+                and sum(p.num_done for p in engines.values()) >= num_selected
+                and not any(p.in_step or p.ended for p in engines.values())
+            ):
+                return
 
 
 def _live_in(path: str, steps: StepRange, lenient: bool) -> set[tuple[str, int]]:
@@ -240,8 +251,10 @@ def slice_log(
     if os.path.abspath(path) == os.path.abspath(output):
         raise ValueError(f"slice: the output {output} would overwrite the input log")
     selected: Selector
+    num_selected: int | None = None
     if steps is not None:
         chosen = _live_in(path, steps, lenient)
+        num_selected = len(chosen)
 
         def selected(engine: str, e: RequestAdded) -> bool:
             return (engine, e.seq) in chosen
@@ -253,7 +266,7 @@ def slice_log(
     count = 0
     with open(output, "wb", buffering=1 << 20) as f:
         records = LogReader(path, lenient=lenient).records()
-        for engine, event, src in slice_records(records, selected):
+        for engine, event, src in slice_records(records, selected, num_selected):
             f.write(encode_line_with(event, {ENGINE_KEY: engine, SOURCE_SEQ_KEY: src}))
             count += 1
     return count

@@ -23,7 +23,7 @@ Cost: about a microsecond per event each way (orjson plus generated codecs).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import attrs
 
@@ -94,5 +94,25 @@ def read_jsonl(path: str | os.PathLike[str], *, lenient: bool = False) -> Loaded
 
 
 def replay(path: str | os.PathLike[str], *, lenient: bool = False) -> dict[str, Timeline]:
-    """Rebuild every request's timeline from a stored log."""
-    return build_timelines(iter_jsonl(path, lenient=lenient))
+    """Rebuild every request's timeline from a stored log of one engine, reading it as a stream.
+
+    A merged log of several engines raises ``ValueError``: its request ids may
+    collide; fold it with :func:`lifecycle_trace.streaming.iter_timelines`.
+    """
+    return build_timelines(_one_engine(iter_jsonl(path, lenient=lenient).records(), path))
+
+
+def _one_engine(
+    records: Iterable[tuple[str, Event]], path: str | os.PathLike[str]
+) -> Iterator[Event]:
+    """The events of ``records``, refusing a second engine."""
+    engine: str | None = None
+    for tag, event in records:
+        if tag != engine:
+            if engine is not None:
+                raise ValueError(
+                    f"{os.fspath(path)}: a merged log of several engines ({engine!r}, {tag!r}); "
+                    f"fold it per engine with iter_timelines(iter_jsonl(path).records())"
+                )
+            engine = tag
+        yield event

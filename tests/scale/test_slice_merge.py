@@ -13,6 +13,7 @@ from scale_support import write_rolling
 from lifecycle_trace.merging import DuplicateEngineError, merge_logs
 from lifecycle_trace.reader import iter_jsonl
 from lifecycle_trace.slicing import StepRange, parse_step_range, slice_log
+from lifecycle_trace.store import replay
 from lifecycle_trace.streaming import check_records, iter_timelines
 from lifecycle_trace.timeline import Timeline
 from minivllm.events import StepFinished, StepStarted, event_to_dict
@@ -150,3 +151,10 @@ def test_a_merge_refuses_two_logs_of_one_engine(tmp_path: Path) -> None:
     assert not out.exists()
     with pytest.raises(ValueError, match="overwrite the input"):
         merge_logs([a, out], a)
+
+
+def test_replay_refuses_a_merged_log(tmp_path: Path) -> None:
+    merged = tmp_path / "merged.jsonl"
+    merge_logs(_three_engines(tmp_path), merged)
+    with pytest.raises(ValueError, match="merged log of several engines"):
+        replay(merged)
