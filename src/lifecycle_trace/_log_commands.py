@@ -111,6 +111,8 @@ def _order(t: Timeline) -> tuple[int, str, int]:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``lifecycle-trace show``: the timelines of (some of) the log's requests."""
+    if args.limit < 0:
+        raise ValueError(f"--limit must be 0 (all) or more, got {args.limit}")
     wanted = frozenset(args.request)
     engines: set[str] = set()
     matched = 0

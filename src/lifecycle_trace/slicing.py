@@ -100,6 +100,7 @@ class _EngineSlice:
         self.num_done = 0
 
     def renumber(self, event: Event, **changes: object) -> Event:
+        """A copy of ``event`` with the slice's next sequence number and ``changes``."""
         seq = self.next_seq
         self.next_seq = seq + 1
         return attrs.evolve(event, seq=seq, **changes)  # type: ignore[misc]
