@@ -36,6 +36,7 @@ from lifecycle_trace.streaming import Record
 from minivllm.events import (
     BlocksAllocated,
     BlocksFreed,
+    CounterUpdated,
     EngineConfigured,
     Event,
     RequestAdded,
@@ -107,30 +108,31 @@ class _EngineSlice:
 
     def keep(self, event: Event) -> Event | None:
         """The event as the slice holds it, or None if the slice leaves it out."""
-        kind = type(event)
-        if kind is StepStarted:
-            return self._step_started(event)  # type: ignore[arg-type]
-        if kind is StepFinished:
-            return self._step_finished(event)  # type: ignore[arg-type]
-        if kind is EngineConfigured:
-            self.usable = event.num_gpu_blocks - 1  # type: ignore[attr-defined]
+        if isinstance(event, StepStarted):
+            return self._step_started(event)
+        if isinstance(event, StepFinished):
+            return self._step_finished(event)
+        if isinstance(event, EngineConfigured):
+            self.usable = event.num_gpu_blocks - 1
             return self.renumber(event)
-        rid: str = event.request_id  # type: ignore[attr-defined]
-        if kind is RequestAdded:
-            if not self.selected(self.engine, event):  # type: ignore[arg-type]
+        if isinstance(event, RequestAdded):
+            if not self.selected(self.engine, event):
                 return None
-            self.status[rid] = RequestStatus.WAITING
-            self.blocks[rid] = 0
+            self.status[event.request_id] = RequestStatus.WAITING
+            self.blocks[event.request_id] = 0
             self.num_waiting += 1
             return self.renumber(event)
+        if not isinstance(event, StatusChanged | CounterUpdated | BlocksAllocated | BlocksFreed):
+            raise TypeError(f"not an engine event: {event!r}")
+        rid = event.request_id
         if rid not in self.status and rid not in self.ended:
             return None
-        if kind is StatusChanged:
-            self._status(rid, event)  # type: ignore[arg-type]
-        elif kind is BlocksAllocated:
-            n = event.num_new_blocks + event.num_cached_blocks  # type: ignore[attr-defined]
-            self.blocks[rid] = self.blocks.get(rid, 0) + n
-        elif kind is BlocksFreed:
+        if isinstance(event, StatusChanged):
+            self._status(rid, event)
+        elif isinstance(event, BlocksAllocated):
+            held = self.blocks.get(rid, 0)
+            self.blocks[rid] = held + event.num_new_blocks + event.num_cached_blocks
+        elif isinstance(event, BlocksFreed):
             self.blocks[rid] = 0
         return self.renumber(event)
 
