@@ -216,22 +216,23 @@ def _live_in(path: str, steps: StepRange, lenient: bool) -> set[tuple[str, int]]
     """(engine, RequestAdded seq) of every request live at some step of ``steps``: pass one."""
     start = -1 if steps.start is None else steps.start
     stop = steps.stop
-    live: dict[tuple[str, str], int] = {}
+    # Per engine: steps are each engine's own, and a merged log interleaves engines.
+    live: dict[str, dict[str, int]] = {}
     chosen: set[tuple[str, int]] = set()
     for engine, event in LogReader(path, lenient=lenient).records():
         if stop is not None and event.step >= stop:
-            break  # nothing later is added before the window ends
-        kind = type(event)
-        if kind is RequestAdded:
-            live[engine, event.request_id] = event.seq  # type: ignore[attr-defined]
+            continue  # nothing this engine adds from here on is live in the window
+        mine = live.setdefault(engine, {})
+        if isinstance(event, RequestAdded):
+            mine[event.request_id] = event.seq
             if event.step >= start:
                 chosen.add((engine, event.seq))
-        elif kind is StatusChanged and event.new_status > _PREEMPTED:  # type: ignore[attr-defined]
-            added = live.pop((engine, event.request_id), None)  # type: ignore[attr-defined]
+        elif isinstance(event, StatusChanged) and event.new_status > _PREEMPTED:
+            added = mine.pop(event.request_id, None)
             if added is not None and event.step >= start:
                 chosen.add((engine, added))
-        elif kind is StepStarted and event.step >= start:
-            chosen.update((e, seq) for (e, _), seq in live.items())
+        elif isinstance(event, StepStarted) and event.step >= start:
+            chosen.update((engine, seq) for seq in mine.values())
     return chosen
 
 

@@ -158,3 +158,19 @@ def test_replay_refuses_a_merged_log(tmp_path: Path) -> None:
     merge_logs(_three_engines(tmp_path), merged)
     with pytest.raises(ValueError, match="merged log of several engines"):
         replay(merged)
+
+
+def test_a_step_slice_of_a_merged_log_uses_each_engines_own_steps(tmp_path: Path) -> None:
+    logs = _three_engines(tmp_path)
+    merged = tmp_path / "merged.jsonl"
+    merge_logs(logs, merged)
+    out = tmp_path / "slice.jsonl"
+    slice_log(merged, out, steps=StepRange(20, 30))
+    assert _violations(out) == []
+    expected = {
+        k
+        for log in logs
+        for k, t in _timelines(log).items()
+        if t.added_step < 30 and t.last_step >= 20
+    }
+    assert set(_timelines(out)) == expected
