@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import orjson
 import pytest
 from scale_support import run_rolling, write_rolling
@@ -131,10 +132,13 @@ def test_the_checker_forgets_old_finished_requests_but_still_reports_them(
     finished = [e for e in events if isinstance(e, StatusChanged) and e.new_status > 2]
     last = events[-1]
     for old in (finished[0], finished[-1]):
-        late = StatusChanged(
-            last.seq + 1, last.step, last.ts_ns, old.request_id, old.new_status,
-            RequestStatus.RUNNING, 0, 0, 0, None,
-        )  # fmt: skip
+        late = attrs.evolve(  # type: ignore[misc]  # events are attrs classes built by a decorator
+            old,
+            seq=last.seq + 1,
+            step=last.step,
+            old_status=old.new_status,
+            new_status=RequestStatus.RUNNING,
+        )
         fresh = InvariantChecker()
         for e in events:
             fresh(e)
