@@ -53,8 +53,14 @@ def test_float32_logits_match_within_float32_rounding() -> None:
     params = SamplingParams(temperature=0, max_tokens=6, ignore_eos=True)
     jobs = [Job(_prompt(i, 10 + 7 * i), params, arrival=i) for i in range(4)]
     runner = _checked_run(
-        jobs, np.float32, max_num_seqs=4, max_num_batched_tokens=8, long_prefill_token_threshold=3,
-        block_size=4, num_gpu_blocks=64, max_model_len=64,
+        jobs,
+        np.float32,
+        max_num_seqs=4,
+        max_num_batched_tokens=8,
+        long_prefill_token_threshold=3,
+        block_size=4,
+        num_gpu_blocks=64,
+        max_model_len=64,
     )
     assert runner.model.dtype is np.float32
     assert runner.max_error < FLOAT32_TOLERANCE
@@ -64,7 +70,11 @@ def test_logits_match_after_preemption_and_recompute() -> None:
     params = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
     jobs = [Job(_prompt(10 + i, 14), params) for i in range(4)]
     runner = _checked_run(
-        jobs, max_num_seqs=4, block_size=4, num_gpu_blocks=10, max_model_len=32,
+        jobs,
+        max_num_seqs=4,
+        block_size=4,
+        num_gpu_blocks=10,
+        max_model_len=32,
         max_num_batched_tokens=64,
     )
     # Recomputation means more tokens went through the model than the requests hold.

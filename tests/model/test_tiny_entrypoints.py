@@ -22,13 +22,26 @@ def test_llm_generates_with_the_tiny_model() -> None:
 
 
 def test_cli_generate_with_the_tiny_model(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["generate", "--model", "tiny", "--temperature", "0", "--max-tokens", "5",
-                 "--ignore-eos", "Hello"])
+    code = main(
+        [
+            "generate",
+            "--model",
+            "tiny",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "5",
+            "--ignore-eos",
+            "Hello",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    expected = LLM(model="tiny").generate(
-        ["Hello"], SamplingParams(temperature=0, max_tokens=5, ignore_eos=True)
-    )[0].outputs[0]
+    expected = (
+        LLM(model="tiny")
+        .generate(["Hello"], SamplingParams(temperature=0, max_tokens=5, ignore_eos=True))[0]
+        .outputs[0]
+    )
     assert f"'Hello' -> {expected.text!r} (5 tokens, finish_reason=length)" in out
 
 

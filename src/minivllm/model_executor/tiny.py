@@ -138,8 +138,7 @@ class TinyModelRunner:
             np.arange(num_tokens) - query_start[row_request]
         )
         slot_mapping = (
-            block_tables[row_request, positions // block_size] * block_size
-            + positions % block_size
+            block_tables[row_request, positions // block_size] * block_size + positions % block_size
         )
         # A request samples once its whole sequence has been computed.
         samples = np.array([r.num_computed_tokens >= r.num_tokens for r in requests], dtype=bool)
