@@ -12,11 +12,15 @@
 The time-based exporters read one view of the log,
 :func:`~lifecycle_trace.export.intervals.status_intervals` (and its cut into
 vLLM's phases, :func:`~lifecycle_trace.export.phases.request_phases`); the
-``lifecycle-trace export`` and ``plot`` commands live in ``_cli``. The two optional
-exporters are not imported here, so this package works without their extras.
+Chrome trace and the spans are built from its streaming form,
+:class:`~lifecycle_trace.export.intervals.IntervalFold`, which forgets each
+request once it has finished, so they export a log of any length in one pass.
+The ``lifecycle-trace export`` and ``plot`` commands live in ``_cli``. The two
+optional exporters are not imported here, so this package works without their
+extras.
 """
 
-from lifecycle_trace.export.chrome import chrome_trace, write_chrome_trace
+from lifecycle_trace.export.chrome import ChromeTraceStream, chrome_trace, write_chrome_trace
 from lifecycle_trace.export.chrome_check import (
     InvalidTraceError,
     TraceProblem,
@@ -25,6 +29,7 @@ from lifecycle_trace.export.chrome_check import (
 )
 from lifecycle_trace.export.intervals import (
     Finish,
+    IntervalFold,
     RequestIntervals,
     StatusInterval,
     status_intervals,
@@ -33,7 +38,9 @@ from lifecycle_trace.export.phases import Phase, request_phases
 from lifecycle_trace.export.plot import timeline_html, timeline_svg, write_plot
 
 __all__ = [
+    "ChromeTraceStream",
     "Finish",
+    "IntervalFold",
     "InvalidTraceError",
     "Phase",
     "RequestIntervals",

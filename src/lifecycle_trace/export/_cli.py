@@ -4,31 +4,44 @@
 ``plot LOG -o timeline.svg|timeline.html``. :func:`add_commands` adds them to
 the command's subparsers; :data:`COMMANDS` maps their names to handlers,
 which return the exit status and raise ``ValueError`` for a user error.
+
+``export`` reads the log in one streaming pass and writes as it reads, in
+memory that follows the log's live requests, not its size. ``plot`` draws
+the first requests added (``--limit``), since a picture of a whole long run
+would show nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
+import contextlib
 import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from lifecycle_trace.eventlog import EventLog
-from lifecycle_trace.export.chrome import chrome_trace
-from lifecycle_trace.export.chrome_check import validate_chrome_trace
+import orjson
+
+from lifecycle_trace.eventlog import SequenceError
+from lifecycle_trace.export.chrome import write_chrome_trace
 from lifecycle_trace.export.plot import write_plot
-from lifecycle_trace.store import read_jsonl
+from lifecycle_trace.export.plot_select import FirstRequests
+from lifecycle_trace.reader import LogReader
+from lifecycle_trace.streaming import Contiguous
 from minivllm.events import Event
 
-__all__ = ["COMMANDS", "FORMATS", "add_commands"]
+__all__ = ["COMMANDS", "DEFAULT_PLOT_LIMIT", "FORMATS", "add_commands", "last_ts_ns"]
 
 FORMATS = ("chrome", "otel", "prometheus")
 """The formats ``export`` writes."""
+
+DEFAULT_PLOT_LIMIT = 200
+"""Requests ``plot`` draws unless told otherwise: more would not be legible."""
+
+_TAIL_BLOCK = 1 << 16
 
 
 def add_commands(sub: Any) -> None:
@@ -63,46 +76,113 @@ def add_commands(sub: Any) -> None:
     plot.add_argument("log", type=Path, help="a JSON Lines event log")
     plot.add_argument("-o", "--output", type=Path, required=True, help="a .svg or .html file")
     plot.add_argument("--title", help="the picture's title")
+    plot.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_PLOT_LIMIT,
+        help=f"draw at most this many requests, the first added (default {DEFAULT_PLOT_LIMIT}; "
+        f"0 for all)",
+    )
     plot.add_argument("--lenient", action="store_true", help="skip corrupt lines (with a warning)")
 
 
-def _load(path: Path, lenient: bool) -> list[Event]:
-    if not path.is_file():
-        raise ValueError(f"no such log file: {path}")
+def _warn(message: object) -> None:
+    print(f"lifecycle-trace: warning: {message}", file=sys.stderr)
+
+
+class _Events:
+    """A stored log's events, streamed in one pass; stops (with a warning) at a sequence gap.
+
+    A gap is left by lines a lenient read skipped; what follows it cannot be
+    folded correctly. :attr:`num_events` counts the events handed out.
+    """
+
+    def __init__(self, path: Path, lenient: bool) -> None:
+        if not path.is_file():
+            raise ValueError(f"no such log file: {path}")
+        self.path = path
+        self._records = Contiguous((("", e) for e in LogReader(path, lenient=lenient)), self._gap)
+
+    @staticmethod
+    def _gap(error: SequenceError) -> bool:
+        _warn(f"{error}; reading stops there")
+        return True
+
+    @property
+    def num_events(self) -> int:
+        """Events handed out so far."""
+        return self._records.num_records
+
+    def __iter__(self) -> Iterator[Event]:
+        records = iter(self._records)
+        first = next(records, None)
+        if first is None:
+            raise ValueError(f"{self.path}: the log holds no events")
+        yield first[1]
+        for _, event in records:
+            yield event
+
+
+@contextmanager
+def _reading(args: argparse.Namespace) -> Iterator[_Events]:
+    """The log of ``args``, with the reader's warnings printed once the command is done."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        loaded = read_jsonl(path, lenient=lenient)
-    for w in caught:
-        print(f"lifecycle-trace: warning: {w.message}", file=sys.stderr)
-    log = EventLog()
-    for event in loaded.events:
         try:
-            log.append(event)
-        except ValueError as exc:
-            # Dropped lines leave a gap; what follows it cannot be folded correctly.
-            print(f"lifecycle-trace: warning: {exc}; reading stops there", file=sys.stderr)
-            break
-    if not len(log):
-        raise ValueError(f"{path}: the log holds no events")
-    return list(log)
+            yield _Events(args.log, args.lenient)
+        finally:
+            for w in caught:
+                _warn(w.message)
 
 
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
+@contextmanager
+def _output(path: Path | None) -> Iterator[TextIO]:
+    """Standard output, or ``path`` opened for writing and removed again if the export fails."""
+    if path is None:
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        try:
+            yield f
+        except BaseException:
+            f.close()
+            # A half-written export would look like a whole one.
+            if path.is_file():
+                path.unlink()
+            raise
 
 
-def _chrome(events: list[Event], args: argparse.Namespace) -> str:
-    trace = chrome_trace(events)
-    validate_chrome_trace(trace)
-    return json.dumps(trace, separators=(",", ":")) + "\n"
+def last_ts_ns(path: Path) -> int:
+    """The ``ts_ns`` of the log's last readable line, found by reading the file from its end."""
+    with open(path, "rb") as f:
+        position = f.seek(0, os.SEEK_END)
+        partial = b""
+        while position > 0:
+            size = min(_TAIL_BLOCK, position)
+            position -= size
+            f.seek(position)
+            lines = (f.read(size) + partial).split(b"\n")
+            # Before the file's start, the first piece may be the end of an earlier line.
+            partial = lines.pop(0) if position > 0 else b""
+            for line in reversed(lines):
+                try:
+                    data = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(data, dict) and type(data.get("ts_ns")) is int:
+                    ts: int = data["ts_ns"]
+                    return ts
+    raise ValueError(f"{path}: the log holds no events")
 
 
-def _otel(events: list[Event], args: argparse.Namespace) -> str | None:
+def _chrome(events: _Events, args: argparse.Namespace) -> None:
+    with _output(args.output) as out:
+        write_chrome_trace(events, out)
+
+
+def _otel(events: _Events, args: argparse.Namespace) -> None:
     try:
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
         from lifecycle_trace.export import otel
     except ImportError:
@@ -111,26 +191,31 @@ def _otel(events: list[Event], args: argparse.Namespace) -> str | None:
         ) from None
     epoch = args.epoch_ns
     if epoch is None:
-        epoch = os.stat(args.log).st_mtime_ns - events[-1].ts_ns
-    out = io.StringIO()
-    try:
-        exporter = (
-            ConsoleSpanExporter(out=out, formatter=lambda s: s.to_json(indent=None) + "\n")
-            if args.output is not None
-            else otel.span_exporter_from_env()
-        )
-    except otel.ExporterUnavailableError as exc:
-        raise ValueError(str(exc)) from None
-    provider = otel.tracer_provider(exporter)
-    count = otel.export_spans(events, provider.get_tracer("lifecycle_trace"), epoch_ns=epoch)
-    provider.shutdown()
+        epoch = os.stat(args.log).st_mtime_ns - last_ts_ns(args.log)
+    with contextlib.ExitStack() as stack:
+        exporter: SpanExporter
+        try:
+            if args.output is not None:
+                out = stack.enter_context(_output(args.output))
+                exporter = ConsoleSpanExporter(
+                    out=out, formatter=lambda s: s.to_json(indent=None) + "\n"
+                )
+            else:
+                exporter = otel.span_exporter_from_env()
+        except otel.ExporterUnavailableError as exc:
+            raise ValueError(str(exc)) from None
+        provider = otel.tracer_provider(exporter)
+        try:
+            count = otel.export_spans(
+                events, provider.get_tracer("lifecycle_trace"), epoch_ns=epoch
+            )
+        finally:
+            provider.shutdown()
     if args.output is None:
         print(f"{count} llm_request span(s) handed to {type(exporter).__name__}", file=sys.stderr)
-        return None
-    return out.getvalue()
 
 
-def _prometheus(events: list[Event], args: argparse.Namespace) -> str:
+def _prometheus(events: _Events, args: argparse.Namespace) -> None:
     try:
         from prometheus_client import CollectorRegistry, generate_latest
 
@@ -142,11 +227,11 @@ def _prometheus(events: list[Event], args: argparse.Namespace) -> str:
         ) from None
     registry = CollectorRegistry()
     project_metrics(events, registry, model_name=args.model_name)
-    text: str = generate_latest(registry).decode()
-    return text
+    with _output(args.output) as out:
+        out.write(generate_latest(registry).decode())
 
 
-_WRITERS: Mapping[str, Callable[[list[Event], argparse.Namespace], str | None]] = {
+_WRITERS: Mapping[str, Callable[[_Events, argparse.Namespace], None]] = {
     "chrome": _chrome,
     "otel": _otel,
     "prometheus": _prometheus,
@@ -154,21 +239,27 @@ _WRITERS: Mapping[str, Callable[[list[Event], argparse.Namespace], str | None]] 
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``lifecycle-trace export``: write the log in another tool's format."""
-    events = _load(args.log, args.lenient)
-    text = _WRITERS[args.format](events, args)
-    if text is not None:
-        _write(text, args.output)
+    """``lifecycle-trace export``: write the log in another tool's format, in one streaming pass."""
+    with _reading(args) as events:
+        _WRITERS[args.format](events, args)
     if args.output is not None:
-        print(f"{args.format} export of {len(events)} events written to {args.output}")
+        print(f"{args.format} export of {events.num_events} events written to {args.output}")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """``lifecycle-trace plot``: draw the log as an SVG or HTML timeline."""
-    events = _load(args.log, args.lenient)
-    kind = write_plot(events, args.output, title=args.title)
+    """``lifecycle-trace plot``: draw the log's first requests as an SVG or HTML timeline."""
+    if args.limit < 0:
+        raise ValueError(f"--limit must be 0 (all) or more, got {args.limit}")
+    with _reading(args) as events:
+        chosen = FirstRequests(events, args.limit)
+        kind = write_plot(chosen, args.output, title=args.title)
     print(f"{kind.upper()} timeline of {args.log} written to {args.output}")
+    if chosen.num_left_out:
+        print(
+            f"drew {chosen.num_kept} of {chosen.num_requests} requests (the first added); "
+            f"--limit N to draw more (0 for all)"
+        )
     return 0
 
 

@@ -14,16 +14,24 @@ The trace opens in ui.perfetto.dev and chrome://tracing. Layout:
 
 Timestamps are microseconds since the log's first event, on the event clock
 (``ts_ns``); the first event's raw ``ts_ns`` is kept in ``otherData``.
+
+The trace is built in one pass: :class:`ChromeTraceStream` yields the trace
+events as the log's events complete them (a row is named when its request
+arrives, its slices written when it finishes), holding only live requests;
+:func:`write_chrome_trace` writes them to a file as they come, and
+:func:`chrome_trace` collects them into one object.
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TextIO
 
-from lifecycle_trace.export.intervals import RequestIntervals, status_intervals
+import orjson
+
+from lifecycle_trace.export.intervals import IntervalFold, RequestIntervals
 from minivllm.events import (
     CounterUpdated,
     EngineConfigured,
@@ -36,9 +44,11 @@ from minivllm.events import (
 from minivllm.request import RequestStatus
 
 __all__ = [
+    "DISPLAY_TIME_UNIT",
     "ENGINE_TID",
     "PID",
     "STATUS_COLORS",
+    "ChromeTraceStream",
     "chrome_trace",
     "write_chrome_trace",
 ]
@@ -56,26 +66,26 @@ STATUS_COLORS: Mapping[RequestStatus, str] = {
 }
 """chrome://tracing's reserved colour names per status (Perfetto picks its own colours)."""
 
+DISPLAY_TIME_UNIT = "ns"
+"""The unit viewers show times in (the trace's own timestamps are microseconds)."""
+
 _RUNNING = RequestStatus.RUNNING
+_BATCH = 1024
 
 
 def _us(ns: int, origin: int) -> float:
     return (ns - origin) / 1000
 
 
-def _metadata(engine_name: str, order: list[RequestIntervals]) -> list[dict[str, Any]]:
-    def meta(name: str, tid: int, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ph": "M", "name": name, "pid": PID, "tid": tid, "args": args}
+def _meta(name: str, tid: int, args: dict[str, Any]) -> dict[str, Any]:
+    return {"ph": "M", "name": name, "pid": PID, "tid": tid, "args": args}
 
-    out = [
-        meta("process_name", ENGINE_TID, {"name": engine_name}),
-        meta("thread_name", ENGINE_TID, {"name": "engine steps"}),
-        meta("thread_sort_index", ENGINE_TID, {"sort_index": 0}),
+
+def _thread(tid: int, name: str) -> list[dict[str, Any]]:
+    return [
+        _meta("thread_name", tid, {"name": name}),
+        _meta("thread_sort_index", tid, {"sort_index": tid}),
     ]
-    for tid, r in enumerate(order, 1):
-        out.append(meta("thread_name", tid, {"name": r.request_id}))
-        out.append(meta("thread_sort_index", tid, {"sort_index": tid}))
-    return out
 
 
 def _request_slices(r: RequestIntervals, tid: int, origin: int) -> list[dict[str, Any]]:
@@ -146,68 +156,178 @@ def _step_slice(started: StepStarted, finished: StepFinished, origin: int) -> di
     }
 
 
-def _stream_events(events: list[Event], origin: int) -> list[dict[str, Any]]:
-    """Step slices and counter samples, in the log's (time) order."""
-    out: list[dict[str, Any]] = []
-    running = waiting = 0
-    started: StepStarted | None = None
-    for e in events:
+class _Trace:
+    """The trace's fold: each event in, the trace events it completes out, in log order.
+
+    A request's row is named when it arrives; its status slices and finish
+    mark are written when it finishes (or, for requests still live, at
+    :meth:`close`), so only live requests are held. Counters are written as
+    their events come, hence in time order.
+    """
+
+    def __init__(self, origin: int) -> None:
+        self.origin = origin
+        self.first_seq: int | None = None
+        self.last_seq = 0
+        self.num_events = 0
+        self._named = False
+        self._tids: dict[str, int] = {}
+        self._next_tid = ENGINE_TID + 1
+        self._finished: list[RequestIntervals] = []
+        self._intervals = IntervalFold(on_finish=self._finished.append)
+        self._running = 0
+        self._waiting = 0
+        self._started: StepStarted | None = None
+
+    def feed(self, e: Event) -> list[dict[str, Any]]:
+        """The trace events that ``e`` completes."""
+        if self.first_seq is None:
+            self.first_seq = e.seq
+        self.last_seq = e.seq
+        out: list[dict[str, Any]] = []
+        if not self._named:
+            # The process is named after the engine when the log starts with its configuration.
+            engine = f"minivllm {e.engine_id}" if isinstance(e, EngineConfigured) else "minivllm"
+            out.append(_meta("process_name", ENGINE_TID, {"name": engine}))
+            out.extend(_thread(ENGINE_TID, "engine steps"))
+            self._named = True
+        self._intervals.feed(e)
+        origin = self.origin
         ts = _us(e.ts_ns, origin)
         if isinstance(e, CounterUpdated):
             if e.counter == "num_computed_tokens":
                 out.append(_counter(f"request {e.request_id}", ts, {"num_computed_tokens": e.new}))
         elif isinstance(e, RequestAdded):
-            waiting += 1
+            tid = self._tids[e.request_id] = self._next_tid
+            self._next_tid += 1
+            out.extend(_thread(tid, e.request_id))
+            self._waiting += 1
             out.append(_counter(f"request {e.request_id}", ts, {"num_computed_tokens": 0}))
-            out.append(_counter("requests", ts, {"running": running, "waiting": waiting}))
+            out.append(self._requests(ts))
         elif isinstance(e, StatusChanged):
             # A preempted request waits in the waiting queue, as in vLLM.
             if e.old_status == _RUNNING:
-                running -= 1
+                self._running -= 1
             else:
-                waiting -= 1
+                self._waiting -= 1
             if e.new_status == _RUNNING:
-                running += 1
+                self._running += 1
             elif not RequestStatus.is_finished(e.new_status):
-                waiting += 1
-            out.append(_counter("requests", ts, {"running": running, "waiting": waiting}))
+                self._waiting += 1
+            out.append(self._requests(ts))
+            for r in self._finished:
+                out.extend(_request_slices(r, self._tids.pop(r.request_id), origin))
+            self._finished.clear()
         elif isinstance(e, StepStarted):
-            started = e
+            self._started = e
         elif isinstance(e, StepFinished):
+            started = self._started
             if started is not None and started.step == e.step:
                 out.append(_step_slice(started, e, origin))
             out.append(_counter("kv_cache", ts, {"blocks_in_use": e.num_used_blocks}))
-    return out
+        elif isinstance(e, EngineConfigured) and self.num_events:
+            out.append(_meta("process_name", ENGINE_TID, {"name": f"minivllm {e.engine_id}"}))
+        self.num_events += 1
+        return out
+
+    def _requests(self, ts: float) -> dict[str, Any]:
+        return _counter("requests", ts, {"running": self._running, "waiting": self._waiting})
+
+    def close(self) -> list[dict[str, Any]]:
+        """The slices of the requests still live when the log ended."""
+        out: list[dict[str, Any]] = []
+        for r in self._intervals.close():
+            out.extend(_request_slices(r, self._tids.pop(r.request_id), self.origin))
+        return out
+
+    def other_data(self) -> dict[str, Any]:
+        """The trace's ``otherData``: where its clock starts and which events it covers."""
+        return {
+            "source": "lifecycle_trace",
+            "clock_origin_ns": self.origin,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+        }
+
+
+class ChromeTraceStream:
+    """A log's Chrome trace, one trace event at a time, holding only the live requests.
+
+    Iterate it for the elements of ``traceEvents``; once the iteration is
+    over, :meth:`other_data` gives the trace's ``otherData``. The log's
+    first event fixes the clock origin, so an empty log is a ``ValueError``.
+    """
+
+    def __init__(self, events: Iterable[Event]) -> None:
+        self._events = iter(events)
+        self._trace: _Trace | None = None
+        self.num_trace_events = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._trace is not None:
+            raise RuntimeError("a ChromeTraceStream is iterated once")
+        first = next(self._events, None)
+        if first is None:
+            raise ValueError("the event log is empty: there is nothing to trace")
+        trace = self._trace = _Trace(first.ts_ns)
+        count = 0
+        for e in itertools.chain((first,), self._events):
+            out = trace.feed(e)
+            count += len(out)
+            yield from out
+        out = trace.close()
+        self.num_trace_events = count + len(out)
+        yield from out
+
+    @property
+    def num_events(self) -> int:
+        """Log events read so far."""
+        return 0 if self._trace is None else self._trace.num_events
+
+    def other_data(self) -> dict[str, Any]:
+        """The trace's ``otherData`` (after the iteration)."""
+        if self._trace is None:
+            raise RuntimeError("the trace has not been read yet")
+        return self._trace.other_data()
 
 
 def chrome_trace(events: Iterable[Event]) -> dict[str, Any]:
     """The Chrome Trace Event JSON object (``traceEvents`` plus metadata) for a log."""
-    log = list(events)
-    if not log:
-        raise ValueError("the event log is empty: there is nothing to trace")
-    origin = log[0].ts_ns
-    config = next((e for e in log if isinstance(e, EngineConfigured)), None)
-    engine_name = f"minivllm {config.engine_id}" if config is not None else "minivllm"
-    order = sorted(status_intervals(log).values(), key=lambda r: (r.arrival_ns, r.arrival_seq))
-    trace_events = _metadata(engine_name, order)
-    for tid, r in enumerate(order, 1):
-        trace_events.extend(_request_slices(r, tid, origin))
-    trace_events.extend(_stream_events(log, origin))
+    stream = ChromeTraceStream(events)
+    trace_events = list(stream)
     return {
         "traceEvents": trace_events,
-        "displayTimeUnit": "ns",
-        "otherData": {
-            "source": "lifecycle_trace",
-            "clock_origin_ns": origin,
-            "first_seq": log[0].seq,
-            "last_seq": log[-1].seq,
-        },
+        "displayTimeUnit": DISPLAY_TIME_UNIT,
+        "otherData": stream.other_data(),
     }
 
 
-def write_chrome_trace(events: Iterable[Event], path: str | os.PathLike[str]) -> int:
-    """Write the trace of ``events`` to ``path`` as JSON; return the number of trace events."""
-    trace = chrome_trace(events)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(trace, f, separators=(",", ":"))
-    return len(trace["traceEvents"])
+def write_chrome_trace(events: Iterable[Event], out: str | os.PathLike[str] | TextIO) -> int:
+    """Write the trace of ``events`` as JSON as it is built, to a path or text stream.
+
+    Returns the number of trace events. The JSON is the same object
+    :func:`chrome_trace` returns, written element by element.
+    """
+    if not isinstance(out, str | os.PathLike):
+        return _write(ChromeTraceStream(events), out)
+    with open(out, "w", encoding="utf-8") as f:
+        return _write(ChromeTraceStream(events), f)
+
+
+def _write(stream: ChromeTraceStream, f: TextIO) -> int:
+    dumps = orjson.dumps
+    f.write('{"traceEvents":[')
+    separator = ""
+    # Written in batches: one write call per trace event would dominate the cost.
+    batch: list[bytes] = []
+    for element in stream:
+        batch.append(dumps(element))
+        if len(batch) >= _BATCH:
+            f.write(separator + b",".join(batch).decode())
+            separator = ","
+            batch.clear()
+    if batch:
+        f.write(separator + b",".join(batch).decode())
+    tail = {"displayTimeUnit": DISPLAY_TIME_UNIT, "otherData": stream.other_data()}
+    f.write("]," + dumps(tail).decode()[1:] + "\n")
+    return stream.num_trace_events

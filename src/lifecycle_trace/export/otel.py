@@ -33,9 +33,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Tracer
 
-from lifecycle_trace.export.intervals import RequestIntervals, status_intervals
+from lifecycle_trace.export.finished import finished_requests
+from lifecycle_trace.export.intervals import RequestIntervals
 from lifecycle_trace.export.phases import request_phases
-from lifecycle_trace.timeline import Timeline, build_timelines
+from lifecycle_trace.timeline import Timeline
 from minivllm.events import Event
 
 __all__ = [
@@ -133,14 +134,16 @@ def _emit(tracer: Tracer, t: Timeline, r: RequestIntervals, end_ns: int, epoch_n
 
 
 def export_spans(events: Iterable[Event], tracer: Tracer, *, epoch_ns: int = 0) -> int:
-    """Emit one ``llm_request`` span tree per finished request of a log; return how many."""
-    log = list(events)
-    timelines = build_timelines(log)
+    """Emit one ``llm_request`` span tree per finished request of a log; return how many.
+
+    Each request's spans are emitted at the end of the step it finished in
+    and the request is then forgotten, so a log of any length is read in
+    memory that follows its live requests.
+    """
     count = 0
-    for rid, r in status_intervals(log).items():
-        if r.finish is not None:
-            _emit(tracer, timelines[rid], r, r.finish.ts_ns, epoch_ns)
-            count += 1
+    for t, r in finished_requests(events):
+        _emit(tracer, t, r, r.end_ns, epoch_ns)
+        count += 1
     return count
 
 
@@ -192,6 +195,6 @@ def tracer_provider(exporter: SpanExporter) -> TracerProvider:
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": "minivllm"}))
     provider = TracerProvider(resource=resource)
-    # Spans are built from a finished log in one go, so batching would only add a thread.
+    # Spans are built from a stored log as fast as it is read, so batching would only add a thread.
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider
