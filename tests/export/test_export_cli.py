@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -10,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from lifecycle_trace.cli import main
+from lifecycle_trace.export._cli import last_ts_ns
 from lifecycle_trace.export.chrome_check import validate_chrome_trace
+from lifecycle_trace.export.plot import timeline_svg
+from lifecycle_trace.export.plot_select import FirstRequests
 from lifecycle_trace.store import write_jsonl
-from lifecycle_trace.timeline import build_timelines
+from lifecycle_trace.timeline import TimelineBuilder, build_timelines
 from minivllm.events import Event
 
 
@@ -125,3 +129,54 @@ def test_lenient_reading_keeps_what_precedes_a_corrupt_line(
     err = capsys.readouterr().err
     assert "skipped" in err and "reading stops there" in err
     assert out.read_text().startswith("<svg")
+
+
+def test_plot_draws_the_first_requests_and_says_how_many_it_left_out(
+    log: Path, demo_events: list[Event], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t.svg"
+    assert main(["plot", str(log), "-o", str(out), "--limit", "2"]) == 0
+    assert "drew 2 of 5 requests (the first added)" in capsys.readouterr().out
+    drawn = set(re.findall(r'data-request="([^"]+)"', out.read_text()))
+    assert drawn == {"r0", "r1"}
+    # Within the limit nothing is left out, and the picture is the whole log's.
+    assert main(["plot", str(log), "-o", str(out)]) == 0
+    assert "drew" not in capsys.readouterr().out
+    assert out.read_text() == timeline_svg(demo_events)
+    assert main(["plot", str(log), "-o", str(out), "--limit", "-1"]) == 2
+
+
+def test_the_first_requests_keep_their_whole_timelines(demo_events: list[Event]) -> None:
+    whole = build_timelines(demo_events)
+    chosen = FirstRequests(demo_events, 2)
+    builder = TimelineBuilder()
+    builder.feed_all(chosen)
+    part = builder.timelines()
+    assert list(part) == ["r0", "r1"] and (chosen.num_kept, chosen.num_left_out) == (2, 3)
+    for rid, t in part.items():
+        assert t == whole[rid]
+    everything = FirstRequests(demo_events, 0)
+    assert list(everything) == demo_events and everything.num_left_out == 0
+
+
+def test_a_failed_export_leaves_no_half_written_file(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = log.read_text().splitlines()
+    lines[100] = "{not json"
+    log.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "trace.json"
+    assert main(["export", str(log), "--format", "chrome", "-o", str(out)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["export", str(log), "--format", "chrome", "-o", str(out), "--lenient"]) == 0
+    validate_chrome_trace(json.loads(out.read_text()))
+
+
+def test_the_otel_epoch_comes_from_the_last_readable_line(
+    log: Path, demo_events: list[Event]
+) -> None:
+    assert last_ts_ns(log) == demo_events[-1].ts_ns
+    text = log.read_text()
+    log.write_text(text + text.splitlines()[3][:20])  # a last line cut short by a crash
+    assert last_ts_ns(log) == demo_events[-1].ts_ns

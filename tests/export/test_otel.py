@@ -6,13 +6,14 @@ import importlib
 import io
 import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="the 'otel' extra is not installed")
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -25,7 +26,8 @@ from lifecycle_trace.export.otel import (
     tracer_provider,
 )
 from lifecycle_trace.timeline import build_timelines
-from minivllm.events import Event
+from minivllm.events import Event, StatusChanged, StepFinished
+from minivllm.request import RequestStatus
 
 
 def _spans(events: list[Event], epoch_ns: int = 0) -> tuple[int, list[ReadableSpan]]:
@@ -74,7 +76,7 @@ def test_children_are_the_phases_and_tile_the_request(demo_events: list[Event]) 
     for s in spans:
         if s.parent is not None:
             children.setdefault(s.parent.span_id, []).append(s)
-    names = set()
+    names: set[str] = set()
     for span_id, root in roots.items():
         kids = sorted(children[span_id], key=lambda s: s.start_time or 0)
         assert kids[0].start_time == root.start_time and kids[-1].end_time == root.end_time
@@ -163,3 +165,35 @@ def test_console_json_lines_parse(demo_events: list[Event]) -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     roots = [x for x in lines if x["name"] == SPAN_NAME]
     assert len(roots) == len(build_timelines(demo_events))
+
+
+def test_each_request_is_exported_at_the_end_of_its_finishing_step(
+    demo_events: list[Event],
+) -> None:
+    read: list[Event] = []
+
+    def reading() -> Iterator[Event]:
+        for e in demo_events:
+            read.append(e)
+            yield e
+
+    ended_after: dict[str, Event] = {}
+
+    class Stamp(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            if span.name == SPAN_NAME:
+                ended_after[str(_attrs(span)["gen_ai.request.id"])] = read[-1]
+
+    provider = TracerProvider()
+    provider.add_span_processor(Stamp())
+    assert export_spans(reading(), provider.get_tracer("test")) == len(ended_after)
+    provider.shutdown()
+    finish_step = {
+        e.request_id: e.step
+        for e in demo_events
+        if isinstance(e, StatusChanged) and RequestStatus.is_finished(e.new_status)
+    }
+    assert set(ended_after) == set(finish_step)
+    for rid, last in ended_after.items():
+        # Emitted from the fold as the step ends, not after the whole log was read.
+        assert isinstance(last, StepFinished) and last.step == finish_step[rid]
