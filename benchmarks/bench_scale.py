@@ -9,8 +9,9 @@ and the peak memory of long traced runs.
 - Peak resident memory (``VmHWM``) of a run of N short requests, fed so
   that at most 64 are in flight, each size in a fresh subprocess: with the
   streaming sink it should not grow with N; with the in-memory recorder it does.
-- Peak resident memory of ``lifecycle-trace check``, ``stats`` and ``show``
-  reading the logs of such runs: it should not grow with the log's size.
+- Peak resident memory of ``lifecycle-trace check``, ``stats``, ``show`` and
+  ``export --format chrome`` (written to the null device) reading the logs of
+  such runs: it should not grow with the log's size.
 
 Run: ``python benchmarks/bench_scale.py [--quick]``.
 """
@@ -35,7 +36,8 @@ from minivllm import LLMEngine, SamplingParams
 CONCURRENCY = (16, 64, 256, 1024)
 IN_FLIGHT = 64
 MODES = ("none", "sink", "recorder")
-CLI_COMMANDS = ("check", "stats", "show")
+CLI_COMMANDS = ("check", "stats", "show", "export --format chrome")
+"""The log-reading commands whose peak memory is measured: the name, then its options."""
 
 
 def step_costs(sizes: Sequence[int], steps: int, repeats: int) -> dict[int, float]:
@@ -126,8 +128,12 @@ def _cli_child(log: str, command: str) -> None:
 
     from lifecycle_trace.cli import main
 
+    name, *options = command.split()
+    if name == "export":
+        # To the null device: captured output would be counted as the command's memory.
+        options += ["-o", os.devnull]
     with contextlib.redirect_stdout(io.StringIO()):
-        status = main([command, log])
+        status = main([name, log, *options])
     if status not in (0, 1):
         raise SystemExit(f"lifecycle-trace {command} {log} exited with {status}")
     print(peak_rss_kib())
