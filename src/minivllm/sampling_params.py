@@ -57,11 +57,6 @@ class SamplingParams:
     def __attrs_post_init__(self) -> None:
         _verify(self)
 
-    @property
-    def all_stop_token_ids(self) -> frozenset[int]:
-        """The stop token ids as a set, for the per-token stop check."""
-        return frozenset(self.stop_token_ids)
-
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

@@ -11,7 +11,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
-from typing import Any
 
 from minivllm.bus import EventBus, Handler, resolve_observers
 from minivllm.config import EngineConfig
@@ -322,9 +321,3 @@ class LLMEngine:
     def __repr__(self) -> str:
         running, waiting = self.scheduler.get_request_counts()
         return f"LLMEngine(step={self.step_index}, running={running}, waiting={waiting})"
-
-    def get_config(self) -> dict[str, Any]:
-        """The engine's configuration as a plain dict."""
-        import attrs
-
-        return {"engine_id": self.engine_id, **attrs.asdict(self.config)}
