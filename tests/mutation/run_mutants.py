@@ -3,8 +3,8 @@
     python tests/mutation/run_mutants.py [-k SUBSTRING] [--timeout S] [SUITE ...]
 
 SUITE defaults to ``tests/properties``; each run uses the ci hypothesis profile
-(``CI=true``) and stops at the first failure. A mutant counts as *caught* only
-if the failure report names a rule (``[rule_name]`` with a name the checker or
+(``CI=true``) and runs to the end. A mutant counts as *caught* only if a
+failure report names a rule (``[rule_name]`` with a name the checker or
 the reference knows); a failure that names none is a *crash*, and a suite that
 passes *missed* it. The table is Markdown, so it can go straight into notes.
 """
@@ -55,7 +55,7 @@ def known_rules() -> set[str]:
 def classify(returncode: int, output: str, rules: set[str]) -> tuple[str, str, str]:
     """``(result, evidence, test)`` from one pytest run's exit code and output."""
     failed = _FAILED.findall(output)
-    test = failed[0].split("::", 1)[-1] if failed else ""
+    test = ", ".join(dict.fromkeys(f.split("::", 1)[-1].split("[")[0] for f in failed))
     if returncode == 0:
         return "missed", "", ""
     if returncode not in (1,):
@@ -82,7 +82,6 @@ def run_one(name: str, suite: list[str], timeout: float) -> tuple[str, str, str,
         "mutant_plugin",
         "-p",
         "no:cacheprovider",
-        "-x",
         "-q",
         "--tb=short",
         *suite,
