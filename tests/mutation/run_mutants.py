@@ -3,7 +3,8 @@
     python tests/mutation/run_mutants.py [-k SUBSTRING] [--timeout S] [SUITE ...]
 
 SUITE defaults to ``tests/properties``; each run uses the ci hypothesis profile
-(``CI=true``) and runs to the end. A mutant counts as *caught* only if a
+without its shrink phase (the same examples, so the same catches; ``--shrink``
+keeps it) and runs to the end. A mutant counts as *caught* only if a
 failure report names a rule (``[rule_name]`` with a name the checker or
 the reference knows); a failure that names none is a *crash*, and a suite that
 passes *missed* it. The table is Markdown, so it can go straight into notes.
@@ -68,10 +69,13 @@ def classify(returncode: int, output: str, rules: set[str]) -> tuple[str, str, s
     return "crash", crash[0] if crash else "unnamed failure", test
 
 
-def run_one(name: str, suite: list[str], timeout: float) -> tuple[str, str, str, float]:
+def run_one(
+    name: str, suite: list[str], timeout: float, shrink: bool
+) -> tuple[str, str, str, float]:
     """Run the suite under one mutant."""
     env = dict(os.environ)
     env["CI"] = "true"
+    env["HYPOTHESIS_PROFILE"] = "ci" if shrink else "ci-no-shrink"
     env["MINIVLLM_MUTANT"] = name
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     command = [
@@ -103,13 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("suite", nargs="*", default=["tests/properties"])
     parser.add_argument("-k", dest="select", default="", help="only mutants whose name has this")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
+    parser.add_argument("--shrink", action="store_true", help="shrink failures (slower)")
     args = parser.parse_args(argv)
     mutants = [m for m in ALL_MUTANTS if args.select in m.name]
     print("| part | mutant | result | rule or crash | test | s |")
     print("|---|---|---|---|---|---|")
     caught = 0
     for mutant in mutants:
-        result, evidence, test, seconds = run_one(mutant.name, args.suite, args.timeout)
+        result, evidence, test, seconds = run_one(
+            mutant.name, args.suite, args.timeout, args.shrink
+        )
         caught += result == "caught"
         print(
             f"| {part_of(mutant.name)} | {mutant.name} | {result} | {evidence} | {test} "
