@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from lifecycle_trace.checker import InvariantChecker, Violation, format_violations
+from lifecycle_trace.lockstep import Lockstep
+from lifecycle_trace.reference import ReferenceScheduler
 from lifecycle_trace.timeline import Timeline, TimelineBuilder
 from minivllm.bus import Handler
 from minivllm.config import EngineConfig
@@ -49,6 +51,7 @@ __all__ = [
     "EngineStateMachine",
     "FakeClock",
     "InvariantViolationError",
+    "ReferenceFactory",
     "Scenario",
     "ScriptedSampler",
     "assert_no_violations",
@@ -136,6 +139,10 @@ class Scenario:
         return DummyModelRunner(sample_fn=self.sampler)
 
 
+ReferenceFactory = Callable[[EngineConfig, Callable[[Any], int]], ReferenceScheduler]
+"""Builds the reference an engine is compared with, from its config and its model's sampler."""
+
+
 class EngineStalled(AssertionError):
     """The engine did not drain within :func:`step_limit` steps: a request stopped progressing."""
 
@@ -165,14 +172,18 @@ def run_scenario(
     *,
     clock: Callable[[], int] | None = None,
     after_step: Callable[[LLMEngine], None] | None = None,
+    reference: ReferenceFactory | None = None,
 ) -> LLMEngine:
     """Drive a fresh engine through ``scenario`` until it drains; return the engine.
 
     Before step ``s`` the requests arriving at ``s`` are added and those whose
     abort step is ``s`` are aborted (if still live), then one step runs, then
     ``after_step(engine)``. Observers are subscribed before anything happens
-    and their exceptions propagate. Raises :class:`EngineStalled` past
-    :func:`step_limit`.
+    and their exceptions propagate. With ``reference``, a reference scheduler
+    built by it gets the same inputs and every step is compared with it
+    (:class:`~lifecycle_trace.lockstep.Lockstep`); a difference raises
+    :class:`InvariantViolationError` naming the rule. Raises
+    :class:`EngineStalled` past :func:`step_limit`.
     """
     engine = LLMEngine(
         scenario.model(),
@@ -180,6 +191,11 @@ def run_scenario(
         observers=observers,
         clock=clock if clock is not None else FakeClock(),
         raise_observer_errors=True,
+    )
+    lockstep = (
+        Lockstep(engine, scenario.sampler, reference(engine.config, scenario.sampler))
+        if reference is not None
+        else None
     )
     pending = sorted(scenario.requests, key=lambda r: r.arrival)
     aborts: dict[int, list[str]] = {}
@@ -191,17 +207,27 @@ def run_scenario(
     while True:
         while pending and pending[0].arrival <= step:
             r = pending.pop(0)
-            engine.add_request(list(r.prompt_token_ids), r.sampling_params, request_id=r.id)
+            tokens = list(r.prompt_token_ids)
+            if lockstep is None:
+                engine.add_request(tokens, r.sampling_params, request_id=r.id)
+            else:
+                lockstep.add_request(tokens, r.sampling_params, request_id=r.id)
         live = [rid for rid in aborts.get(step, ()) if rid in engine.scheduler.requests]
         if live:
-            engine.abort_request(live)
+            if lockstep is None:
+                engine.abort_request(live)
+            else:
+                lockstep.abort_request(live)
         if not engine.has_unfinished_requests() and not pending:
             return engine
         if step >= limit:
             raise EngineStalled(
                 f"not drained after {limit} steps; still live: {engine.scheduler.requests}"
             )
-        engine.step()
+        if lockstep is None:
+            engine.step()
+        else:
+            assert_no_violations(lockstep.step())
         if after_step is not None:
             after_step(engine)
         step += 1
@@ -261,12 +287,15 @@ def state_mismatches(engine: LLMEngine, timelines: Mapping[str, Timeline]) -> li
     return out
 
 
-def check_scenario(scenario: Scenario) -> list[Event]:
+def check_scenario(
+    scenario: Scenario, reference: ReferenceFactory | None = ReferenceScheduler
+) -> list[Event]:
     """Run ``scenario`` with every check on; return its event log, or raise AssertionError.
 
-    Checks, after every step, that the invariant checker found nothing and
-    that the state rebuilt from events equals the engine's state; at the end,
-    the end-of-stream checks (all finished, all blocks free).
+    Checks, after every step, that the engine did what the reference scheduler
+    does (``reference=None`` skips that), that the invariant checker found
+    nothing and that the state rebuilt from events equals the engine's state;
+    at the end, the end-of-stream checks (all finished, all blocks free).
     """
     checker = InvariantChecker()
     builder = TimelineBuilder()
@@ -278,7 +307,9 @@ def check_scenario(scenario: Scenario) -> list[Event]:
         if mismatches:
             raise AssertionError("state rebuilt from events differs:\n" + "\n".join(mismatches))
 
-    run_scenario(scenario, (log.append, checker, builder), after_step=after_step)
+    run_scenario(
+        scenario, (log.append, checker, builder), after_step=after_step, reference=reference
+    )
     assert_no_violations(checker.finish())
     return log
 
@@ -471,10 +502,14 @@ def scenarios(
 class EngineStateMachine(RuleBasedStateMachine):
     """Random add / abort / step sequences on one engine, with every invariant checked.
 
-    After every rule the invariant checker's violations must be empty and the
-    state rebuilt from events (``TimelineBuilder``) must equal the engine's;
-    at the end the engine is drained and the end-of-stream checks run. A
-    failure shrinks to the shortest sequence of operations.
+    Model-based testing: a :class:`~lifecycle_trace.reference.ReferenceScheduler`
+    (the model) gets every operation the engine gets, and after every step the
+    engine must have done what the reference did (scheduled tokens per request,
+    preemptions, admissions, finishes, statuses and counters, queues, free
+    blocks, outputs). After every rule the invariant checker's violations must
+    be empty and the state rebuilt from events (``TimelineBuilder``) must equal
+    the engine's; at the end the engine is drained and the end-of-stream
+    checks run. A failure shrinks to the shortest sequence of operations.
 
     To test your own engine or scheduler, subclass and override
     :meth:`make_engine` (or set ``configs``), then expose ``TestCase``::
@@ -486,6 +521,10 @@ class EngineStateMachine(RuleBasedStateMachine):
                 return engine
 
         TestMyScheduler = MySchedulerMachine.TestCase
+
+    If your scheduler changes a rule on purpose, subclass the reference and
+    override that rule, and set ``reference_class`` (or override
+    :meth:`make_reference`; returning None compares with nothing).
     """
 
     configs: ClassVar[st.SearchStrategy[EngineConfig]] = engine_configs()
@@ -494,17 +533,27 @@ class EngineStateMachine(RuleBasedStateMachine):
     max_live_requests: ClassVar[int] = 6
     """Adds are refused beyond this many unfinished requests, to keep runs short."""
 
+    reference_class: ClassVar[type[ReferenceScheduler]] = ReferenceScheduler
+    """The reference the engine is compared with (a subclass states a changed rule)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.script: dict[str, dict[int, int]] = {}
         self.checker = InvariantChecker()
         self.builder = TimelineBuilder()
         self.engine: LLMEngine | None = None
+        self.lockstep: Lockstep | None = None
         self.prefixes: list[list[int]] = []
 
     def make_engine(self, config: EngineConfig, model: DummyModelRunner) -> LLMEngine:
         """Build the engine under test (override to plug in your own scheduler)."""
         return LLMEngine(model, **attrs.asdict(config), clock=FakeClock())
+
+    def make_reference(
+        self, config: EngineConfig, sample: Callable[[Any], int]
+    ) -> ReferenceScheduler | None:
+        """Build the reference the engine is compared with (None: no comparison)."""
+        return self.reference_class(config, sample)
 
     def _sample(self, request: Request) -> int:
         tokens = self.script.get(request.request_id, {})
@@ -521,6 +570,9 @@ class EngineStateMachine(RuleBasedStateMachine):
         """Build the engine from a drawn configuration and subscribe the checks."""
         config = data.draw(self.configs, label="config")
         self.engine = self.make_engine(config, DummyModelRunner(sample_fn=self._sample))
+        reference = self.make_reference(config, self._sample)
+        if reference is not None:
+            self.lockstep = Lockstep(self.engine, self._sample, reference)
         self.engine.bus.subscribe(self.checker)
         self.engine.bus.subscribe(self.builder)
         self.engine.bus.raise_errors = True
@@ -537,7 +589,10 @@ class EngineStateMachine(RuleBasedStateMachine):
         as_text = text_prompts(engine.config.max_model_len - 1)
         prompt = data.draw(st.one_of(as_tokens, as_text), label="prompt")
         params = data.draw(sampling_params(), label="params")
-        rid = engine.add_request(prompt, params)
+        if self.lockstep is None:
+            rid = engine.add_request(prompt, params)
+        else:
+            rid = self.lockstep.add_request(prompt, params)
         script = data.draw(token_scripts(params), label="script")
         if script:
             self.script[rid] = script
@@ -547,12 +602,18 @@ class EngineStateMachine(RuleBasedStateMachine):
     def abort(self, data: st.DataObject) -> None:
         """Abort one live request (waiting, running or preempted)."""
         rid = data.draw(st.sampled_from(sorted(self.live.scheduler.requests)), label="abort")
-        self.live.abort_request(rid)
+        if self.lockstep is None:
+            self.live.abort_request(rid)
+        else:
+            self.lockstep.abort_request([rid])
 
     @rule()
     def step(self) -> None:
-        """Run one engine step."""
-        self.live.step()
+        """Run one engine step (and the reference's)."""
+        if self.lockstep is None:
+            self.live.step()
+        else:
+            assert_no_violations(self.lockstep.step())
 
     @invariant()
     def no_violations(self) -> None:
@@ -568,14 +629,14 @@ class EngineStateMachine(RuleBasedStateMachine):
         assert not mismatches, "state rebuilt from events differs:\n" + "\n".join(mismatches)
 
     def teardown(self) -> None:
-        """Drain the engine and run the end-of-stream checks."""
+        """Drain the engine (and the reference) and run the end-of-stream checks."""
         engine = self.engine
         if engine is None:
             return
         for _ in range(10_000):
             if not engine.has_unfinished_requests():
                 break
-            engine.step()
+            self.step()
             assert_no_violations(self.checker.violations)
         else:
             raise EngineStalled(f"not drained after 10000 steps: {engine.scheduler.requests}")
