@@ -122,8 +122,8 @@ class Violation:
 
     def __str__(self) -> str:
         who = f" request {self.request_id}" if self.request_id is not None else ""
-        seqs = ", ".join(map(str, self.seqs))
-        return f"[{self.invariant}] step {self.step}{who} (events {seqs}): {self.message}"
+        seqs = f" (events {', '.join(map(str, self.seqs))})" if self.seqs else ""
+        return f"[{self.invariant}] step {self.step}{who}{seqs}: {self.message}"
 
 
 def format_violations(violations: Iterable[Violation]) -> str:

@@ -39,13 +39,14 @@ from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event
 from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.request import Request
-from minivllm.sampling_params import SamplingParams
+from minivllm.sampling_params import RequestOutputKind, SamplingParams
 from minivllm.tokenizer import ByteTokenizer
 from minivllm.workload import Workload, WorkloadRequest
 
 __all__ = [
     "EOS_TOKEN_ID",
     "FILLER_TOKEN_ID",
+    "STOP_STRING_CHOICES",
     "STOP_TOKEN_CHOICES",
     "EngineStalled",
     "EngineStateMachine",
@@ -75,6 +76,9 @@ FILLER_TOKEN_ID = 7
 
 STOP_TOKEN_CHOICES = (1, 2, 3)
 """The token ids :func:`sampling_params` picks ``stop_token_ids`` from."""
+
+STOP_STRING_CHOICES = ("a", "ab", "ba", "é", "xé", "€", "😀", "\x07a")
+"""The stop strings :func:`sampling_params` picks from: ASCII, and characters of 2 to 4 bytes."""
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -336,6 +340,10 @@ _TOP_P = st.sampled_from([1.0, 0.9])
 _TOP_K = st.sampled_from([0, -1, 5])
 _SEED = st.one_of(st.none(), st.integers(0, 2**16))
 _POSITIONS = st.lists(st.integers(0, 17), max_size=2, unique=True)
+_STOP_STRINGS = st.lists(st.sampled_from(STOP_STRING_CHOICES), max_size=2, unique=True)
+_KIND = RequestOutputKind
+_OUTPUT_KIND = st.sampled_from([_KIND.CUMULATIVE, _KIND.CUMULATIVE, _KIND.DELTA, _KIND.FINAL_ONLY])
+_MIN_TOKENS_SHAPE = st.sampled_from(["none", "any", "max_tokens", "max_tokens - 1"])
 
 
 def _pick(draw: st.DrawFn, lo: int, hi: int) -> int:
@@ -380,8 +388,12 @@ def engine_configs(
         blocks = _pick(draw, min_blocks, min_blocks + 3)
     else:
         blocks = _pick(draw, min_blocks, 4 * min_blocks + 4)
-    if chunked and draw(_BUDGET_SHAPE) == "tiny":
+    tiny_budget = draw(_BUDGET_SHAPE) == "tiny"
+    if chunked and tiny_budget:
         budget = _pick(draw, seqs, seqs + 8)
+    elif tiny_budget:
+        # Chunked prefill off: barely one whole prompt fits, so later prompts wait.
+        budget = _pick(draw, max(mml, seqs), max(mml, seqs) + 4)
     else:
         budget = _pick(draw, max(mml, seqs) if not chunked else seqs, 2 * mml + 8)
     threshold = _pick(draw, 1, mml) if draw(_BOOL) else 0
@@ -429,31 +441,63 @@ def text_prompts(max_bytes: int) -> st.SearchStrategy[str]:
 
 @st.composite
 def sampling_params(draw: st.DrawFn) -> SamplingParams:
-    """Valid sampling parameters: lengths, min_tokens, stop tokens, ignore_eos and sampler knobs.
+    """Valid sampling parameters: lengths, min_tokens, stop tokens and strings, output kinds.
 
     ``max_tokens`` is 1..16 or None (until ``max_model_len``); ``min_tokens``
-    may exceed what ``max_model_len`` leaves room for, which the engine must
-    still finish.
+    is often at an edge (``max_tokens`` or one less) and may exceed what
+    ``max_model_len`` leaves room for, which the engine must still finish.
+    Stop strings include characters of two to four UTF-8 bytes.
     """
     max_tokens = draw(_MAX_TOKENS)
-    min_tokens = draw(_SMALL) % ((max_tokens if max_tokens is not None else 16) + 1)
+    top = max_tokens if max_tokens is not None else 16
+    shape = draw(_MIN_TOKENS_SHAPE)
+    if shape == "max_tokens":
+        min_tokens = top
+    elif shape == "max_tokens - 1":
+        min_tokens = top - 1
+    elif shape == "any":
+        min_tokens = draw(_SMALL) % (top + 1)
+    else:
+        min_tokens = 0
+    with_stop_strings: bool = draw(_BOOL)
     return SamplingParams(
         max_tokens=max_tokens,
-        min_tokens=min_tokens if draw(_BOOL) else 0,
+        min_tokens=min_tokens,
         stop_token_ids=draw(_STOP_IDS),
+        stop=draw(_STOP_STRINGS) if with_stop_strings else (),
         ignore_eos=draw(_BOOL),
         temperature=draw(_TEMPERATURE),
         top_p=draw(_TOP_P),
         top_k=draw(_TOP_K),
         seed=draw(_SEED),
+        output_kind=draw(_OUTPUT_KIND),
     )
 
 
 @st.composite
 def token_scripts(draw: st.DrawFn, params: SamplingParams) -> dict[int, int]:
-    """Output positions (0..17) at which the model emits EOS or one of the request's stop tokens."""
+    """What the model emits at output positions 0..17 (filler elsewhere).
+
+    EOS or one of the request's stop tokens at a few positions and, for a
+    request with stop strings, the UTF-8 bytes of one of them (whole, or cut
+    short) from some position on, often around ``min_tokens``.
+    """
     choices = [EOS_TOKEN_ID, *params.stop_token_ids]
-    return {p: choices[draw(_SMALL) % len(choices)] for p in draw(_POSITIONS)}
+    script = {p: choices[draw(_SMALL) % len(choices)] for p in draw(_POSITIONS)}
+    write_stop: bool = draw(_BOOL)
+    if params.stop and write_stop:
+        text = params.stop[draw(_SMALL) % len(params.stop)].encode()
+        cut: bool = draw(_BOOL)
+        if cut:
+            text = text[: 1 + draw(_SMALL) % len(text)]
+        near_min_tokens: bool = draw(_BOOL)
+        if near_min_tokens:
+            start = max(0, params.min_tokens - draw(_SMALL) % 4)
+        else:
+            start = draw(_SMALL)
+        for i, byte in enumerate(text):
+            script[start + i] = byte
+    return script
 
 
 @st.composite
