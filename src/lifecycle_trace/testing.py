@@ -46,6 +46,7 @@ from minivllm.workload import Workload, WorkloadRequest
 __all__ = [
     "EOS_TOKEN_ID",
     "FILLER_TOKEN_ID",
+    "FOCUSES",
     "STOP_STRING_CHOICES",
     "STOP_TOKEN_CHOICES",
     "EngineStalled",
@@ -76,6 +77,16 @@ FILLER_TOKEN_ID = 7
 
 STOP_TOKEN_CHOICES = (1, 2, 3)
 """The token ids :func:`sampling_params` picks ``stop_token_ids`` from."""
+
+FOCUSES = ("any", "prefix cache", "admission", "stop rules")
+"""The situations :func:`scenarios` concentrates one example on (swarm testing).
+
+``prefix cache``: caching on, a tight KV cache, prompts sharing prefixes of
+whole blocks. ``admission``: few sequences, a tiny budget (chunked prefill on
+or off), a long-prefill threshold, several requests at once. ``stop rules``:
+room for many outputs, short prompts, stop strings and tokens written by the
+model around ``min_tokens``. ``any``: everything at once, uniformly.
+"""
 
 STOP_STRING_CHOICES = ("a", "ab", "ba", "é", "xé", "€", "😀", "\x07a")
 """The stop strings :func:`sampling_params` picks from: ASCII, and characters of 2 to 4 bytes."""
@@ -344,6 +355,8 @@ _STOP_STRINGS = st.lists(st.sampled_from(STOP_STRING_CHOICES), max_size=2, uniqu
 _KIND = RequestOutputKind
 _OUTPUT_KIND = st.sampled_from([_KIND.CUMULATIVE, _KIND.CUMULATIVE, _KIND.DELTA, _KIND.FINAL_ONLY])
 _MIN_TOKENS_SHAPE = st.sampled_from(["none", "any", "max_tokens", "max_tokens - 1"])
+_FOCUS = st.sampled_from(FOCUSES)
+_ONE_IN_FOUR = st.integers(0, 3)
 
 
 def _pick(draw: st.DrawFn, lo: int, hi: int) -> int:
@@ -366,6 +379,7 @@ def engine_configs(
     max_num_seqs: st.SearchStrategy[int] | None = None,
     enable_chunked_prefill: st.SearchStrategy[bool] | None = None,
     enable_prefix_caching: st.SearchStrategy[bool] | None = None,
+    focus: str | None = None,
 ) -> EngineConfig:
     """Small, valid engine configurations that make the scheduler's hard cases common.
 
@@ -373,22 +387,33 @@ def engine_configs(
     (so preemption is frequent), the token budget often barely above
     ``max_num_seqs`` (so prefills are chunked), and the long-prefill threshold,
     prefix caching, chunked prefill and full-sequence admission are each on
-    or off. Pass a strategy for a field to pin or narrow it.
+    or off. ``focus`` (one of :data:`FOCUSES`; drawn if not given) leans the
+    draw towards one situation. Pass a strategy for a field to pin or narrow it.
     """
+    if focus is None:
+        focus = draw(_FOCUS)
     bs = draw(block_size if block_size is not None else _BLOCK_SIZES)
     mml = draw(max_model_len if max_model_len is not None else _MAX_MODEL_LEN)
+    if focus == "stop rules" and max_model_len is None:
+        mml = max(mml, 24)
     seqs = draw(max_num_seqs if max_num_seqs is not None else _MAX_NUM_SEQS)
+    if focus == "admission" and max_num_seqs is None:
+        seqs = 1 + seqs % 3
     chunked = draw(enable_chunked_prefill if enable_chunked_prefill is not None else _BOOL)
     caching = draw(enable_prefix_caching if enable_prefix_caching is not None else _BOOL)
+    if focus == "prefix cache" and enable_prefix_caching is None:
+        caching = True
     min_blocks = _cdiv(mml, bs) + 1  # one full-length request, plus the null block
     kv = draw(_KV_SHAPE)
+    if focus in ("prefix cache", "admission") and kv == "roomy":
+        kv = "tight"
     if kv == "one request":
         blocks = min_blocks
     elif kv == "tight":
         blocks = _pick(draw, min_blocks, min_blocks + 3)
     else:
         blocks = _pick(draw, min_blocks, 4 * min_blocks + 4)
-    tiny_budget = draw(_BUDGET_SHAPE) == "tiny"
+    tiny_budget = draw(_BUDGET_SHAPE) == "tiny" or focus == "admission"
     if chunked and tiny_budget:
         budget = _pick(draw, seqs, seqs + 8)
     elif tiny_budget:
@@ -396,7 +421,8 @@ def engine_configs(
         budget = _pick(draw, max(mml, seqs), max(mml, seqs) + 4)
     else:
         budget = _pick(draw, max(mml, seqs) if not chunked else seqs, 2 * mml + 8)
-    threshold = _pick(draw, 1, mml) if draw(_BOOL) else 0
+    with_threshold: bool = draw(_BOOL)
+    threshold = _pick(draw, 1, mml) if with_threshold else 0
     return EngineConfig(
         max_num_seqs=seqs,
         max_num_batched_tokens=budget,
@@ -412,21 +438,29 @@ def engine_configs(
 
 @st.composite
 def prompts(
-    draw: st.DrawFn, config: EngineConfig, prefixes: Sequence[Sequence[int]] = ()
+    draw: st.DrawFn,
+    config: EngineConfig,
+    prefixes: Sequence[Sequence[int]] = (),
+    *,
+    focus: str = "any",
 ) -> list[int]:
     """A prompt of token ids that fits ``config``, often of an edge size, often sharing a prefix.
 
     Lengths favour 1, a block, a block plus or minus one, two blocks and
     ``max_model_len - 1``. Tokens come from a small alphabet, and with
     ``prefixes`` a prompt often starts with one of them, so prefix-cache hits
-    (and partial hits) are common.
+    (and partial hits) are common. Under the ``stop rules`` focus prompts are
+    short (room for outputs); under ``prefix cache`` they share a prefix more often.
     """
     top = config.max_model_len - 1
+    if focus == "stop rules":
+        top = min(top, 8)
     bs = config.block_size
     edges = sorted({n for n in (1, bs - 1, bs, bs + 1, 2 * bs, top) if 1 <= n <= top})
-    n = edges[draw(_SMALL) % len(edges)] if draw(_BOOL) else _pick(draw, 1, top)
+    at_edge: bool = draw(_BOOL)
+    n = edges[draw(_SMALL) % len(edges)] if at_edge else _pick(draw, 1, top)
     head: list[int] = []
-    use_prefix: bool = draw(_BOOL)
+    use_prefix: bool = draw(_BOOL) or (focus == "prefix cache" and draw(_BOOL))
     if prefixes and use_prefix:
         head = list(prefixes[draw(_SMALL) % len(prefixes)])[:n]
     return head + _tokens(draw, n - len(head))
@@ -440,17 +474,23 @@ def text_prompts(max_bytes: int) -> st.SearchStrategy[str]:
 
 
 @st.composite
-def sampling_params(draw: st.DrawFn) -> SamplingParams:
+def sampling_params(draw: st.DrawFn, *, focus: str = "any") -> SamplingParams:
     """Valid sampling parameters: lengths, min_tokens, stop tokens and strings, output kinds.
 
     ``max_tokens`` is 1..16 or None (until ``max_model_len``); ``min_tokens``
     is often at an edge (``max_tokens`` or one less) and may exceed what
     ``max_model_len`` leaves room for, which the engine must still finish.
-    Stop strings include characters of two to four UTF-8 bytes.
+    Stop strings include characters of two to four UTF-8 bytes. Under the
+    ``stop rules`` focus every request has stop strings and a ``min_tokens``.
     """
+    stop_rules = focus == "stop rules"
     max_tokens = draw(_MAX_TOKENS)
+    if stop_rules and max_tokens is not None:
+        max_tokens = max(max_tokens, 4)
     top = max_tokens if max_tokens is not None else 16
     shape = draw(_MIN_TOKENS_SHAPE)
+    if stop_rules and shape == "none":
+        shape = "any"
     if shape == "max_tokens":
         min_tokens = top
     elif shape == "max_tokens - 1":
@@ -459,7 +499,7 @@ def sampling_params(draw: st.DrawFn) -> SamplingParams:
         min_tokens = draw(_SMALL) % (top + 1)
     else:
         min_tokens = 0
-    with_stop_strings: bool = draw(_BOOL)
+    with_stop_strings: bool = draw(_BOOL) or stop_rules
     return SamplingParams(
         max_tokens=max_tokens,
         min_tokens=min_tokens,
@@ -475,7 +515,7 @@ def sampling_params(draw: st.DrawFn) -> SamplingParams:
 
 
 @st.composite
-def token_scripts(draw: st.DrawFn, params: SamplingParams) -> dict[int, int]:
+def token_scripts(draw: st.DrawFn, params: SamplingParams, *, focus: str = "any") -> dict[int, int]:
     """What the model emits at output positions 0..17 (filler elsewhere).
 
     EOS or one of the request's stop tokens at a few positions and, for a
@@ -484,7 +524,7 @@ def token_scripts(draw: st.DrawFn, params: SamplingParams) -> dict[int, int]:
     """
     choices = [EOS_TOKEN_ID, *params.stop_token_ids]
     script = {p: choices[draw(_SMALL) % len(choices)] for p in draw(_POSITIONS)}
-    write_stop: bool = draw(_BOOL)
+    write_stop: bool = draw(_BOOL) or focus == "stop rules"
     if params.stop and write_stop:
         text = params.stop[draw(_SMALL) % len(params.stop)].encode()
         cut: bool = draw(_BOOL)
@@ -492,7 +532,8 @@ def token_scripts(draw: st.DrawFn, params: SamplingParams) -> dict[int, int]:
             text = text[: 1 + draw(_SMALL) % len(text)]
         near_min_tokens: bool = draw(_BOOL)
         if near_min_tokens:
-            start = max(0, params.min_tokens - draw(_SMALL) % 4)
+            # The last byte lands at min_tokens - 2 .. min_tokens + 1: the gate's edges.
+            start = max(0, params.min_tokens - len(text) - 1 + draw(_ONE_IN_FOUR))
         else:
             start = draw(_SMALL)
         for i, byte in enumerate(text):
@@ -513,28 +554,38 @@ def scenarios(
     Requests arrive at steps 0..``max_arrival`` (most at 0); some are aborted
     at a step (possibly before they arrive, while waiting, running or
     preempted, or after they finished, which the engine ignores). Two shared
-    prefixes feed :func:`prompts`.
+    prefixes feed :func:`prompts`. Each example leans towards one of
+    :data:`FOCUSES`, so rare combinations (a prefix-cache hit on a tight cache
+    under the full-sequence gate, a stop string completed at ``min_tokens``)
+    are common somewhere in a few hundred examples.
     """
-    config = draw(configs if configs is not None else engine_configs())
+    focus = draw(_FOCUS)
+    config = draw(configs if configs is not None else engine_configs(focus=focus))
     bs = config.block_size
     top = max(bs, min(3 * bs, config.max_model_len - 1))
-    prefixes = [_tokens(draw, _pick(draw, bs, top)) for _ in range(2)]
+    if focus == "prefix cache":
+        # Whole blocks, so a shared prefix is a cache hit.
+        prefixes = [_tokens(draw, bs * max(1, _pick(draw, 1, top) // bs)) for _ in range(2)]
+    else:
+        prefixes = [_tokens(draw, _pick(draw, bs, top)) for _ in range(2)]
     n = 1 + draw(_SMALL) % max_requests
+    if focus in ("prefix cache", "admission"):
+        n = max(n, min(2, max_requests))
     requests = []
     script: dict[str, dict[int, int]] = {}
     for i in range(n):
         rid = f"r{i}"
-        params = draw(sampling_params())
+        params = draw(sampling_params(focus=focus))
         requests.append(
             WorkloadRequest(
                 id=rid,
-                prompt_token_ids=draw(prompts(config, prefixes)),
+                prompt_token_ids=draw(prompts(config, prefixes, focus=focus)),
                 sampling_params=params,
                 arrival=_pick(draw, 0, max_arrival) if draw(_BOOL) else 0,
                 abort=_pick(draw, 0, max_arrival + 8) if draw(_BOOL) else None,
             )
         )
-        tokens = draw(token_scripts(params))
+        tokens = draw(token_scripts(params, focus=focus))
         if tokens:
             script[rid] = tokens
     return Scenario(config, tuple(requests), ScriptedSampler(script))
@@ -588,6 +639,7 @@ class EngineStateMachine(RuleBasedStateMachine):
         self.engine: LLMEngine | None = None
         self.lockstep: Lockstep | None = None
         self.prefixes: list[list[int]] = []
+        self.focus = "any"
 
     def make_engine(self, config: EngineConfig, model: DummyModelRunner) -> LLMEngine:
         """Build the engine under test (override to plug in your own scheduler)."""
@@ -613,6 +665,7 @@ class EngineStateMachine(RuleBasedStateMachine):
     def start(self, data: st.DataObject) -> None:
         """Build the engine from a drawn configuration and subscribe the checks."""
         config = data.draw(self.configs, label="config")
+        self.focus = data.draw(_FOCUS, label="focus")
         self.engine = self.make_engine(config, DummyModelRunner(sample_fn=self._sample))
         reference = self.make_reference(config, self._sample)
         if reference is not None:
@@ -629,15 +682,15 @@ class EngineStateMachine(RuleBasedStateMachine):
     def add(self, data: st.DataObject) -> None:
         """Add a request: a token or text prompt, sampling parameters, EOS / stop positions."""
         engine = self.live
-        as_tokens = prompts(engine.config, self.prefixes)
+        as_tokens = prompts(engine.config, self.prefixes, focus=self.focus)
         as_text = text_prompts(engine.config.max_model_len - 1)
         prompt = data.draw(st.one_of(as_tokens, as_text), label="prompt")
-        params = data.draw(sampling_params(), label="params")
+        params = data.draw(sampling_params(focus=self.focus), label="params")
         if self.lockstep is None:
             rid = engine.add_request(prompt, params)
         else:
             rid = self.lockstep.add_request(prompt, params)
-        script = data.draw(token_scripts(params), label="script")
+        script = data.draw(token_scripts(params, focus=self.focus), label="script")
         if script:
             self.script[rid] = script
 
