@@ -337,10 +337,12 @@ def check_scenario(
 
 _BOOL = st.booleans()
 _BLOCK_SIZES = st.sampled_from([1, 2, 4, 8, 16])
-_MAX_MODEL_LEN = st.integers(2, 64)
-_MAX_NUM_SEQS = st.integers(1, 5)
-_SMALL = st.integers(0, 16)
-_FRACTION = st.integers(0, 1024)
+# sampled_from draws uniformly (integers() favours its bounds), so sizes spread
+# over their whole range; it still shrinks towards the first, smallest choice.
+_MAX_MODEL_LEN = st.sampled_from((2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64))
+_MAX_NUM_SEQS = st.sampled_from((1, 2, 3, 4, 5))
+_SMALL = st.sampled_from(tuple(range(17)))
+_FRACTION = st.sampled_from(tuple(range(0, 1025, 32)))
 _KV_SHAPE = st.sampled_from(["one request", "tight", "roomy"])
 _BUDGET_SHAPE = st.sampled_from(["tiny", "any"])
 _TOKEN_BYTES = st.binary(max_size=64)
@@ -398,14 +400,18 @@ def engine_configs(
         mml = max(mml, 24)
     seqs = draw(max_num_seqs if max_num_seqs is not None else _MAX_NUM_SEQS)
     if focus == "admission" and max_num_seqs is None:
-        seqs = 1 + seqs % 3
+        seqs = 2 + seqs % 3
     chunked = draw(enable_chunked_prefill if enable_chunked_prefill is not None else _BOOL)
     caching = draw(enable_prefix_caching if enable_prefix_caching is not None else _BOOL)
     if focus == "prefix cache" and enable_prefix_caching is None:
         caching = True
+        if block_size is None:
+            bs = min(bs, 4)  # decodes fill blocks often
     min_blocks = _cdiv(mml, bs) + 1  # one full-length request, plus the null block
     kv = draw(_KV_SHAPE)
-    if focus in ("prefix cache", "admission") and kv == "roomy":
+    # A tight cache makes the prefix cache and the full-sequence gate matter; with
+    # chunked prefill off, room for several whole prompts makes the budget matter.
+    if kv == "roomy" and (focus == "prefix cache" or (focus == "admission" and chunked)):
         kv = "tight"
     if kv == "one request":
         blocks = min_blocks
@@ -421,7 +427,7 @@ def engine_configs(
         budget = _pick(draw, max(mml, seqs), max(mml, seqs) + 4)
     else:
         budget = _pick(draw, max(mml, seqs) if not chunked else seqs, 2 * mml + 8)
-    with_threshold: bool = draw(_BOOL)
+    with_threshold: bool = draw(_BOOL) or (focus == "admission" and draw(_BOOL))
     threshold = _pick(draw, 1, mml) if with_threshold else 0
     return EngineConfig(
         max_num_seqs=seqs,
@@ -459,6 +465,9 @@ def prompts(
     edges = sorted({n for n in (1, bs - 1, bs, bs + 1, 2 * bs, top) if 1 <= n <= top})
     at_edge: bool = draw(_BOOL)
     n = edges[draw(_SMALL) % len(edges)] if at_edge else _pick(draw, 1, top)
+    if focus == "admission" and draw(_BOOL):
+        # Long prompts: two of them overflow the budget or the cache.
+        n = _pick(draw, max(1, top // 2), top)
     head: list[int] = []
     use_prefix: bool = draw(_BOOL) or (focus == "prefix cache" and draw(_BOOL))
     if prefixes and use_prefix:
@@ -530,10 +539,12 @@ def token_scripts(draw: st.DrawFn, params: SamplingParams, *, focus: str = "any"
         cut: bool = draw(_BOOL)
         if cut:
             text = text[: 1 + draw(_SMALL) % len(text)]
-        near_min_tokens: bool = draw(_BOOL)
+        near_min_tokens: bool = draw(_BOOL) or focus == "stop rules"
         if near_min_tokens:
-            # The last byte lands at min_tokens - 2 .. min_tokens + 1: the gate's edges.
-            start = max(0, params.min_tokens - len(text) - 1 + draw(_ONE_IN_FOUR))
+            # The last byte lands at min_tokens - 1 (the gate's edge: not yet
+            # checked) half the time, else one before or after.
+            offset = (0, 0, -1, 1)[draw(_ONE_IN_FOUR)]
+            start = max(0, params.min_tokens - len(text) + offset)
         else:
             start = draw(_SMALL)
         for i, byte in enumerate(text):
@@ -570,18 +581,22 @@ def scenarios(
         prefixes = [_tokens(draw, _pick(draw, bs, top)) for _ in range(2)]
     n = 1 + draw(_SMALL) % max_requests
     if focus in ("prefix cache", "admission"):
-        n = max(n, min(2, max_requests))
+        n = max(n, min(3, max_requests))
     requests = []
     script: dict[str, dict[int, int]] = {}
     for i in range(n):
         rid = f"r{i}"
         params = draw(sampling_params(focus=focus))
+        # Under the prefix cache focus most requests come later, to hit what is cached.
+        later: bool = draw(_BOOL) or (focus == "prefix cache" and draw(_BOOL))
+        if focus == "admission":
+            later = later and draw(_BOOL)
         requests.append(
             WorkloadRequest(
                 id=rid,
                 prompt_token_ids=draw(prompts(config, prefixes, focus=focus)),
                 sampling_params=params,
-                arrival=_pick(draw, 0, max_arrival) if draw(_BOOL) else 0,
+                arrival=_pick(draw, 0, max_arrival) if later else 0,
                 abort=_pick(draw, 0, max_arrival + 8) if draw(_BOOL) else None,
             )
         )

@@ -77,12 +77,14 @@ def behaviour(scenario: Scenario, max_steps: int = 200) -> list[Any]:
         engine = LLMEngine(scenario.model(), **scenario.engine_kwargs, clock=FakeClock())
         steps: list[StepFinished] = []
         engine.bus.subscribe(steps.append, StepFinished)
-        for r in scenario.requests:
-            engine.add_request(list(r.prompt_token_ids), r.sampling_params, request_id=r.id)
+        last_arrival = max(r.arrival for r in scenario.requests)
         for step in range(max_steps):
+            for r in scenario.requests:
+                if r.arrival == step:
+                    engine.add_request(list(r.prompt_token_ids), r.sampling_params, request_id=r.id)
             live = [r.id for r in scenario.requests if r.abort == step]
             engine.abort_request([rid for rid in live if rid in engine.scheduler.requests])
-            if not engine.has_unfinished_requests():
+            if not engine.has_unfinished_requests() and step >= last_arrival:
                 return seen
             outputs = engine.step()
             last = steps[-1]
