@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from scale_support import write_rolling
 
+from helpers.scale import write_rolling
 from lifecycle_trace.cli import main
 from lifecycle_trace.reader import iter_jsonl
 

@@ -2,45 +2,42 @@
 
 Exporters that describe a request once it is over (an OpenTelemetry span per
 request) need both views of it: the step-based
-:class:`~lifecycle_trace.timeline.Timeline` and the time-based
-:class:`~lifecycle_trace.export.intervals.RequestIntervals`.
-:func:`finished_requests` folds the two side by side and hands out each pair
-at the end of the step in which the request finished, then forgets it.
+:class:`~lifecycle_trace.fold.timeline.Timeline` and the time-based
+:class:`~lifecycle_trace.fold.intervals.RequestIntervals`.
+:func:`finished_requests` hands out each pair at the end of the step in which
+the request finished, then forgets it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-from lifecycle_trace.export.intervals import IntervalFold, RequestIntervals
-from lifecycle_trace.timeline import Timeline, TimelineBuilder
-from minivllm.events import Event
+from lifecycle_trace.fold.intervals import RequestIntervals, intervals_of
+from lifecycle_trace.fold.requests import LogFold, RequestState, Source, as_records
+from lifecycle_trace.fold.timeline import Timeline, timeline_of
 
 __all__ = ["finished_requests"]
 
 
-def finished_requests(events: Iterable[Event]) -> Iterator[tuple[Timeline, RequestIntervals]]:
+def finished_requests(source: Source) -> Iterator[tuple[Timeline, RequestIntervals]]:
     """Every finished request's timeline and intervals, soon after it finishes, in finishing order.
 
-    Requests still live when the log ends are not handed out. Raises
-    ``ValueError`` where :class:`~lifecycle_trace.timeline.TimelineBuilder` or
-    :class:`~lifecycle_trace.export.intervals.IntervalFold` does.
+    ``source`` is one engine's events or the records of several. Requests
+    still live when the log ends are not handed out. Raises ``ValueError``
+    where :class:`~lifecycle_trace.fold.requests.RequestFold` does.
     """
-    # The intervals are complete at the finishing status change, the timeline only
-    # at the end of that step: intervals wait here for their timeline.
-    waiting: dict[str, RequestIntervals] = {}
-    ready: list[tuple[Timeline, RequestIntervals]] = []
+    _, records = as_records(source)
+    retired: list[RequestState] = []
+    folds = LogFold(on_retire=retired.append, keep_finished=False)
+    for engine, event in records:
+        folds.feed(engine, event)
+        if retired:
+            yield from _pairs(retired)
+    folds.retire()
+    yield from _pairs(retired)
 
-    def on_retire(t: Timeline) -> None:
-        ready.append((t, waiting.pop(t.request_id)))
 
-    builder = TimelineBuilder(on_retire=on_retire)
-    fold = IntervalFold(on_finish=lambda r: waiting.__setitem__(r.request_id, r))
-    for e in events:
-        fold.feed(e)
-        builder.feed(e)
-        if ready:
-            yield from ready
-            ready.clear()
-    builder.retire()
-    yield from ready
+def _pairs(retired: list[RequestState]) -> list[tuple[Timeline, RequestIntervals]]:
+    out = [(timeline_of(t, t.step), intervals_of(t)) for t in retired]
+    retired.clear()
+    return out

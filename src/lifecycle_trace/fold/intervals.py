@@ -1,15 +1,14 @@
 """Status intervals on the event clock: when each request entered and left each status.
 
-:class:`~lifecycle_trace.timeline.Timeline` tells a request's life in engine
-steps; exporters for time-based tools (trace viewers, spans) need it in
-nanoseconds. :func:`status_intervals` folds a log into, per request, the
-half-open intervals ``[start_ns, end_ns)`` it spent WAITING, RUNNING or
-PREEMPTED, and the moment it finished. Intervals of one request never overlap
-and each starts where the previous one ended. :class:`IntervalFold` is the
-same fold one event at a time, handing each request out as it finishes, for
-logs too long to hold.
-
-Cost: one pass over the log, one small object per status change.
+:class:`~lifecycle_trace.fold.timeline.Timeline` tells a request's life in
+engine steps; exporters for time-based tools (trace viewers, spans) need it
+in nanoseconds. :func:`intervals_of` reads, from a request's state in the
+fold, the half-open intervals ``[start_ns, end_ns)`` it spent WAITING,
+RUNNING or PREEMPTED, and the moment it finished. Intervals of one request
+never overlap and each starts where the previous one ended.
+:func:`status_intervals` does so for a whole log in memory;
+:class:`IntervalFold` one event at a time, handing each request out as it
+finishes, for logs too long to hold.
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
-from minivllm.events import CounterUpdated, Event, RequestAdded, StatusChanged
+from lifecycle_trace.fold.requests import RequestFold, RequestKey, RequestState
+from minivllm.events import Event
 from minivllm.request import RequestStatus
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "IntervalFold",
     "RequestIntervals",
     "StatusInterval",
+    "intervals_of",
     "status_intervals",
 ]
 
@@ -75,6 +76,12 @@ class RequestIntervals:
     first_token_ns: int | None
     first_token_step: int | None
     finish: Finish | None
+    engine_id: str = ""
+
+    @property
+    def key(self) -> RequestKey:
+        """``(engine_id, request_id, life)``: which life of which request this is."""
+        return RequestKey(self.engine_id, self.request_id, self.arrival_seq)
 
     @property
     def end_ns(self) -> int:
@@ -82,122 +89,86 @@ class RequestIntervals:
         return self.intervals[-1].end_ns if self.intervals else self.arrival_ns
 
 
-class _Open:
-    """The fold's mutable state for one request."""
+def intervals_of(t: RequestState, end_ns: int = 0, end_step: int = 0) -> RequestIntervals:
+    """A request's intervals; an unfinished one's last interval ends open at the log's end.
 
-    __slots__ = (
-        "added",
-        "closed",
-        "finish",
-        "first_token_ns",
-        "first_token_step",
-        "start_ns",
-        "start_step",
-        "status",
+    ``end_ns`` and ``end_step`` are the log's last event time and step.
+    Raises ``ValueError`` if the request's clock ran backwards.
+    """
+    steps, statuses, times = t.status_steps, t.statuses, t.status_ns
+    closed: list[StatusInterval] = []
+    for i in range(len(steps) - 1):
+        start, end = times[i], times[i + 1]
+        if end < start:
+            raise ValueError(
+                f"request {t.request_id!r} changes status at {end} ns (step {steps[i + 1]}), "
+                f"before it entered {statuses[i].name} at {start} ns (clock went back)"
+            )
+        closed.append(StatusInterval(statuses[i], start, end, steps[i], steps[i + 1]))
+    finish = None
+    if t.finish_status is not None:
+        status = t.finish_status
+        finish = Finish(
+            status,
+            RequestStatus.get_finished_reason(status) or status.name,
+            times[-1],
+            steps[-1],
+            t.stop_reason,
+            t.num_output_tokens,
+        )
+    else:
+        step, start = steps[-1], times[-1]
+        closed.append(
+            StatusInterval(statuses[-1], start, max(end_ns, start), step, max(end_step, step), True)
+        )
+    return RequestIntervals(
+        t.request_id,
+        t.arrival_ns,
+        t.life,
+        t.num_prompt_tokens,
+        tuple(closed),
+        t.first_token_ns,
+        t.first_token_step,
+        finish,
+        t.engine_id,
     )
-
-    def __init__(self, e: RequestAdded) -> None:
-        self.added = e
-        self.status = RequestStatus.WAITING
-        self.start_ns = e.ts_ns
-        self.start_step = e.step
-        self.closed: list[StatusInterval] = []
-        self.first_token_ns: int | None = None
-        self.first_token_step: int | None = None
-        self.finish: Finish | None = None
-
-    def close(self, ts_ns: int, step: int, open_end: bool = False) -> None:
-        self.closed.append(
-            StatusInterval(self.status, self.start_ns, ts_ns, self.start_step, step, open_end)
-        )
-
-    def freeze(self) -> RequestIntervals:
-        a = self.added
-        return RequestIntervals(
-            a.request_id,
-            a.ts_ns,
-            a.seq,
-            a.num_prompt_tokens,
-            tuple(self.closed),
-            self.first_token_ns,
-            self.first_token_step,
-            self.finish,
-        )
 
 
 class IntervalFold:
     """Status intervals folded one event at a time, each request handed out when it finishes.
 
     ``on_finish`` receives a request's :class:`RequestIntervals` at its
-    finishing status change, and the fold forgets it, so memory follows the
-    number of live requests; :meth:`close` ends the log and returns the
-    requests still live, their last interval left open. A finished request id
-    may be added again. Raises ``ValueError`` for a status change of a request
-    that is not live, a live request added again, or a clock that runs
-    backwards within one request's life.
+    finishing status change, and the fold forgets it at the end of that step,
+    so memory follows the number of live requests; :meth:`close` ends the log
+    and returns the requests still live, their last interval left open. A
+    finished request id may be added again. Raises ``ValueError`` as
+    :class:`~lifecycle_trace.fold.requests.RequestFold` does, and for a clock
+    that runs backwards within one request's life.
     """
 
-    __slots__ = ("_last_step", "_last_ts", "_live", "_on_finish")
+    __slots__ = ("fold",)
 
     def __init__(self, on_finish: Callable[[RequestIntervals], None]) -> None:
-        self._on_finish = on_finish
-        self._live: dict[str, _Open] = {}
-        self._last_ts = 0
-        self._last_step = 0
+        self.fold = RequestFold(on_finish=lambda t: on_finish(intervals_of(t)), keep_finished=False)
 
     @property
     def num_live(self) -> int:
         """Requests added and not finished yet."""
-        return len(self._live)
+        return sum(1 for t in self.fold.live.values() if t.finish_status is None)
 
     def feed(self, e: Event) -> None:
         """Fold one event in."""
-        self._last_ts, self._last_step = e.ts_ns, e.step
-        if isinstance(e, RequestAdded):
-            if e.request_id in self._live:
-                raise ValueError(f"seq {e.seq}: request {e.request_id!r} is added a second time")
-            self._live[e.request_id] = _Open(e)
-        elif isinstance(e, StatusChanged):
-            self._on_status(e)
-        elif isinstance(e, CounterUpdated) and e.counter == "num_tokens" and e.new > e.old:
-            r = self._live.get(e.request_id)
-            if r is not None and r.first_token_ns is None:
-                r.first_token_ns, r.first_token_step = e.ts_ns, e.step
-
-    def _on_status(self, e: StatusChanged) -> None:
-        r = self._live.get(e.request_id)
-        if r is None:
-            raise ValueError(
-                f"seq {e.seq}: status change of request {e.request_id!r}, "
-                f"which the log never added (or which had finished)"
-            )
-        if e.ts_ns < r.start_ns:
-            raise ValueError(
-                f"seq {e.seq}: request {e.request_id!r} changes status at {e.ts_ns} ns, "
-                f"before it entered {r.status.name} at {r.start_ns} ns (clock went back)"
-            )
-        r.close(e.ts_ns, e.step)
-        r.status, r.start_ns, r.start_step = e.new_status, e.ts_ns, e.step
-        if RequestStatus.is_finished(e.new_status):
-            r.finish = Finish(
-                e.new_status,
-                RequestStatus.get_finished_reason(e.new_status) or e.new_status.name,
-                e.ts_ns,
-                e.step,
-                e.stop_reason,
-                e.num_output_tokens,
-            )
-            del self._live[e.request_id]
-            self._on_finish(r.freeze())
+        self.fold.feed(e)
 
     def close(self) -> list[RequestIntervals]:
         """End the log: the requests still live, in order of arrival, their last interval open."""
-        out = []
-        for r in self._live.values():
-            r.close(max(self._last_ts, r.start_ns), max(self._last_step, r.start_step), True)
-            out.append(r.freeze())
-        self._live.clear()
-        return out
+        return open_intervals(self.fold)
+
+
+def open_intervals(fold: RequestFold) -> list[RequestIntervals]:
+    """The intervals of the requests of ``fold`` that have not finished, in order of arrival."""
+    end_ns, end_step = fold.last_ts_ns, fold.last_step
+    return [intervals_of(t, end_ns, end_step) for t in fold.states() if t.finish_status is None]
 
 
 def status_intervals(events: Iterable[Event]) -> dict[str, RequestIntervals]:
@@ -206,12 +177,11 @@ def status_intervals(events: Iterable[Event]) -> dict[str, RequestIntervals]:
     Raises ``ValueError`` as :class:`IntervalFold` does, and for a request id
     added twice (the result is keyed by request id).
     """
-    done: dict[str, RequestIntervals] = {}
-    fold = IntervalFold(on_finish=lambda r: done.__setitem__(r.request_id, r))
-    for e in events:
-        if isinstance(e, RequestAdded) and e.request_id in done:
-            raise ValueError(f"seq {e.seq}: request {e.request_id!r} is added a second time")
-        fold.feed(e)
-    everything = [*done.values(), *fold.close()]
-    everything.sort(key=lambda r: r.arrival_seq)
-    return {r.request_id: r for r in everything}
+    fold = RequestFold()
+    fold.feed_all(events)
+    out: dict[str, RequestIntervals] = {}
+    for t in fold.states():
+        if t.request_id in out:
+            raise ValueError(f"seq {t.life}: request {t.request_id!r} is added a second time")
+        out[t.request_id] = intervals_of(t, fold.last_ts_ns, fold.last_step)
+    return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import attrs
 
-from lifecycle_trace.export.intervals import RequestIntervals
+from lifecycle_trace.fold.intervals import RequestIntervals
 from minivllm.request import RequestStatus
 
 __all__ = ["PHASE_NAMES", "Phase", "request_phases"]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from lifecycle_trace.timeline import Timeline
+from lifecycle_trace.fold.timeline import Timeline
 
 __all__ = ["METRICS", "StatsAccumulator", "Summary", "summarize", "summarize_timelines"]
 

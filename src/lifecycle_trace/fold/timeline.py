@@ -1,43 +1,48 @@
-"""Per-request timelines, rebuilt as one fold over the event log.
+"""Per-request timelines: the fold's request states, frozen into values.
 
-A :class:`Timeline` is everything the log says about one request: its state at
-the end of every step it was live, its status segments, when its prefill
-completed, how it grew per step, its preemptions, how it finished, and vLLM's
-latency intervals (queue, prefill, decode, end to end, TTFT, TPOT) measured on
-the events' ``ts_ns`` clock.
+A :class:`Timeline` is everything the log says about one life of one request:
+its state at the end of every step it was live, its status segments, when its
+prefill completed, how it grew per step, its preemptions, how it finished,
+and vLLM's latency intervals (queue, prefill, decode, end to end, TTFT, TPOT)
+measured on the events' ``ts_ns`` clock. :class:`TimelineBuilder` is
+:class:`~lifecycle_trace.fold.requests.RequestFold` handing out timelines;
+:func:`build_timelines` folds a log in memory and :func:`iter_timelines`
+streams one of any length, of one engine or several.
 
 Cost: the fold touches each event once and stores only the steps at which a
-request changed (parallel integer lists); per-step :class:`Sample` objects are
-built on demand, so rebuilding is cheap and a long wait costs nothing.
+request changed; per-step :class:`Sample` objects are built on demand.
 """
 
 from __future__ import annotations
 
 import itertools
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
-from minivllm.events import (
-    BlocksAllocated,
-    BlocksFreed,
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    StepStarted,
+from lifecycle_trace.fold.requests import (
+    LogFold,
+    RequestFold,
+    RequestKey,
+    RequestState,
+    Source,
+    as_records,
 )
+from minivllm.events import EngineConfigured, Event
 from minivllm.request import RequestStatus
 
-__all__ = ["Sample", "Segment", "Timeline", "TimelineBuilder", "build_timelines"]
+__all__ = [
+    "Sample",
+    "Segment",
+    "Timeline",
+    "TimelineBuilder",
+    "build_timelines",
+    "iter_timelines",
+    "timeline_of",
+]
 
-_WAITING = RequestStatus.WAITING
 _RUNNING = RequestStatus.RUNNING
-_PREEMPTED = RequestStatus.PREEMPTED
 
 
 @attrs.frozen
@@ -73,7 +78,8 @@ def _ns_diff(later: int | None, earlier: int | None) -> int | None:
 class Timeline:
     """One request's life, as the event log tells it.
 
-    ``status_changes`` lists ``(step, status)`` for every status entered.
+    ``status_steps[i]`` is the step in which the request entered
+    ``statuses[i]``, for every status entered (:attr:`status_changes` pairs them).
     The per-step state is stored compressed: ``change_steps[i]`` is a step at
     whose end the request's state was ``(change_statuses[i],
     change_computed[i], change_tokens[i])``; between change steps nothing
@@ -81,8 +87,9 @@ class Timeline:
     request still live when the log ended. Times are nanoseconds on the bus
     clock, None where the request never reached that point. ``engine_id`` names
     the engine (from the log's EngineConfigured; "" if the log has none) and
-    ``added_seq`` is the sequence number of the request's RequestAdded, so
-    ``(engine_id, request_id)`` tells apart the requests of a merged log.
+    ``added_seq`` is the sequence number of the request's RequestAdded (its
+    life), so :attr:`key` tells apart the requests of a merged log and the
+    lives of a reused request id.
     """
 
     request_id: str
@@ -104,11 +111,17 @@ class Timeline:
     change_statuses: tuple[RequestStatus, ...]
     change_computed: tuple[int, ...]
     change_tokens: tuple[int, ...]
-    status_changes: tuple[tuple[int, RequestStatus], ...]
+    status_steps: tuple[int, ...]
+    statuses: tuple[RequestStatus, ...]
     engine_id: str = ""
     added_seq: int = -1
 
     # -- state ----------------------------------------------------------------
+
+    @property
+    def key(self) -> RequestKey:
+        """``(engine_id, request_id, life)``: which life of which request this is."""
+        return RequestKey(self.engine_id, self.request_id, self.added_seq)
 
     @property
     def status(self) -> RequestStatus:
@@ -203,20 +216,25 @@ class Timeline:
         return tuple(segments)
 
     @property
+    def status_changes(self) -> tuple[tuple[int, RequestStatus], ...]:
+        """``(step, status)`` for every status the request entered, in order."""
+        return tuple(zip(self.status_steps, self.statuses, strict=True))
+
+    @property
     def status_sequence(self) -> tuple[RequestStatus, ...]:
         """Every status the request entered, in order, from WAITING on.
 
         Unlike :attr:`segments` this includes statuses held only within a step
         (a request admitted and finished in the same step was RUNNING).
         """
-        return tuple(status for _, status in self.status_changes)
+        return self.statuses
 
     # -- prefill and decode ---------------------------------------------------
 
     @property
     def first_running_step(self) -> int | None:
         """The first step the request was scheduled in, or None if it never was."""
-        for step, status in self.status_changes:
+        for step, status in zip(self.status_steps, self.statuses, strict=True):
             if status == _RUNNING:
                 return step
         return None
@@ -308,99 +326,39 @@ class Timeline:
         return decode / (outputs - 1)
 
 
-class _Track:
-    """The fold's mutable state for one request."""
-
-    __slots__ = (
-        "added_seq",
-        "added_step",
-        "arrival_ns",
-        "cached",
-        "computed",
-        "finish_status",
-        "finished_ns",
-        "first_scheduled_ns",
-        "first_token_ns",
-        "history",
-        "last_token_ns",
-        "max_tokens",
-        "min_tokens",
-        "preemptions",
-        "prompt",
-        "request_id",
-        "s_computed",
-        "s_status",
-        "s_steps",
-        "s_tokens",
-        "status",
-        "step",
-        "stop_reason",
-        "tokens",
+def timeline_of(t: RequestState, log_last_step: int) -> Timeline:
+    """The request's timeline as it stands, in a log whose last step so far is ``log_last_step``."""
+    steps, statuses, computed, tokens = t.history()
+    finished = t.finish_status is not None
+    return Timeline(
+        request_id=t.request_id,
+        num_prompt_tokens=t.num_prompt_tokens,
+        max_tokens=t.max_tokens,
+        min_tokens=t.min_tokens,
+        added_step=t.added_step,
+        last_step=t.step if finished else max(t.step, log_last_step),
+        finish_status=t.finish_status,
+        stop_reason=t.stop_reason,
+        num_preemptions=t.num_preemptions,
+        num_cached_tokens=t.num_cached_tokens,
+        arrival_ns=t.arrival_ns,
+        first_scheduled_ns=t.first_scheduled_ns,
+        first_token_ns=t.first_token_ns,
+        last_token_ns=t.last_token_ns,
+        finished_ns=t.finished_ns,
+        change_steps=tuple(steps),
+        change_statuses=tuple(statuses),
+        change_computed=tuple(computed),
+        change_tokens=tuple(tokens),
+        status_steps=tuple(t.status_steps),
+        statuses=tuple(t.statuses),
+        engine_id=t.engine_id,
+        added_seq=t.life,
     )
-
-    def __init__(self, e: RequestAdded) -> None:
-        self.request_id = e.request_id
-        self.prompt = e.num_prompt_tokens
-        self.max_tokens = e.max_tokens
-        self.min_tokens = e.min_tokens
-        self.added_step = e.step
-        self.added_seq = e.seq
-        self.arrival_ns = e.ts_ns
-        self.status = _WAITING
-        self.computed = 0
-        self.tokens = e.num_prompt_tokens
-        self.cached = 0
-        self.preemptions = 0
-        self.stop_reason: int | str | None = None
-        self.finish_status: RequestStatus | None = None
-        self.first_scheduled_ns: int | None = None
-        self.first_token_ns: int | None = None
-        self.last_token_ns: int | None = None
-        self.finished_ns: int | None = None
-        # The step whose state is being built; earlier steps are in the s_* lists.
-        self.step = e.step
-        self.s_steps: list[int] = []
-        self.s_status: list[RequestStatus] = []
-        self.s_computed: list[int] = []
-        self.s_tokens: list[int] = []
-        self.history: list[tuple[int, RequestStatus]] = [(e.step, _WAITING)]
-
-    def flush(self) -> None:
-        self.s_steps.append(self.step)
-        self.s_status.append(self.status)
-        self.s_computed.append(self.computed)
-        self.s_tokens.append(self.tokens)
-
-    def freeze(self, log_last_step: int, engine_id: str) -> Timeline:
-        last = self.step if self.finish_status is not None else max(self.step, log_last_step)
-        return Timeline(
-            request_id=self.request_id,
-            num_prompt_tokens=self.prompt,
-            max_tokens=self.max_tokens,
-            min_tokens=self.min_tokens,
-            added_step=self.added_step,
-            last_step=last,
-            finish_status=self.finish_status,
-            stop_reason=self.stop_reason,
-            num_preemptions=self.preemptions,
-            num_cached_tokens=self.cached,
-            arrival_ns=self.arrival_ns,
-            first_scheduled_ns=self.first_scheduled_ns,
-            first_token_ns=self.first_token_ns,
-            last_token_ns=self.last_token_ns,
-            finished_ns=self.finished_ns,
-            change_steps=(*self.s_steps, self.step),
-            change_statuses=(*self.s_status, self.status),
-            change_computed=(*self.s_computed, self.computed),
-            change_tokens=(*self.s_tokens, self.tokens),
-            status_changes=tuple(self.history),
-            engine_id=engine_id,
-            added_seq=self.added_seq,
-        )
 
 
 class TimelineBuilder:
-    """The fold itself: feed it events in order (or subscribe it to a bus), then ask for timelines.
+    """The fold handing out timelines: feed it events in order (or subscribe it to a bus).
 
     ``timelines()`` may be called at any time; it snapshots without
     disturbing the fold, so a live view and a final view come from one builder.
@@ -413,183 +371,108 @@ class TimelineBuilder:
     """
 
     def __init__(self, on_retire: Callable[[Timeline], None] | None = None) -> None:
-        self._tracks: dict[str, _Track] = {}
-        self._last_step = 0
-        self.config: EngineConfigured | None = None
-        self._on_retire = on_retire
-        self._finished: list[_Track] = []
-        self._handlers: dict[type[Event], Callable[[Any], None]] = {
-            CounterUpdated: self._on_counter,
-            StatusChanged: self._on_status,
-            RequestAdded: self._on_added,
-            StepStarted: self._on_step,
-            StepFinished: self._on_step_finished,
-            BlocksAllocated: _ignore,
-            BlocksFreed: _ignore,
-            EngineConfigured: self._on_config,
-        }
+        retire = None if on_retire is None else self._retiring(on_retire)
+        self.fold = RequestFold(on_retire=retire, keep_finished=on_retire is None)
+
+    def _retiring(self, on_retire: Callable[[Timeline], None]) -> Callable[[RequestState], None]:
+        def retire(t: RequestState) -> None:
+            on_retire(timeline_of(t, self.fold.last_step))
+
+        return retire
 
     @property
-    def last_step(self) -> int:
-        """The highest step index seen so far."""
-        return self._last_step
-
-    def feed(self, event: Event) -> None:
-        """Fold one event in."""
-        try:
-            handler = self._handlers[type(event)]
-        except KeyError:
-            raise TypeError(f"not an engine event: {event!r}") from None
-        handler(event)
-
-    __call__ = feed
-
-    def feed_all(self, events: Iterable[Event]) -> None:
-        """Fold events in, in order (the same fold as :meth:`feed`, with the hot path inlined)."""
-        handlers = self._handlers
-        tracks = self._tracks
-        counter_updated = CounterUpdated
-        on_counter = self._on_counter
-        for e in events:
-            # Nine events in ten are a decode step's two counter updates.
-            if type(e) is counter_updated:
-                t = tracks.get(e.request_id)
-                if t is not None and e.step == t.step:
-                    counter = e.counter
-                    if counter == "num_computed_tokens":
-                        t.computed = e.new
-                        continue
-                    if counter == "num_tokens":
-                        t.tokens = e.new
-                        t.last_token_ns = e.ts_ns
-                        if t.first_token_ns is None:
-                            t.first_token_ns = e.ts_ns
-                        continue
-                on_counter(e)
-            else:
-                handler = handlers.get(type(e))
-                if handler is None:
-                    raise TypeError(f"not an engine event: {e!r}")
-                handler(e)
-
-    def timelines(self) -> dict[str, Timeline]:
-        """Every request's timeline so far, by request id, in the order they were added."""
-        last = self._last_step
-        engine_id = self.engine_id
-        return {rid: track.freeze(last, engine_id) for rid, track in self._tracks.items()}
+    def config(self) -> EngineConfigured | None:
+        """The log's EngineConfigured, once seen."""
+        return self.fold.config
 
     @property
     def engine_id(self) -> str:
         """The engine named by the log's EngineConfigured ("" before it)."""
-        return "" if self.config is None else self.config.engine_id
+        return self.fold.engine_id
+
+    @property
+    def last_step(self) -> int:
+        """The highest step index seen so far."""
+        return self.fold.last_step
 
     @property
     def num_live(self) -> int:
         """Requests the fold currently holds (all of them unless it retires finished ones)."""
-        return len(self._tracks)
+        return len(self.fold.states())
+
+    def feed(self, event: Event) -> None:
+        """Fold one event in."""
+        self.fold.feed(event)
+
+    __call__ = feed
+
+    def feed_all(self, events: Iterable[Event]) -> None:
+        """Fold events in, in order."""
+        self.fold.feed_all(events)
 
     def retire(self) -> None:
         """Hand every finished request to ``on_retire`` now and forget it (end of a stream)."""
-        callback = self._on_retire
-        if callback is None or not self._finished:
-            return
-        last = self._last_step
-        engine_id = self.engine_id
-        tracks = self._tracks
-        for t in self._finished:
-            if tracks.get(t.request_id) is t:
-                del tracks[t.request_id]
-                callback(t.freeze(last, engine_id))
-        self._finished.clear()
+        self.fold.retire()
 
-    # -- handlers -------------------------------------------------------------
+    def lives(self) -> list[Timeline]:
+        """Every life's timeline so far, in the order added (a reused request id has several)."""
+        last = self.fold.last_step
+        return [timeline_of(t, last) for t in self.fold.states()]
 
-    def _track(self, e: StatusChanged | CounterUpdated) -> _Track:
-        try:
-            return self._tracks[e.request_id]
-        except KeyError:
-            raise ValueError(
-                f"seq {e.seq}: {type(e).__name__} for request {e.request_id!r}, which the log "
-                f"never added (does the log start mid-run?)"
-            ) from None
+    def timelines(self) -> dict[str, Timeline]:
+        """Every request's timeline so far, by request id, in the order they were added.
 
-    def _on_counter(self, e: CounterUpdated) -> None:
-        t = self._tracks.get(e.request_id) or self._track(e)
-        if e.step != t.step:
-            t.flush()
-            t.step = e.step
-        counter = e.counter
-        if counter == "num_computed_tokens":
-            t.computed = e.new
-        elif counter == "num_tokens":
-            t.tokens = e.new
-            ts = e.ts_ns
-            if t.first_token_ns is None:
-                t.first_token_ns = ts
-            t.last_token_ns = ts
-        elif counter == "num_preemptions":
-            t.preemptions = e.new
-        elif counter == "num_cached_tokens":
-            t.cached = e.new
-        else:
-            raise ValueError(f"seq {e.seq}: unknown counter {counter!r}")
-
-    def _on_status(self, e: StatusChanged) -> None:
-        t = self._tracks.get(e.request_id) or self._track(e)
-        step = e.step
-        if step != t.step:
-            t.flush()
-            t.step = step
-            if step > self._last_step:
-                self._last_step = step
-        new = e.new_status
-        t.status = new
-        t.history.append((step, new))
-        t.computed = e.num_computed_tokens
-        t.tokens = e.num_tokens
-        if new == _RUNNING:
-            if t.first_scheduled_ns is None:
-                t.first_scheduled_ns = e.ts_ns
-        elif new > _PREEMPTED:
-            t.finish_status = new
-            t.finished_ns = e.ts_ns
-            t.stop_reason = e.stop_reason
-            if self._on_retire is not None:
-                self._finished.append(t)
-
-    def _on_added(self, e: RequestAdded) -> None:
-        old = self._tracks.get(e.request_id)
-        if old is not None and old.finish_status is not None and self._on_retire is not None:
-            self.retire()  # the id was reused before the step that finished it ended
-        if e.request_id in self._tracks:
-            raise ValueError(
-                f"seq {e.seq}: request id {e.request_id!r} is added a second time; "
-                f"timelines are keyed by request id"
-            )
-        self._tracks[e.request_id] = _Track(e)
-        if e.step > self._last_step:
-            self._last_step = e.step
-
-    def _on_step(self, e: StepStarted | StepFinished) -> None:
-        if e.step > self._last_step:
-            self._last_step = e.step
-
-    def _on_step_finished(self, e: StepFinished) -> None:
-        if e.step > self._last_step:
-            self._last_step = e.step
-        if self._finished:
-            self.retire()
-
-    def _on_config(self, e: EngineConfigured) -> None:
-        self.config = e
-
-
-def _ignore(event: Event) -> None:
-    """Events that say nothing about a request's own state."""
+        Raises ``ValueError`` if a request id was reused (use :meth:`lives`).
+        """
+        out: dict[str, Timeline] = {}
+        for t in self.lives():
+            if t.request_id in out:
+                raise ValueError(
+                    f"seq {t.added_seq}: request id {t.request_id!r} is added a second time; "
+                    f"timelines() is keyed by request id, lives() holds every life"
+                )
+            out[t.request_id] = t
+        return out
 
 
 def build_timelines(events: Iterable[Event]) -> dict[str, Timeline]:
-    """Fold a log (any ordered iterable of events) into one :class:`Timeline` per request."""
+    """Fold one engine's log (any ordered iterable of events) into a :class:`Timeline` per request.
+
+    Raises ``ValueError`` for a request id added twice (see :func:`iter_timelines`).
+    """
     builder = TimelineBuilder()
     builder.feed_all(events)
     return builder.timelines()
+
+
+# Events are folded in chunks so the fold's inlined loop does the work and
+# retired timelines are handed out every few thousand events.
+_CHUNK = 4096
+
+
+def iter_timelines(source: Source) -> Iterator[Timeline]:
+    """Every life's timeline: finished ones soon after their last step, the others at the end.
+
+    ``source`` is one engine's events or ``(engine_id, event)`` records of
+    several (as :meth:`~lifecycle_trace.reader.LogReader.records` yields
+    them), each engine folded on its own. Memory follows the number of live
+    requests per engine, not the log's length.
+    """
+    _, records = as_records(source)
+    retired: list[RequestState] = []
+    folds = LogFold(on_retire=retired.append, keep_finished=False)
+    while chunk := list(itertools.islice(records, _CHUNK)):
+        folds.feed_all(chunk)
+        yield from _finished(retired)
+    for fold in folds.folds.values():
+        fold.retire()
+        yield from _finished(retired)
+        last = fold.last_step
+        yield from (timeline_of(t, last) for t in fold.states())
+
+
+def _finished(retired: list[RequestState]) -> list[Timeline]:
+    # A finished timeline ends at its own finish step, whatever the log's last step.
+    out = [timeline_of(t, t.step) for t in retired]
+    retired.clear()
+    return out

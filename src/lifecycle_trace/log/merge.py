@@ -21,8 +21,8 @@ import os
 from collections.abc import Iterator, Sequence
 
 from lifecycle_trace._codec import encode_line_with
+from lifecycle_trace.fold.requests import Record
 from lifecycle_trace.reader import ENGINE_KEY, LogReader
-from lifecycle_trace.streaming import Record
 from minivllm.events import Event
 
 __all__ = ["DuplicateEngineError", "merge_logs"]

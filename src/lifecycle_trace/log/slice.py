@@ -31,8 +31,8 @@ from types import MappingProxyType
 import attrs
 
 from lifecycle_trace._codec import encode_line_with
+from lifecycle_trace.fold.requests import LogFold, Record, RequestFold
 from lifecycle_trace.reader import ENGINE_KEY, LogReader
-from lifecycle_trace.streaming import Record
 from minivllm.events import (
     BlocksAllocated,
     BlocksFreed,
@@ -54,7 +54,6 @@ SOURCE_SEQ_KEY = "src_seq"
 Selector = Callable[[str, RequestAdded], bool]
 """Whether a request (by engine id and its RequestAdded) belongs in the slice."""
 
-_RUNNING = RequestStatus.RUNNING
 _PREEMPTED = RequestStatus.PREEMPTED
 
 
@@ -85,20 +84,18 @@ def parse_step_range(text: str) -> StepRange:
 
 
 class _EngineSlice:
-    """One engine's part of a slice: the kept requests, and its step events projected onto them."""
+    """One engine's part of a slice: the kept requests, and its step events projected onto them.
+
+    Its fold sees only the selected requests, so the fold's queues and block
+    count are the projection: the engine as if they had been its only requests.
+    """
 
     def __init__(self, selected: Selector, engine: str) -> None:
-        self.selected = selected
-        self.engine = engine
-        self.status: dict[str, RequestStatus] = {}  # live selected requests
-        self.blocks: dict[str, int] = {}
-        self.ended: set[str] = set()  # selected requests that finished in this step
-        self.num_running = 0
-        self.num_waiting = 0
+        self.fold = RequestFold(
+            engine or None, select=lambda e: selected(engine, e), keep_finished=False
+        )
         self.in_step = False
         self.next_seq = 0
-        self.usable = 0
-        self.num_done = 0
 
     def renumber(self, event: Event, **changes: object) -> Event:
         """A copy of ``event`` with the slice's next sequence number and ``changes``."""
@@ -108,83 +105,48 @@ class _EngineSlice:
 
     def keep(self, event: Event) -> Event | None:
         """The event as the slice holds it, or None if the slice leaves it out."""
-        if isinstance(event, StepStarted):
-            return self._step_started(event)
+        fold = self.fold
         if isinstance(event, StepFinished):
-            return self._step_finished(event)
+            projected = self._step_finished(event)
+            fold.feed(event)  # after the projection: it retires the requests that finished
+            return projected
+        fold.feed(event)
+        if isinstance(event, StepStarted):
+            if not fold.live:
+                return None  # an abort between steps still gets the step that follows it
+            self.in_step = True
+            return self.renumber(event, num_running=fold.num_running, num_waiting=fold.num_waiting)
         if isinstance(event, EngineConfigured):
-            self.usable = event.num_gpu_blocks - 1
             return self.renumber(event)
         if isinstance(event, RequestAdded):
-            if not self.selected(self.engine, event):
-                return None
-            self.status[event.request_id] = RequestStatus.WAITING
-            self.blocks[event.request_id] = 0
-            self.num_waiting += 1
-            return self.renumber(event)
+            kept = fold.live.get(event.request_id)
+            return self.renumber(event) if kept is not None and kept.life == event.seq else None
         if not isinstance(event, StatusChanged | CounterUpdated | BlocksAllocated | BlocksFreed):
             raise TypeError(f"not an engine event: {event!r}")
-        rid = event.request_id
-        if rid not in self.status and rid not in self.ended:
-            return None
-        if isinstance(event, StatusChanged):
-            self._status(rid, event)
-        elif isinstance(event, BlocksAllocated):
-            held = self.blocks.get(rid, 0)
-            self.blocks[rid] = held + event.num_new_blocks + event.num_cached_blocks
-        elif isinstance(event, BlocksFreed):
-            self.blocks[rid] = 0
-        return self.renumber(event)
-
-    def _status(self, rid: str, e: StatusChanged) -> None:
-        old, new = e.old_status, e.new_status
-        if old is _RUNNING:
-            self.num_running -= 1
-        else:
-            self.num_waiting -= 1
-        if new is _RUNNING:
-            self.num_running += 1
-        elif new > _PREEMPTED:
-            del self.status[rid]
-            self.ended.add(rid)
-            self.num_done += 1
-            return
-        else:
-            self.num_waiting += 1
-        self.status[rid] = new
-
-    def _step_started(self, e: StepStarted) -> Event | None:
-        if not self.status and not self.ended:
-            return None  # an abort between steps still gets the step that follows it
-        self.in_step = True
-        return self.renumber(e, num_running=self.num_running, num_waiting=self.num_waiting)
+        return self.renumber(event) if event.request_id in fold.live else None
 
     def _step_finished(self, e: StepFinished) -> Event | None:
-        if not self.in_step and not self.ended:
+        fold = self.fold
+        if not self.in_step and not fold.finished:
             return None
         self.in_step = False
-        kept = self.status.keys() | self.ended
-        held = sum(self.blocks.values())
+        kept = fold.live
         # With prefix caching shared blocks count once in the engine's figure and
         # once per holder here, so the engine's figure caps ours.
-        used = min(held, e.num_used_blocks)
-        projected = self.renumber(
+        used = min(fold.num_blocks_held, e.num_used_blocks)
+        usable = fold.config.num_gpu_blocks - 1 if fold.config is not None else 0
+        return self.renumber(
             e,
             num_scheduled_tokens=MappingProxyType(
                 {r: n for r, n in e.num_scheduled_tokens.items() if r in kept}
             ),
             preempted_req_ids=tuple(r for r in e.preempted_req_ids if r in kept),
             finished_req_ids=tuple(r for r in e.finished_req_ids if r in kept),
-            num_running=self.num_running,
-            num_waiting=self.num_waiting,
-            num_free_blocks=self.usable - used,
+            num_running=fold.num_running,
+            num_waiting=fold.num_waiting,
+            num_free_blocks=usable - used,
             num_used_blocks=used,
         )
-        for rid in self.ended:
-            if rid not in self.status:
-                self.blocks.pop(rid, None)
-        self.ended.clear()
-        return projected
 
 
 def slice_records(
@@ -206,8 +168,8 @@ def slice_records(
             if (
                 num_selected is not None
                 and type(kept) is StepFinished
-                and sum(p.num_done for p in engines.values()) >= num_selected
-                and not any(p.in_step or p.ended for p in engines.values())
+                and sum(p.fold.num_finished for p in engines.values()) >= num_selected
+                and not any(p.in_step or p.fold.finished for p in engines.values())
             ):
                 return
 
@@ -217,22 +179,23 @@ def _live_in(path: str, steps: StepRange, lenient: bool) -> set[tuple[str, int]]
     start = -1 if steps.start is None else steps.start
     stop = steps.stop
     # Per engine: steps are each engine's own, and a merged log interleaves engines.
-    live: dict[str, dict[str, int]] = {}
+    folds = LogFold(keep_finished=False, strict=False)
     chosen: set[tuple[str, int]] = set()
     for engine, event in LogReader(path, lenient=lenient).records():
         if stop is not None and event.step >= stop:
             continue  # nothing this engine adds from here on is live in the window
-        mine = live.setdefault(engine, {})
+        fold = folds.fold(engine)
+        fold.feed(event)
+        if event.step < start:
+            continue
         if isinstance(event, RequestAdded):
-            mine[event.request_id] = event.seq
-            if event.step >= start:
-                chosen.add((engine, event.seq))
+            chosen.add((engine, event.seq))
         elif isinstance(event, StatusChanged) and event.new_status > _PREEMPTED:
-            added = mine.pop(event.request_id, None)
-            if added is not None and event.step >= start:
-                chosen.add((engine, added))
-        elif isinstance(event, StepStarted) and event.step >= start:
-            chosen.update((engine, seq) for seq in mine.values())
+            t = fold.live.get(event.request_id)
+            if t is not None:
+                chosen.add((engine, t.life))
+        elif isinstance(event, StepStarted):
+            chosen.update((engine, t.life) for t in fold.live.values() if not t.finished)
     return chosen
 
 

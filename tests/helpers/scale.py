@@ -8,18 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle_trace.sink import JsonlWriter
+from lifecycle_trace.testing.scenario import FakeClock
 from minivllm import LLMEngine, SamplingParams
-
-
-class Clock:
-    """A deterministic bus clock: each reading is 1 µs after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = 0
-
-    def __call__(self) -> int:
-        self.now += 1000
-        return self.now
 
 
 def run_rolling(
@@ -50,7 +40,7 @@ def run_rolling(
         "max_model_len": 128,
     }
     kwargs.update(engine_kwargs)
-    engine = LLMEngine(observers=list(observers), clock=Clock(), engine_id=engine_id, **kwargs)
+    engine = LLMEngine(observers=list(observers), clock=FakeClock(), engine_id=engine_id, **kwargs)
     added = 0
     while added < num_requests or engine.has_unfinished_requests():
         while added < num_requests and engine.get_num_unfinished_requests() < in_flight:

@@ -1,0 +1,15 @@
+"""Moved to :mod:`lifecycle_trace.testing.chrome_check`; this import path keeps working."""
+
+from lifecycle_trace.testing.chrome_check import (
+    InvalidTraceError,
+    TraceProblem,
+    trace_problems,
+    validate_chrome_trace,
+)
+
+__all__ = [
+    "InvalidTraceError",
+    "TraceProblem",
+    "trace_problems",
+    "validate_chrome_trace",
+]

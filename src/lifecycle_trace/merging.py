@@ -1,0 +1,11 @@
+"""Moved to :mod:`lifecycle_trace.log.merge`; this import path keeps working."""
+
+from lifecycle_trace.log.merge import (
+    DuplicateEngineError,
+    merge_logs,
+)
+
+__all__ = [
+    "DuplicateEngineError",
+    "merge_logs",
+]
