@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from lifecycle_trace.cli import main
 from lifecycle_trace.sink import JsonlWriter
 from lifecycle_trace.testing.scenario import FakeClock
 from minivllm import LLMEngine, SamplingParams
@@ -60,3 +61,14 @@ def write_rolling(path: Path, num_requests: int, **kwargs: Any) -> Path:
     with JsonlWriter(path) as sink:
         run_rolling(num_requests, (sink,), **kwargs)
     return path
+
+
+def write_merged(directory: Path, num_requests: int = 30, num_engines: int = 2) -> Path:
+    """Logs of ``num_engines`` engines (``rank-0``, ...), merged into ``directory/merged.jsonl``."""
+    logs = [
+        write_rolling(directory / f"rank{i}.jsonl", num_requests, engine_id=f"rank-{i}", seed=i)
+        for i in range(num_engines)
+    ]
+    out = directory / "merged.jsonl"
+    assert main(["merge", *map(str, logs), "-o", str(out)]) == 0
+    return out
