@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeAlias
 
+from lifecycle_trace.fold._life import FinishedLife
 from minivllm.events import (
     BlocksAllocated,
     BlocksFreed,
@@ -78,7 +79,7 @@ class RequestKey(NamedTuple):
     """The sequence number of the RequestAdded that began this life."""
 
 
-class RequestState:
+class RequestState(FinishedLife):
     """One life of one request as the log has told it so far (live state: read, don't write).
 
     Counters carry vLLM's ``Request`` names. ``num_cached_tokens`` is
@@ -187,21 +188,9 @@ class RequestState:
         return self.num_tokens - self.num_prompt_tokens
 
     @property
-    def finished(self) -> bool:
-        """Whether the request reached a FINISHED_* status."""
-        return self.finish_status is not None
-
-    @property
     def finished_step(self) -> int | None:
         """The step in which (or, for an abort, before which) the request finished."""
         return self.step if self.finish_status is not None else None
-
-    @property
-    def finish_reason(self) -> str | None:
-        """vLLM's finish reason (``"stop"``, ``"length"``, ``"abort"``), or None if unfinished."""
-        if self.finish_status is None:
-            return None
-        return RequestStatus.get_finished_reason(self.finish_status)
 
     @property
     def status_changes(self) -> list[tuple[int, RequestStatus, int]]:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
+from lifecycle_trace.fold._life import FinishedLife
 from lifecycle_trace.fold.requests import (
     LogFold,
     RequestFold,
@@ -75,7 +76,7 @@ def _ns_diff(later: int | None, earlier: int | None) -> int | None:
 
 
 @attrs.frozen
-class Timeline:
+class Timeline(FinishedLife):
     """One request's life, as the event log tells it.
 
     ``status_steps[i]`` is the step in which the request entered
@@ -129,21 +130,9 @@ class Timeline:
         return self.change_statuses[-1]
 
     @property
-    def finished(self) -> bool:
-        """Whether the request reached a FINISHED_* status."""
-        return self.finish_status is not None
-
-    @property
     def finished_step(self) -> int | None:
         """The step in which (or, for an abort, before which) the request finished."""
         return self.last_step if self.finish_status is not None else None
-
-    @property
-    def finish_reason(self) -> str | None:
-        """vLLM's finish reason (``"stop"``, ``"length"``, ``"abort"``), or None if unfinished."""
-        if self.finish_status is None:
-            return None
-        return RequestStatus.get_finished_reason(self.finish_status)
 
     @property
     def num_computed_tokens(self) -> int:

@@ -22,73 +22,10 @@ The names are imported on first use, so the validator loads without hypothesis.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from lifecycle_trace.testing.chrome_check import (
-        InvalidTraceError,
-        TraceProblem,
-        trace_problems,
-        validate_chrome_trace,
-    )
-    from lifecycle_trace.testing.machine import EngineStateMachine
-    from lifecycle_trace.testing.scenario import (
-        EOS_TOKEN_ID,
-        FILLER_TOKEN_ID,
-        EngineStalled,
-        FakeClock,
-        InvariantViolationError,
-        Scenario,
-        ScriptedSampler,
-        assert_no_violations,
-        check_scenario,
-        run_scenario,
-        state_mismatches,
-        step_limit,
-    )
-    from lifecycle_trace.testing.strategies import (
-        STOP_TOKEN_CHOICES,
-        engine_configs,
-        prompts,
-        sampling_params,
-        scenarios,
-        text_prompts,
-        token_scripts,
-    )
-
-_HOMES = {
-    "chrome_check": (
-        "InvalidTraceError",
-        "TraceProblem",
-        "trace_problems",
-        "validate_chrome_trace",
-    ),
-    "machine": ("EngineStateMachine",),
-    "scenario": (
-        "EOS_TOKEN_ID",
-        "FILLER_TOKEN_ID",
-        "EngineStalled",
-        "FakeClock",
-        "InvariantViolationError",
-        "Scenario",
-        "ScriptedSampler",
-        "assert_no_violations",
-        "check_scenario",
-        "run_scenario",
-        "state_mismatches",
-        "step_limit",
-    ),
-    "strategies": (
-        "STOP_TOKEN_CHOICES",
-        "engine_configs",
-        "prompts",
-        "sampling_params",
-        "scenarios",
-        "text_prompts",
-        "token_scripts",
-    ),
-}
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+# Looked through in this order, so the validator's names load without hypothesis.
+_MODULES = ("chrome_check", "scenario", "strategies", "machine")
 
 __all__ = [
     "EOS_TOKEN_ID",
@@ -119,7 +56,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _HOME_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lifecycle_trace.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"lifecycle_trace.testing.{module}"), name)
+    if name in __all__:
+        for module_name in _MODULES:
+            module = importlib.import_module(f"lifecycle_trace.testing.{module_name}")
+            if name in module.__all__:
+                return getattr(module, name)
+    raise AttributeError(f"module 'lifecycle_trace.testing' has no attribute {name!r}")
