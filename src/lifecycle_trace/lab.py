@@ -166,7 +166,7 @@ def trace_from_events(events: Iterable[EngineEvent]) -> list[Event]:
     """
     out: list[Event] = []
     retired: list[RequestState] = []
-    fold = RequestFold(on_retire=retired.append, keep_finished=False)
+    fold = RequestFold(on_retire=retired.append, keep_finished=False, history=False)
     for event in events:
         fold.feed(event)
         if type(event) is StepFinished:

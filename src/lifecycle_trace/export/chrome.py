@@ -34,7 +34,13 @@ from typing import Any, TextIO
 import orjson
 
 from lifecycle_trace.fold.intervals import RequestIntervals, intervals_of
-from lifecycle_trace.fold.requests import RequestFold, RequestState, Source, as_records
+from lifecycle_trace.fold.requests import (
+    RequestFold,
+    RequestState,
+    Source,
+    engine_runs,
+    peek_records,
+)
 from minivllm.events import (
     CounterUpdated,
     EngineConfigured,
@@ -180,7 +186,7 @@ class _EngineTrace:
         self.num_events = 0
         self._finished: list[RequestState] = []
         self.fold = RequestFold(
-            engine or None, on_finish=self._finished.append, keep_finished=False
+            engine or None, on_finish=self._finished.append, keep_finished=False, history=False
         )
         self._started: StepStarted | None = None
 
@@ -199,8 +205,8 @@ class _EngineTrace:
         fold = self.fold
         fold.feed(e)
         origin = self.origin
-        ts = _us(e.ts_ns, origin)
-        if isinstance(e, CounterUpdated):
+        ts = (e.ts_ns - origin) / 1000
+        if type(e) is CounterUpdated:
             if e.counter == "num_computed_tokens":
                 out.append(
                     _counter(f"request {e.request_id}", pid, ts, {"num_computed_tokens": e.new})
@@ -253,16 +259,12 @@ class _Trace:
         self.num_events = 0
         self.engines: dict[str, _EngineTrace] = {}
 
-    def feed(self, engine: str, e: Event) -> list[dict[str, Any]]:
-        """The trace events that ``e`` (of ``engine``) completes."""
-        if self.first_seq is None:
-            self.first_seq = e.seq
-        self.last_seq = e.seq
-        self.num_events += 1
+    def part(self, engine: str) -> _EngineTrace:
+        """The process of ``engine``, made (numbered after the others) on first use."""
         part = self.engines.get(engine)
         if part is None:
             part = self.engines[engine] = _EngineTrace(engine, PID + len(self.engines), self.origin)
-        return part.feed(e)
+        return part
 
     def close(self) -> list[dict[str, Any]]:
         """The slices of the requests still live when the log ended, engine after engine."""
@@ -296,16 +298,23 @@ class ChromeTraceStream:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._trace is not None:
             raise RuntimeError("a ChromeTraceStream is iterated once")
-        _, records = as_records(self._source)
-        first = next(records, None)
+        merged, source = peek_records(self._source)
+        items: Iterator[Any] = iter(source)
+        first = next(items, None)
         if first is None:
             raise ValueError("the event log is empty: there is nothing to trace")
-        trace = self._trace = _Trace(first[1].ts_ns)
+        first_event: Event = first[1] if merged else first
+        trace = self._trace = _Trace(first_event.ts_ns)
+        trace.first_seq = first_event.seq
         count = 0
-        for engine, e in itertools.chain((first,), records):
-            out = trace.feed(engine, e)
-            count += len(out)
-            yield from out
+        for engine, events in engine_runs(itertools.chain((first,), items))[1]:
+            feed = trace.part(engine).feed
+            for e in events:
+                out = feed(e)
+                trace.num_events += 1
+                trace.last_seq = e.seq
+                count += len(out)
+                yield from out
         out = trace.close()
         self.num_trace_events = count + len(out)
         yield from out

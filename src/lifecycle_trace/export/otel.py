@@ -36,7 +36,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from lifecycle_trace.fold.finished import finished_requests
 from lifecycle_trace.fold.intervals import RequestIntervals
 from lifecycle_trace.fold.phases import request_phases
-from lifecycle_trace.fold.requests import Source, as_records
+from lifecycle_trace.fold.requests import Source, peek_records
 from lifecycle_trace.fold.timeline import Timeline
 
 __all__ = [
@@ -151,9 +151,9 @@ def export_spans(source: Source, tracer: Tracer, *, epoch_ns: int = 0) -> int:
     it finished in and the request is then forgotten, so a log of any length
     is read in memory that follows its live requests.
     """
-    merged, records = as_records(source)
+    merged, source = peek_records(source)
     count = 0
-    for t, r in finished_requests(records):
+    for t, r in finished_requests(source):
         _emit(tracer, t, r, epoch_ns, merged)
         count += 1
     return count

@@ -29,11 +29,19 @@ with prometheus_client's ``_total`` suffix, as vLLM's are.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from lifecycle_trace.fold.requests import Record, RequestFold, RequestState, Source, as_records
-from minivllm.events import CounterUpdated, Event, StatusChanged, StepFinished
+from lifecycle_trace.fold.requests import (
+    Record,
+    RequestFold,
+    RequestState,
+    Source,
+    engine_runs,
+    peek_records,
+)
+from minivllm.events import Event, StepFinished
 from minivllm.request import RequestStatus
 
 __all__ = [
@@ -72,26 +80,42 @@ class _EngineMetrics:
         self.queue_time = projection.queue_time_family.labels(**labels)
         self.e2e = projection.e2e_family.labels(**labels)
         self._success = projection.success_family
-        self.fold = RequestFold(fold_engine, on_finish=self._on_finish, keep_finished=False)
+        self.fold = RequestFold(
+            fold_engine,
+            on_status=self._on_status,
+            on_first_token=self._on_first_token,
+            on_finish=self._on_finish,
+            keep_finished=False,
+            history=False,
+        )
 
     def __call__(self, event: Event) -> None:
+        self.fold.feed(event)
+        if type(event) is StepFinished:
+            self._gauges(event)
+
+    def feed_all(self, events: Iterable[Event]) -> None:
+        """A stored run of events: the fold's fast path, the gauges set from the last step."""
         fold = self.fold
-        fold.feed(event)
-        if isinstance(event, CounterUpdated):
-            if event.counter == "num_tokens":
-                t = fold.live[event.request_id]
-                if t.first_token_seq == event.seq:
-                    self.ttft.observe((event.ts_ns - t.arrival_ns) / 1e9)
-        elif isinstance(event, StatusChanged):
-            if event.new_status == RequestStatus.PREEMPTED:
-                self.preemptions.inc()
-        elif isinstance(event, StepFinished):
-            self.running.set(event.num_running)
-            self.waiting.set(event.num_waiting)
-            config = fold.config
-            # Block 0 is the reserved null block, as in vLLM's pool.
-            if config is not None and config.num_gpu_blocks > 1:
-                self.kv_usage.set(event.num_used_blocks / (config.num_gpu_blocks - 1))
+        fold.feed_all(events)
+        if fold.last_step_finished is not None:
+            self._gauges(fold.last_step_finished)
+
+    def _gauges(self, e: StepFinished) -> None:
+        self.running.set(e.num_running)
+        self.waiting.set(e.num_waiting)
+        config = self.fold.config
+        # Block 0 is the reserved null block, as in vLLM's pool.
+        if config is not None and config.num_gpu_blocks > 1:
+            self.kv_usage.set(e.num_used_blocks / (config.num_gpu_blocks - 1))
+
+    def _on_status(self, t: RequestState) -> None:
+        if t.status is RequestStatus.PREEMPTED:
+            self.preemptions.inc()
+
+    def _on_first_token(self, t: RequestState) -> None:
+        assert t.first_token_ns is not None  # set with the first token
+        self.ttft.observe((t.first_token_ns - t.arrival_ns) / 1e9)
 
     def _on_finish(self, t: RequestState) -> None:
         reason = t.finish_reason or t.status.name
@@ -188,18 +212,16 @@ class PrometheusProjection:
 
     def feed_all(self, events: Iterable[Event]) -> None:
         """Project a whole log (or any ordered run of events)."""
-        metrics = self._one_engine()
-        for event in events:
-            metrics(event)
+        self._one_engine().feed_all(events)
 
     def feed_records(self, records: Iterable[Record]) -> None:
         """Project the ``(engine_id, event)`` records of a merged log, labelled by engine id."""
         engines = self._engines
-        for engine, event in records:
+        for engine, events in engine_runs(records)[1]:
             metrics = engines.get(engine)
             if metrics is None:
                 metrics = engines[engine] = _EngineMetrics(self, engine, engine)
-            metrics(event)
+            metrics.feed_all(events)
 
 
 def project_metrics(
@@ -214,12 +236,12 @@ def project_metrics(
     ``source`` is one engine's events (labelled ``engine``) or the records
     of a merged log (each engine labelled with its id).
     """
-    merged, records = as_records(source)
+    merged, source = peek_records(source)
     projection = PrometheusProjection(
         registry, model_name=model_name, engine=None if merged else engine
     )
     if merged:
-        projection.feed_records(records)
+        projection.feed_records(cast(Iterable[Record], source))
     else:
-        projection.feed_all(event for _, event in records)
+        projection.feed_all(cast(Iterable[Event], source))
     return projection

@@ -29,7 +29,8 @@ from lifecycle_trace.fold.requests import (
     RequestKey,
     RequestState,
     Source,
-    as_records,
+    engine_runs,
+    peek_records,
 )
 from lifecycle_trace.fold.stats import METRICS, StatsAccumulator, Summary, summarize_timelines
 from lifecycle_trace.fold.timeline import (
@@ -62,11 +63,12 @@ __all__ = [
     "Summary",
     "Timeline",
     "TimelineBuilder",
-    "as_records",
     "build_timelines",
+    "engine_runs",
     "finished_requests",
     "intervals_of",
     "iter_timelines",
+    "peek_records",
     "request_phases",
     "status_intervals",
     "summarize_timelines",

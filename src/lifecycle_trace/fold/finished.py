@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lifecycle_trace.fold.intervals import RequestIntervals, intervals_of
-from lifecycle_trace.fold.requests import LogFold, RequestState, Source, as_records
+from lifecycle_trace.fold.requests import LogFold, RequestState, Source, engine_runs
 from lifecycle_trace.fold.timeline import Timeline, timeline_of
 
 __all__ = ["finished_requests"]
@@ -26,13 +26,14 @@ def finished_requests(source: Source) -> Iterator[tuple[Timeline, RequestInterva
     still live when the log ends are not handed out. Raises ``ValueError``
     where :class:`~lifecycle_trace.fold.requests.RequestFold` does.
     """
-    _, records = as_records(source)
     retired: list[RequestState] = []
     folds = LogFold(on_retire=retired.append, keep_finished=False)
-    for engine, event in records:
-        folds.feed(engine, event)
-        if retired:
-            yield from _pairs(retired)
+    for engine, events in engine_runs(source)[1]:
+        feed = folds.fold(engine).feed
+        for event in events:
+            feed(event)
+            if retired:
+                yield from _pairs(retired)
     folds.retire()
     yield from _pairs(retired)
 

@@ -149,7 +149,9 @@ class IntervalFold:
     __slots__ = ("fold",)
 
     def __init__(self, on_finish: Callable[[RequestIntervals], None]) -> None:
-        self.fold = RequestFold(on_finish=lambda t: on_finish(intervals_of(t)), keep_finished=False)
+        self.fold = RequestFold(
+            on_finish=lambda t: on_finish(intervals_of(t)), keep_finished=False, history=False
+        )
 
     @property
     def num_live(self) -> int:
@@ -177,7 +179,7 @@ def status_intervals(events: Iterable[Event]) -> dict[str, RequestIntervals]:
     Raises ``ValueError`` as :class:`IntervalFold` does, and for a request id
     added twice (the result is keyed by request id).
     """
-    fold = RequestFold()
+    fold = RequestFold(history=False)
     fold.feed_all(events)
     out: dict[str, RequestIntervals] = {}
     for t in fold.states():

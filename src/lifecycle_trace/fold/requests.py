@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, cast
 
 from lifecycle_trace.fold._life import FinishedLife
 from minivllm.events import (
@@ -56,7 +56,8 @@ __all__ = [
     "RequestKey",
     "RequestState",
     "Source",
-    "as_records",
+    "engine_runs",
+    "peek_records",
 ]
 
 Record: TypeAlias = tuple[str, Event]
@@ -221,28 +222,40 @@ class RequestFold:
     """One engine's requests folded from its events; see the module docstring.
 
     ``engine_id`` names the engine (by default the log's EngineConfigured).
-    ``on_finish`` sees a life at its finishing status change; ``on_retire``
-    at the end of the step it finished in (a ``StepFinished``, the same id
-    added again, or :meth:`retire` at the end of a stream), after which the
-    fold forgets it unless ``keep_finished``. ``select`` (given a
+    The callbacks see a life as the log changes it: ``on_status`` after each
+    status change, ``on_first_token`` at its first sampled token,
+    ``on_finish`` at its finishing status change, and ``on_retire`` at the
+    end of the step it finished in (a ``StepFinished``, the same id added
+    again, or :meth:`retire` at the end of a stream), after which the fold
+    forgets it unless ``keep_finished``. ``select`` (given a
     RequestAdded) leaves requests out: their events are skipped. With
     ``strict`` (the default) an event naming a request the log never added,
     or changing one that finished, raises ``ValueError``; otherwise it is
     skipped, which is what a reader of a damaged log or the checker wants.
+    With ``history=False`` the states keep no per-step history (``change_*``
+    stay empty; the status history is kept): enough for every view but
+    timelines, and cheaper.
     """
 
     def __init__(
         self,
         engine_id: str | None = None,
         *,
+        on_status: StateCallback | None = None,
+        on_first_token: StateCallback | None = None,
         on_finish: StateCallback | None = None,
         on_retire: StateCallback | None = None,
         keep_finished: bool = True,
         select: Callable[[RequestAdded], bool] | None = None,
         strict: bool = True,
+        history: bool = True,
     ) -> None:
         self._engine_id = engine_id
+        self._history = history
         self.config: EngineConfigured | None = None
+        self.last_step_finished: StepFinished | None = None
+        self._on_status_change = on_status
+        self._on_first_token = on_first_token
         self._on_finish = on_finish
         self._on_retire = on_retire
         self._keep = keep_finished
@@ -340,11 +353,19 @@ class RequestFold:
         counter_updated = CounterUpdated
         on_counter = self._on_counter
         e: Any = None
+        history = self._history
         for e in events:
             # Nine events in ten are a decode step's two counter updates.
             if type(e) is counter_updated:
                 t = live.get(e.request_id)
-                if t is not None and e.step == t.step:
+                if t is not None:
+                    if e.step != t.step:
+                        if history:  # the step's first change: the last one's end goes to history
+                            t.change_steps.append(t.step)
+                            t.change_statuses.append(t.status)
+                            t.change_computed.append(t.num_computed_tokens)
+                            t.change_tokens.append(t.num_tokens)
+                        t.step = e.step
                     counter = e.counter
                     if counter == "num_computed_tokens":
                         t.num_computed_tokens = e.new
@@ -379,6 +400,12 @@ class RequestFold:
 
     # -- handlers ---------------------------------------------------------------------
 
+    def _next_step(self, t: RequestState, step: int) -> None:
+        if self._history:
+            t._next_step(step)
+        else:
+            t.step = step
+
     def _state(self, e: Any) -> RequestState | None:
         t = self._live.get(e.request_id)
         if t is None and self._strict:
@@ -393,18 +420,20 @@ class RequestFold:
         if t is None:
             return
         if e.step != t.step:
-            t._next_step(e.step)
+            self._next_step(t, e.step)
         counter = e.counter
         if counter == "num_computed_tokens":
             t.num_computed_tokens = e.new
         elif counter == "num_tokens":
             t.num_tokens = e.new
             ts = e.ts_ns
+            t.last_token_ns = ts
             if t.first_token_ns is None:
                 t.first_token_ns = ts
                 t.first_token_step = e.step
                 t.first_token_seq = e.seq
-            t.last_token_ns = ts
+                if self._on_first_token is not None:
+                    self._on_first_token(t)
         elif counter == "num_preemptions":
             t.num_preemptions = e.new
         elif counter == "num_cached_tokens":
@@ -427,7 +456,7 @@ class RequestFold:
             return
         step = e.step
         if step != t.step:
-            t._next_step(step)
+            self._next_step(t, step)
         if step > self.last_step:
             self.last_step = step
         old, new = t.status, e.new_status
@@ -458,10 +487,12 @@ class RequestFold:
             t.stop_reason = e.stop_reason
             self.num_finished += 1
             self._finished.append(t)
-            if self._on_finish is not None:
-                self._on_finish(t)
         else:
             self._waiting.append(t)
+        if self._on_status_change is not None:
+            self._on_status_change(t)
+        if t.finish_status is not None and self._on_finish is not None:
+            self._on_finish(t)
 
     def _on_added(self, e: RequestAdded) -> None:
         rid = e.request_id
@@ -493,6 +524,7 @@ class RequestFold:
             self.last_step = e.step
 
     def _on_step_finished(self, e: StepFinished) -> None:
+        self.last_step_finished = e
         if e.step > self.last_step:
             self.last_step = e.step
         if self._finished:
@@ -539,10 +571,10 @@ class LogFold:
         """Fold one record in."""
         self.fold(engine).feed(event)
 
-    def feed_all(self, records: Iterable[Record]) -> None:
-        """Fold records in, in order, a run of one engine's events at a time."""
-        for engine, group in itertools.groupby(records, key=_engine_of):
-            self.fold(engine).feed_all(event for _, event in group)
+    def feed_all(self, source: Source) -> None:
+        """Fold one engine's events, or several engines' records, in order."""
+        for engine, events in engine_runs(source)[1]:
+            self.fold(engine).feed_all(events)
 
     def retire(self) -> None:
         """Retire every engine's finished lives now (the end of a stream)."""
@@ -568,17 +600,28 @@ def _engine_of(record: Record) -> str:
     return record[0]
 
 
-def as_records(source: Source) -> tuple[bool, Iterator[Record]]:
-    """Whether ``source`` is records (several engines' events), and its items as records.
+def _event_of(record: Record) -> Event:
+    return record[1]
 
-    Plain events become records of the engine "" (a fold names it from the
-    log's EngineConfigured). The first item is looked at to tell which.
-    """
-    items = iter(source)
+
+def peek_records(source: Source) -> tuple[bool, Source]:
+    """Whether ``source`` holds records (several engines' events), and ``source`` unconsumed."""
+    items: Iterator[Any] = iter(source)
     first = next(items, None)
     if first is None:
-        return False, iter(())
-    if isinstance(first, tuple):
-        return True, itertools.chain((first,), items)  # type: ignore[arg-type]
-    chained: Iterator[Event] = itertools.chain((first,), items)  # type: ignore[arg-type]
-    return False, (("", e) for e in chained)
+        return False, ()
+    return isinstance(first, tuple), itertools.chain((first,), items)
+
+
+def engine_runs(source: Source) -> tuple[bool, Iterator[tuple[str, Iterator[Event]]]]:
+    """Whether ``source`` holds records, and its events in runs of one engine.
+
+    Each run is ``(engine_id, events)``; plain events are one run of the engine
+    "" (a fold names it from the log's EngineConfigured). Consume each run
+    before the next.
+    """
+    merged, items = peek_records(source)
+    if merged:
+        groups = itertools.groupby(cast(Iterable[Record], items), key=_engine_of)
+        return True, ((engine, map(_event_of, group)) for engine, group in groups)
+    return False, iter((("", iter(cast(Iterable[Event], items))),))

@@ -28,7 +28,7 @@ from lifecycle_trace.fold.requests import (
     RequestKey,
     RequestState,
     Source,
-    as_records,
+    engine_runs,
 )
 from minivllm.events import EngineConfigured, Event
 from minivllm.request import RequestStatus
@@ -447,12 +447,13 @@ def iter_timelines(source: Source) -> Iterator[Timeline]:
     them), each engine folded on its own. Memory follows the number of live
     requests per engine, not the log's length.
     """
-    _, records = as_records(source)
     retired: list[RequestState] = []
     folds = LogFold(on_retire=retired.append, keep_finished=False)
-    while chunk := list(itertools.islice(records, _CHUNK)):
-        folds.feed_all(chunk)
-        yield from _finished(retired)
+    for engine, events in engine_runs(source)[1]:
+        fold = folds.fold(engine)
+        while chunk := list(itertools.islice(events, _CHUNK)):
+            fold.feed_all(chunk)
+            yield from _finished(retired)
     for fold in folds.folds.values():
         fold.retire()
         yield from _finished(retired)

@@ -92,7 +92,7 @@ class _EngineSlice:
 
     def __init__(self, selected: Selector, engine: str) -> None:
         self.fold = RequestFold(
-            engine or None, select=lambda e: selected(engine, e), keep_finished=False
+            engine or None, select=lambda e: selected(engine, e), keep_finished=False, history=False
         )
         self.in_step = False
         self.next_seq = 0
@@ -179,7 +179,7 @@ def _live_in(path: str, steps: StepRange, lenient: bool) -> set[tuple[str, int]]
     start = -1 if steps.start is None else steps.start
     stop = steps.stop
     # Per engine: steps are each engine's own, and a merged log interleaves engines.
-    folds = LogFold(keep_finished=False, strict=False)
+    folds = LogFold(keep_finished=False, strict=False, history=False)
     chosen: set[tuple[str, int]] = set()
     for engine, event in LogReader(path, lenient=lenient).records():
         if stop is not None and event.step >= stop:

@@ -36,7 +36,7 @@ from lifecycle_trace.export.plot.layout import (
     nice_step,
     status_color,
 )
-from lifecycle_trace.fold.requests import LogFold, Source, as_records
+from lifecycle_trace.fold.requests import LogFold, Source
 from lifecycle_trace.fold.timeline import Timeline, timeline_of
 from minivllm.events import EngineConfigured, RequestAdded
 
@@ -88,9 +88,8 @@ def picture_of(source: Source, limit: int = 0) -> Picture:
         chosen += 1
         return chosen <= limit
 
-    _merged, records = as_records(source)
     folds = LogFold(select=first if limit else None)
-    folds.feed_all(records)
+    folds.feed_all(source)
     timelines = [
         timeline_of(t, fold.last_step) for fold in folds.folds.values() for t in fold.states()
     ]
