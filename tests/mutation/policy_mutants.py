@@ -25,8 +25,8 @@ from typing import Any
 
 import attrs
 import pytest
-from scheduler_mutants import MUTANTS, Mutant
 
+from helpers.mutants import MUTANTS, Mutant
 from minivllm.core import kv_cache_manager as kv_module
 from minivllm.core.block_pool import BlockPool, FreeKVCacheBlockQueue
 from minivllm.core.kv_cache_manager import KVCacheManager

@@ -46,7 +46,7 @@ def known_rules() -> set[str]:
         from lifecycle_trace.testing.reference import REFERENCE_RULES
     except ImportError:
         try:
-            from lifecycle_trace.reference import REFERENCE_RULES
+            from lifecycle_trace.testing.reference import REFERENCE_RULES
         except ImportError:
             REFERENCE_RULES = {}
     rules.update(REFERENCE_RULES)

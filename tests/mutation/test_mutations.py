@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.stateful import run_state_machine_as_test
 from policy_mutants import ALL_MUTANTS, Lines, Wrap
 from run_mutants import known_rules
-from scheduler_mutants import Mutant
 
+from helpers.mutants import Mutant
 from lifecycle_trace.testing import EngineStateMachine, Scenario, check_scenario, scenarios
 
 SEARCH = settings(

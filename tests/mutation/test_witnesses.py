@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from policy_mutants import ALL_MUTANTS, Lines, Wrap, part_of
-from scheduler_mutants import Mutant
 from witnesses import WITNESSES, behaviour
+
+from helpers.mutants import Mutant
 
 
 def test_every_mutant_has_a_witness_and_a_part() -> None:

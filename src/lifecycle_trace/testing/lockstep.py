@@ -1,13 +1,13 @@
 """Drive an engine and the reference scheduler in lockstep and name every difference.
 
 :class:`Lockstep` wraps an :class:`~minivllm.engine.llm_engine.LLMEngine` and a
-:class:`~lifecycle_trace.reference.ReferenceScheduler` built from the same
+:class:`~lifecycle_trace.testing.reference.ReferenceScheduler` built from the same
 configuration and model. ``add_request``, ``abort_request`` and ``step`` go to
 both; after each step :meth:`Lockstep.step` compares what the engine did (its
 events, its returned outputs, its queues and request counters) with what the
 reference did, and returns the differences as
 :class:`~lifecycle_trace.checker.Violation` s named by
-:data:`~lifecycle_trace.reference.REFERENCE_RULES`. If the engine raises, the
+:data:`~lifecycle_trace.testing.reference.REFERENCE_RULES`. If the engine raises, the
 reference still takes its step and the report says what the reference decided
 and where the engine's partial step already differed.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from lifecycle_trace.checker import Violation
-from lifecycle_trace.reference import ReferenceScheduler, ReferenceStep
+from lifecycle_trace.testing.reference import ReferenceScheduler, ReferenceStep
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event, StatusChanged, StepFinished
 from minivllm.outputs import RequestOutput
