@@ -12,12 +12,22 @@ reads that fold: timelines (:func:`build_timelines`, :func:`iter_timelines`
 for a log of any length), status intervals, stats, lab 01's event-derived
 trace (:mod:`lifecycle_trace.lab`), slices and the exporters
 (:mod:`lifecycle_trace.export`). The invariant checker lives in
-:mod:`lifecycle_trace.checker`; :mod:`lifecycle_trace.logging` logs events
+:mod:`lifecycle_trace.check`; :mod:`lifecycle_trace.logging` logs events
 with structlog.
 """
 
-from typing import Any
-
+# Imported eagerly: the function ``check`` must be what ``lifecycle_trace.check``
+# names here, not the subpackage of the same name (import its other names from
+# the subpackage with ``from lifecycle_trace.check import ...``).
+from lifecycle_trace.check import (
+    INVARIANTS,
+    LEGAL_TRANSITIONS,
+    RULES,
+    InvariantChecker,
+    Violation,
+    check,
+    format_violations,
+)
 from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
 from lifecycle_trace.fold.requests import LogFold, RequestFold, RequestKey, RequestState
 from lifecycle_trace.fold.timeline import (
@@ -39,6 +49,7 @@ from lifecycle_trace.store import read_jsonl, replay, write_jsonl
 __all__ = [
     "INVARIANTS",
     "LEGAL_TRANSITIONS",
+    "RULES",
     "EventLog",
     "InvariantChecker",
     "JsonLogObserver",
@@ -70,21 +81,3 @@ __all__ = [
     "trace_request",
     "write_jsonl",
 ]
-
-_FROM_CHECKER = (
-    "INVARIANTS",
-    "LEGAL_TRANSITIONS",
-    "InvariantChecker",
-    "Violation",
-    "check",
-    "format_violations",
-)
-
-
-def __getattr__(name: str) -> Any:
-    # The checker is imported on first use, so importing the package stays cheap.
-    if name in _FROM_CHECKER:
-        from lifecycle_trace import checker
-
-        return getattr(checker, name)
-    raise AttributeError(f"module 'lifecycle_trace' has no attribute {name!r}")

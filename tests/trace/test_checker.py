@@ -336,7 +336,59 @@ def test_preempt_last() -> None:
     log = list(base)
     log[a], log[b] = base[b], base[a]
     violations = check(renumber(log))
-    assert summary(violations) == [("preempt_last", "r1", 9)]
+    # r1 admitted ahead of r0 is also out of FCFS order.
+    assert summary(violations) == [("fcfs_order", "r1", 0), ("preempt_last", "r1", 9)]
+
+
+# -- decision rules ---------------------------------------------------------------
+
+
+def test_fcfs_order() -> None:
+    base = list(reference_log("d"))
+    a = index_of(base, StatusChanged, request_id="r1", new_status=S.RUNNING)
+    b = index_of(base, StatusChanged, request_id="r2", new_status=S.RUNNING)
+    log = list(base)
+    log[a], log[b] = base[b], base[a]
+    violations = check(renumber(log))
+    assert summary(violations) == [("fcfs_order", "r2", 0)]
+    assert "r1 (WAITING) was at the head" in violations[0].message
+
+
+def test_admission_complete() -> None:
+    # Step 0 of run d used its whole budget of 64 on r0, r1, r2, so r3 waited.
+    # Had the budget been 96 (chunked prefill on), r3 would have had tokens left
+    # to start with: stopping there breaks the rule.
+    base = list(reference_log("d"))
+    violations = check(replace(base, 0, max_num_batched_tokens=96))
+    assert ("admission_complete", "r3", 0) in summary(violations)
+    assert {v.invariant for v in violations} == {"admission_complete"}
+    assert "32 of 96 tokens of budget left" in violations[0].message
+
+
+def test_unchunked_whole_prompt() -> None:
+    # Run b chunks a 600-token prompt into 256-token steps; with chunked prefill
+    # off the first admission must have scheduled all 600 (or nothing).
+    base = list(reference_log("b"))
+    violations = check(replace(base, 0, enable_chunked_prefill=False))
+    assert summary(violations) == [("unchunked_whole_prompt", "r0", 0)]
+    assert "256 of its 600 remaining tokens" in violations[0].message
+
+
+def test_cached_tokens() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, StatusChanged, request_id="r0", new_status=S.RUNNING)
+    cached = CounterUpdated(
+        seq=0,
+        step=0,
+        ts_ns=base[i].ts_ns,
+        request_id="r0",
+        counter="num_cached_tokens",
+        old=0,
+        new=4,
+    )
+    violations = check(renumber([*base[: i + 1], cached, *base[i + 1 :]]))
+    assert summary(violations) == [("cached_tokens", "r0", 0)]
+    assert "prefix caching is off" in violations[0].message
 
 
 def test_kv_accounting() -> None:

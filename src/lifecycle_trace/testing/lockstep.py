@@ -6,7 +6,7 @@ configuration and model. ``add_request``, ``abort_request`` and ``step`` go to
 both; after each step :meth:`Lockstep.step` compares what the engine did (its
 events, its returned outputs, its queues and request counters) with what the
 reference did, and returns the differences as
-:class:`~lifecycle_trace.checker.Violation` s named by
+:class:`~lifecycle_trace.check.Violation` s named by
 :data:`~lifecycle_trace.testing.reference.REFERENCE_RULES`. If the engine raises, the
 reference still takes its step and the report says what the reference decided
 and where the engine's partial step already differed.
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from lifecycle_trace.checker import Violation
+from lifecycle_trace.check import Violation
 from lifecycle_trace.testing.reference import ReferenceScheduler, ReferenceStep
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event, StatusChanged, StepFinished

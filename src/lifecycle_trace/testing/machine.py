@@ -13,7 +13,7 @@ import attrs
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from lifecycle_trace.checker import InvariantChecker
+from lifecycle_trace.check import InvariantChecker
 from lifecycle_trace.fold.timeline import TimelineBuilder
 from lifecycle_trace.testing.lockstep import Lockstep
 from lifecycle_trace.testing.reference import ReferenceScheduler

@@ -11,7 +11,7 @@ with ``minivllm.core``; it only speaks the engine's public vocabulary
 Drive it with the same inputs as the engine (``add_request``, ``abort``,
 ``step``, and the same model as a ``sample(request) -> token id`` function) and
 compare, step by step, what each one did: :func:`compare_step` returns the
-differences as :class:`~lifecycle_trace.checker.Violation` s named by the rules
+differences as :class:`~lifecycle_trace.check.Violation` s named by the rules
 of :data:`REFERENCE_RULES`. A user who changes the scheduler on purpose
 subclasses it and overrides the rule that changed (:meth:`~ReferenceScheduler.
 admission_order`, :meth:`~ReferenceScheduler.pick_victim`,

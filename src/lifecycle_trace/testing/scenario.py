@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from lifecycle_trace.checker import InvariantChecker, Violation, format_violations
+from lifecycle_trace.check import InvariantChecker, Violation, format_violations
 from lifecycle_trace.fold.timeline import Timeline, TimelineBuilder
 from lifecycle_trace.testing.lockstep import Lockstep
 from lifecycle_trace.testing.reference import ReferenceScheduler
