@@ -86,8 +86,8 @@ MUTANTS = (
         "preempt the first running request instead of the last",
         Scheduler,
         "schedule",
-        "preempted_req = running.pop()",
-        "preempted_req = running.pop(0)",
+        "preempted_req = self.running.pop()",
+        "preempted_req = self.running.pop(0)",
     ),
     Mutant(
         "off-by-one token budget",
@@ -101,7 +101,7 @@ MUTANTS = (
         Scheduler,
         "finish_requests",
         "self._free_request(request)",
-        "self.kv_cache_manager.req_to_blocks.get(request_id, [None]).pop()\n"
+        "self.kv_cache_manager.req_to_blocks.get(request.request_id, [None]).pop()\n"
         "self._free_request(request)",
     ),
     Mutant(
@@ -137,8 +137,8 @@ MUTANTS = (
         "admit beyond max_num_seqs",
         Scheduler,
         "schedule",
-        "if len(running) == self.max_num_running_reqs:",
-        "if len(running) > self.max_num_running_reqs:",
+        "if len(self.running) == self.max_num_running_reqs:",
+        "if len(self.running) > self.max_num_running_reqs:",
     ),
 )
 """The bugs the property suite must catch, one at a time."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.model_executor.runner import ModelRunnerOutput
+from minivllm.model_executor.runner import ModelRunnerOutput, output_index
 from minivllm.request import Request
 
 
@@ -16,7 +16,9 @@ class DummyModelRunner:
     ``k mod num_prompt_tokens``), so generated text is readable; ``token_id``
     makes it sample that one token always (as the reference runs do, with 7);
     ``sample_fn(request)`` decides each token, e.g. to emit EOS at a chosen
-    position. A request still in the middle of its prefill gets ``[]``.
+    position: the output index being sampled is :func:`output_index`
+    (under async scheduling the request's ``num_output_tokens`` lags behind
+    it). A request in the middle of its prefill (``is_prefill_chunk``) gets ``[]``.
     """
 
     def __init__(
@@ -31,7 +33,7 @@ class DummyModelRunner:
         if self.sample_fn is not None:
             return self.sample_fn(request)
         prompt = request.prompt_token_ids
-        return prompt[len(request._output_token_ids) % len(prompt)]
+        return prompt[output_index(request) % len(prompt)]
 
     def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
         """Sample for every scheduled request whose prefill is now complete."""
@@ -45,7 +47,7 @@ class DummyModelRunner:
         ):
             for request in group:
                 req_ids.append(request.request_id)
-                if request.num_computed_tokens < len(request._all_token_ids):
+                if request.is_prefill_chunk:
                     sampled.append([])
                 elif token_id is not None:
                     sampled.append([token_id])
