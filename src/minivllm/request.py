@@ -60,6 +60,10 @@ _FINISHED_REASON_MAP = {
 }
 
 
+# Looking an enum member up on its class costs about 150 ns in Python 3.11.
+_PREEMPTED = RequestStatus.PREEMPTED
+
+
 class Request:
     """One request's mutable state inside the engine.
 
@@ -163,7 +167,7 @@ class Request:
 
     def is_finished(self) -> bool:
         """Whether the request reached a FINISHED_* status."""
-        return self.status > RequestStatus.PREEMPTED
+        return self.status > _PREEMPTED
 
     def get_finished_reason(self) -> str | None:
         """vLLM's finish reason for the current status, or None while unfinished."""

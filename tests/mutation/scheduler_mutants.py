@@ -86,8 +86,8 @@ MUTANTS = (
         "preempt the first running request instead of the last",
         Scheduler,
         "schedule",
-        "preempted_req = self.running.pop()",
-        "preempted_req = self.running.pop(0)",
+        "preempted_req = running.pop()",
+        "preempted_req = running.pop(0)",
     ),
     Mutant(
         "off-by-one token budget",
@@ -137,8 +137,8 @@ MUTANTS = (
         "admit beyond max_num_seqs",
         Scheduler,
         "schedule",
-        "if len(self.running) == self.max_num_running_reqs:",
-        "if len(self.running) > self.max_num_running_reqs:",
+        "if len(running) == self.max_num_running_reqs:",
+        "if len(running) > self.max_num_running_reqs:",
     ),
 )
 """The bugs the property suite must catch, one at a time."""

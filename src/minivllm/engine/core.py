@@ -177,22 +177,29 @@ def validate_runner_output(
             f"model runner output: req_ids has {len(req_ids)} entries but "
             f"sampled_token_ids has {len(sampled)}"
         )
-    if len(req_ids) != len(scheduled) or set(req_ids) != scheduled.keys():
-        raise ValueError(
-            f"model runner output: req_ids {sorted(req_ids)!r} do not match the "
-            f"scheduled requests {sorted(scheduled)!r}"
-        )
-    for req_id, tokens in zip(req_ids, sampled, strict=True):
-        if requests[req_id].is_prefill_chunk:
-            if tokens:
-                raise ValueError(
-                    f"model runner output: request {req_id!r} is mid-prefill and must get "
-                    f"[], got {tokens!r}"
-                )
-        elif len(tokens) != 1 or type(tokens[0]) is not int or not 0 <= tokens[0] < vocab_size:
+    batch = scheduler_output.scheduled_reqs
+    if req_ids != [r.request_id for r in batch]:  # the engine's own runners keep this order
+        if len(req_ids) != len(scheduled) or set(req_ids) != scheduled.keys():
             raise ValueError(
-                f"model runner output: request {req_id!r} must get exactly one token id "
-                f"in the vocabulary [0, {vocab_size}), got {tokens!r}"
+                f"model runner output: req_ids {sorted(req_ids)!r} do not match the "
+                f"scheduled requests {sorted(scheduled)!r}"
+            )
+        batch = [requests[req_id] for req_id in req_ids]
+    for request, token_ids in zip(batch, sampled, strict=True):
+        if request.is_prefill_chunk:
+            if token_ids:
+                raise ValueError(
+                    f"model runner output: request {request.request_id!r} is mid-prefill and "
+                    f"must get [], got {token_ids!r}"
+                )
+        elif (
+            len(token_ids) != 1
+            or type(token_ids[0]) is not int
+            or not 0 <= token_ids[0] < vocab_size
+        ):
+            raise ValueError(
+                f"model runner output: request {request.request_id!r} must get exactly one "
+                f"token id in the vocabulary [0, {vocab_size}), got {token_ids!r}"
             )
 
 

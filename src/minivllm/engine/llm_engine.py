@@ -44,6 +44,9 @@ def _observers_from_env() -> list[str]:
 
 _CUMULATIVE = RequestOutputKind.CUMULATIVE
 _DELTA = RequestOutputKind.DELTA
+_FINAL_ONLY = RequestOutputKind.FINAL_ONLY
+# Looking an enum member up on its class costs about 150 ns in Python 3.11.
+_PREEMPTED = RequestStatus.PREEMPTED
 
 
 def _make_model_runner(model: str | ModelRunner, config: EngineConfig, seed: int) -> ModelRunner:
@@ -254,7 +257,7 @@ class LLMEngine:
             self._on_step_finished.emit(
                 MappingProxyType(dict(scheduled)),
                 tuple(sorted(preempted)),
-                tuple(r.request_id for r in updated if r.status > RequestStatus.PREEMPTED),
+                tuple(r.request_id for r in updated if r.status > _PREEMPTED),
                 len(sched.running),
                 len(sched.waiting),
                 kv.block_pool.get_num_free_blocks(),
@@ -315,7 +318,9 @@ class LLMEngine:
         outputs = []
         for request in updated:
             params = request.sampling_params
-            finished = request.status > RequestStatus.PREEMPTED
+            finished = request.status > _PREEMPTED
+            if params.output_kind is _FINAL_ONLY and not finished and not params.stop:
+                continue  # the common case of LLM.generate, first
             kept_text = None
             if params.stop and not finished:
                 kept_text = self._check_stop_strings(request)

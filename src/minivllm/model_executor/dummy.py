@@ -36,21 +36,12 @@ class DummyModelRunner:
         return prompt[output_index(request) % len(prompt)]
 
     def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
-        """Sample for every scheduled request whose prefill is now complete."""
-        req_ids: list[str] = []
-        sampled: list[list[int]] = []
+        """Sample for every scheduled request that is not in the middle of its prefill."""
+        requests = scheduler_output.scheduled_reqs
         token_id = self.token_id
-        for group in (
-            scheduler_output.scheduled_running_reqs,
-            scheduler_output.scheduled_resumed_reqs,
-            scheduler_output.scheduled_new_reqs,
-        ):
-            for request in group:
-                req_ids.append(request.request_id)
-                if request.is_prefill_chunk:
-                    sampled.append([])
-                elif token_id is not None:
-                    sampled.append([token_id])
-                else:
-                    sampled.append([self._sample(request)])
-        return ModelRunnerOutput(req_ids=req_ids, sampled_token_ids=sampled)
+        if token_id is not None:
+            sampled = [[] if r.is_prefill_chunk else [token_id] for r in requests]
+        else:
+            sample = self._sample
+            sampled = [[] if r.is_prefill_chunk else [sample(r)] for r in requests]
+        return ModelRunnerOutput([r.request_id for r in requests], sampled)

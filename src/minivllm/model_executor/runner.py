@@ -22,7 +22,7 @@ class ModelRunnerOutput:
     req_id_to_index: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        index = {req_id: i for i, req_id in enumerate(self.req_ids)}
+        index = dict(zip(self.req_ids, range(len(self.req_ids)), strict=True))
         object.__setattr__(self, "req_id_to_index", index)
 
 

@@ -13,6 +13,9 @@ from minivllm.core.sched.output import SchedulerOutput
 from minivllm.core.sched.scheduler import Scheduler
 from minivllm.request import Request, RequestStatus
 
+# Looking an enum member up on its class costs about 150 ns in Python 3.11.
+_RUNNING = RequestStatus.RUNNING
+
 
 class AsyncScheduler(Scheduler):
     """``Scheduler`` plus output placeholders."""
@@ -26,9 +29,10 @@ class AsyncScheduler(Scheduler):
 
             # The request will generate a new token in this scheduling step.
             request.num_output_placeholders += 1
-            self._emit_counter(
-                request, "num_output_placeholders", request.num_output_placeholders - 1
-            )
+            if self._on_counter.handlers:
+                self._emit_counter(
+                    request, "num_output_placeholders", request.num_output_placeholders - 1
+                )
 
     def _update_request_with_output(
         self, request: Request, new_token_ids: list[int]
@@ -39,12 +43,15 @@ class AsyncScheduler(Scheduler):
         # Update the number of output placeholders.
         request.num_output_placeholders -= len(new_token_ids)
         assert request.num_output_placeholders >= 0
-        self._emit_counter(
-            request, "num_output_placeholders", request.num_output_placeholders + len(new_token_ids)
-        )
+        if self._on_counter.handlers:
+            self._emit_counter(
+                request,
+                "num_output_placeholders",
+                request.num_output_placeholders + len(new_token_ids),
+            )
 
         # Cache the new tokens. Preempted requests should be skipped.
-        if status_before_update == RequestStatus.RUNNING:
+        if status_before_update == _RUNNING:
             self.kv_cache_manager.cache_blocks(
                 request, request.num_computed_tokens - request.num_output_placeholders
             )

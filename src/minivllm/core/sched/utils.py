@@ -57,7 +57,8 @@ def check_stop(request: Request, max_model_len: int) -> bool:
         request.status = RequestStatus.FINISHED_STOPPED
         return True
 
-    if last_token_id in sampling_params.stop_token_ids:
+    stop_token_ids = sampling_params.stop_token_ids
+    if stop_token_ids and last_token_id in stop_token_ids:
         request.status = RequestStatus.FINISHED_STOPPED
         request.stop_reason = last_token_id
         return True
