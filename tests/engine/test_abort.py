@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import assert_no_leak, make_engine, run_to_end
-
 from minivllm import RequestStatus, SamplingParams
 from minivllm.events import StatusChanged
 
