@@ -4,9 +4,9 @@ A workload is an engine configuration and requests with an arrival step, an
 optional abort step and a scripted model (the output index at which it
 samples EOS or the stop token); the JSON form is that of the reference runs
 (``tests/data/vllm_examples``, ``tests/data/vllm_examples_v2``). Request
-``rI`` has the prompt ``[100 + I] * prompt_len``. :func:`drive` runs one
-workload on an engine: before step ``s`` the requests arriving at ``s`` are
-added, then those whose abort step is ``s`` and which are still unfinished are
+``rI`` has the prompt ``[100 + I] * prompt_len``. :class:`WorkloadRun` is
+the one driver: before step ``s`` the requests arriving at ``s`` are added,
+then those whose abort step is ``s`` and which are still unfinished are
 aborted, then one engine step runs.
 """
 
@@ -187,45 +187,75 @@ class WorkloadNotDrained(RuntimeError):
     """The workload was still running after ``max_steps`` steps."""
 
 
-def drive(engine: LLMEngine, workload: Workload, max_steps: int = 100_000) -> Iterator[StepRecord]:
-    """Run ``workload`` on ``engine`` one step at a time, yielding each step's record.
+class WorkloadRun:
+    """A workload running on an engine, one step per iteration.
 
-    The caller sees the engine between steps (to poll it, or check it). Raises
-    :class:`WorkloadNotDrained` if the run has not ended after ``max_steps``.
+    Iterating adds each step's arrivals, aborts the requests whose abort step
+    it is and that are still unfinished, runs one engine step and yields the
+    step's number; between steps the caller may look at the engine (poll it,
+    check it) and :meth:`record` describes the step just run. The run ends
+    when the workload is done: every request added and finished or, for
+    ``trace_format`` 2, also nothing left for the engine core to do (finished
+    ids to hand on, batches in flight). Raises :class:`WorkloadNotDrained`
+    if it has not ended after ``max_steps`` steps.
     """
-    pending = sorted(workload.requests, key=lambda r: r.arrival)
-    added: dict[str, Request] = {}
-    until_idle = workload.trace_format == 2
-    for step in range(max_steps + 1):
-        while pending and pending[0].arrival <= step:
-            r = pending.pop(0)
-            engine.add_request(
-                list(r.prompt_token_ids), r.sampling_params, request_id=r.id, priority=r.priority
-            )
-            added[r.id] = engine.scheduler.requests[r.id]
-        aborted = [
-            r.id
-            for r in workload.requests
-            if r.abort == step and r.id in added and not added[r.id].is_finished()
-        ]
-        if aborted:
-            engine.abort_request(aborted)
-        busy = engine.has_work() if until_idle else engine.has_unfinished_requests()
-        if not busy and not pending:
-            return
-        if step == max_steps:
-            break
-        engine.step()
-        result = engine.last_step
-        assert result is not None
+
+    def __init__(self, engine: LLMEngine, workload: Workload, max_steps: int = 100_000) -> None:
+        self.engine = engine
+        self.workload = workload
+        self.max_steps = max_steps
+        self.step = -1
+        self.aborted: list[str] = []
+        # Every request added so far, by id, in the order added.
+        self.added: dict[str, Request] = {}
+
+    def __iter__(self) -> Iterator[int]:
+        engine, workload = self.engine, self.workload
+        pending = sorted(workload.requests, key=lambda r: r.arrival)
+        until_idle = workload.trace_format == 2
+        for step in range(self.max_steps + 1):
+            while pending and pending[0].arrival <= step:
+                r = pending.pop(0)
+                engine.add_request(
+                    list(r.prompt_token_ids),
+                    r.sampling_params,
+                    request_id=r.id,
+                    priority=r.priority,
+                )
+                self.added[r.id] = engine.scheduler.requests[r.id]
+            aborted = [
+                r.id
+                for r in workload.requests
+                if r.abort == step and r.id in self.added and not self.added[r.id].is_finished()
+            ]
+            if aborted:
+                engine.abort_request(aborted)
+            busy = engine.has_work() if until_idle else engine.has_unfinished_requests()
+            if not busy and not pending:
+                return
+            if step == self.max_steps:
+                break
+            engine.step()
+            self.step, self.aborted = step, aborted
+            yield step
+        raise WorkloadNotDrained(
+            f"the workload was still running after max_steps={self.max_steps} steps; "
+            f"unfinished: {sorted(engine.scheduler.requests)}"
+        )
+
+    def record(self) -> StepRecord:
+        """What the step just run did, in the reference runs' shape."""
+        result = self.engine.last_step
+        if result is None or self.step < 0:
+            raise RuntimeError("record() describes a step: iterate the run first")
         scheduled, processed = result.scheduled, result.processed
-        yield StepRecord(
-            step=step,
-            aborted=aborted,
+        return StepRecord(
+            step=self.step,
+            aborted=self.aborted,
             scheduled={} if scheduled is None else dict(scheduled.num_scheduled_tokens),
             processed=None if processed is None else list(processed.num_scheduled_tokens),
             preempted=[] if scheduled is None else sorted(scheduled.preempted_req_ids),
-            free_blocks=engine.scheduler.kv_cache_manager.block_pool.get_num_free_blocks(),
+            free_blocks=self.engine.scheduler.kv_cache_manager.block_pool.get_num_free_blocks(),
             reqs={
                 rid: [
                     req.status.name,
@@ -235,13 +265,9 @@ def drive(engine: LLMEngine, workload: Workload, max_steps: int = 100_000) -> It
                     req.num_output_placeholders,
                     req.num_preemptions,
                 ]
-                for rid, req in added.items()
+                for rid, req in self.added.items()
             },
         )
-    raise WorkloadNotDrained(
-        f"the workload was still running after max_steps={max_steps} steps; "
-        f"unfinished: {sorted(engine.scheduler.requests)}"
-    )
 
 
 def run_workload(
@@ -251,7 +277,7 @@ def run_workload(
     on_engine: Callable[[LLMEngine], None] | None = None,
     **extra_engine_kwargs: Any,
 ) -> Iterator[StepRecord]:
-    """Drive a fresh engine through ``workload`` (see :func:`drive`), yielding each step's record.
+    """Run ``workload`` on a fresh engine (see :class:`WorkloadRun`); yield each step's record.
 
     ``model`` defaults to the workload's own (:meth:`Workload.model`: token 7,
     as the reference runs sampled, and the scripted EOS and stop tokens).
@@ -263,4 +289,6 @@ def run_workload(
     )
     if on_engine is not None:
         on_engine(engine)
-    yield from drive(engine, workload, max_steps)
+    run = WorkloadRun(engine, workload, max_steps)
+    for _ in run:
+        yield run.record()

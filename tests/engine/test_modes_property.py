@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minivllm import LLMEngine, SamplingParams
-from minivllm.workload import Workload, WorkloadRequest, drive, run_workload
+from minivllm.workload import Workload, WorkloadRequest, WorkloadRun, run_workload
 
 MAX_MODEL_LEN = 48
 MODES = [(False, "fcfs"), (True, "fcfs"), (False, "priority"), (True, "priority")]
@@ -73,7 +73,7 @@ def test_counters_keep_their_relations_in_every_step(
     engine = LLMEngine(workload.model(), **workload.engine_kwargs)
     is_async = workload.engine_kwargs["async_scheduling"]
     pool = engine.scheduler.kv_cache_manager.block_pool
-    for _ in drive(engine, workload):
+    for _ in WorkloadRun(engine, workload):
         for r in engine.scheduler.running:
             assert r.status.name == "RUNNING"
             if r.is_prefill_chunk:
