@@ -41,7 +41,8 @@ def check_stop(request: Request, max_model_len: int) -> bool:
     token ids, then length.
     """
     sampling_params = request.sampling_params
-    num_output_tokens = len(request._output_token_ids)
+    output_token_ids = request._output_token_ids
+    num_output_tokens = len(output_token_ids)
 
     if num_output_tokens < sampling_params.min_tokens:
         # At max_model_len no further token can be scheduled, so min_tokens
@@ -52,7 +53,7 @@ def check_stop(request: Request, max_model_len: int) -> bool:
             return True
         return False
 
-    last_token_id = request._output_token_ids[-1]
+    last_token_id = output_token_ids[-1]
     if last_token_id == request.eos_token_id and not sampling_params.ignore_eos:
         request.status = RequestStatus.FINISHED_STOPPED
         return True
