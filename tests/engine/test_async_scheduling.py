@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import assert_no_leak, make_engine, run_to_end
+from helpers.engine import assert_no_leak, make_engine, run_to_end
 from minivllm import LLMEngine, RequestStatus, SamplingParams
 from minivllm.model_executor import DummyModelRunner, output_index
 from minivllm.request import Request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_no_leak, make_engine, run_to_end
+from helpers.engine import assert_no_leak, make_engine, run_to_end
 from minivllm import LLMEngine, SamplingParams
 from minivllm.core.sched.request_queue import (
     FCFSRequestQueue,
