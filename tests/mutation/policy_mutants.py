@@ -12,7 +12,9 @@ Two kinds of patch, both undone when the test ends:
 - :class:`Wrap` replaces one method or function by a wrapper around the
   original (robust to edits elsewhere in the engine);
 - :class:`Lines` replaces a run of source lines, matched line by line with
-  indentation ignored (it fails loudly if the engine no longer has them).
+  indentation ignored (it fails loudly if the engine no longer has them; it
+  recompiles the function alone, so it cannot edit a method that calls
+  ``super()``: wrap those).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import __future__
 
 import inspect
 import textwrap
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +35,10 @@ from minivllm.core.block_pool import BlockPool, FreeKVCacheBlockQueue
 from minivllm.core.kv_cache_manager import KVCacheManager
 from minivllm.core.sched import scheduler as scheduler_module
 from minivllm.core.sched import utils as stop_rules
+from minivllm.core.sched.async_scheduler import AsyncScheduler
 from minivllm.core.sched.scheduler import Scheduler
 from minivllm.engine.llm_engine import LLMEngine
+from minivllm.request import Request
 
 __all__ = ["ALL_MUTANTS", "PARTS", "POLICY_MUTANTS", "Lines", "Wrap", "part_of"]
 
@@ -113,10 +118,12 @@ class Lines:
 
 def _shortest_first(schedule: Callable[[Scheduler], Any]) -> Callable[[Scheduler], Any]:
     def wrapped(self: Scheduler) -> Any:
-        # Shortest job first: the waiting queue is kept sorted by length.
-        ordered = sorted(self.waiting, key=lambda r: r.num_tokens)
-        self.waiting.clear()
-        self.waiting.extend(ordered)
+        # Shortest job first: the (FCFS) waiting queue is kept sorted by length.
+        waiting: Any = self.waiting
+        if isinstance(waiting, deque):
+            ordered = sorted(waiting, key=lambda r: r.num_tokens)
+            waiting.clear()
+            waiting.extend(ordered)
         return schedule(self)
 
     return wrapped
@@ -179,6 +186,26 @@ def _stop_reason_dropped(check: Callable[..., bool]) -> Callable[..., bool]:
     return wrapped
 
 
+def _no_cache_after_sampling(update: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(self: AsyncScheduler, request: Any, new_token_ids: list[int]) -> Any:
+        kv = self.kv_cache_manager
+        kv.cache_blocks = lambda *args, **kwargs: None
+        try:
+            return update(self, request, new_token_ids)
+        finally:
+            del kv.cache_blocks
+
+    return wrapped
+
+
+def _priority_ignored(less_than: Callable[[Request, Request], bool]) -> Any:
+    def wrapped(self: Request, other: Request) -> bool:
+        # The heap orders by arrival only, as if every priority were equal.
+        return (self.arrival_time, self.request_id) < (other.arrival_time, other.request_id)
+
+    return wrapped
+
+
 # -- the catalogue ------------------------------------------------------------------
 
 POLICY_MUTANTS: tuple[Lines | Wrap, ...] = (
@@ -188,24 +215,26 @@ POLICY_MUTANTS: tuple[Lines | Wrap, ...] = (
         "preempted request goes to the back of waiting",
         Scheduler,
         "_preempt_request",
-        "self.waiting.appendleft(request)",
-        "self.waiting.append(request)",
+        "self.waiting.prepend_request(request)",
+        "self.waiting.add_request(request)",
     ),
     Lines(
         "a waiting request that does not fit moves to the back of the queue",
         Scheduler,
         "schedule",
-        "if new_blocks is None:\nbreak\n\nwaiting.popleft()",
-        "if new_blocks is None:\n    waiting.append(waiting.popleft())\n    break\n\n"
-        "waiting.popleft()",
+        "if new_blocks is None:\n# The request cannot be scheduled.\nbreak\n\n"
+        "request = self.waiting.pop_request()",
+        "if new_blocks is None:\n    self.waiting.add_request(self.waiting.pop_request())\n"
+        "    break\n\nrequest = self.waiting.pop_request()",
     ),
     # token budget and max_num_seqs
     Lines(
         "cache-hit tokens charged to the token budget",
         Scheduler,
         "schedule",
-        "token_budget -= num_new_tokens\nrequest.status = _RUNNING",
-        "token_budget -= num_new_tokens + num_new_computed_tokens\nrequest.status = _RUNNING",
+        "token_budget -= num_new_tokens\nstatus_before = request.status",
+        "token_budget -= num_new_tokens + num_new_local_computed_tokens\n"
+        "status_before = request.status",
     ),
     Lines(
         "running requests not capped by the remaining budget",
@@ -347,19 +376,17 @@ POLICY_MUTANTS: tuple[Lines | Wrap, ...] = (
         "max_model_len cap one token late",
         stop_rules,
         "check_stop",
-        "if len(request._all_token_ids) >= max_model_len or num_output_tokens >= "
-        "request.max_tokens:",
-        "if len(request._all_token_ids) > max_model_len or num_output_tokens >= "
-        "request.max_tokens:",
+        "if request.num_tokens >= max_model_len or num_output_tokens >= request.max_tokens:",
+        "if request.num_tokens > max_model_len or num_output_tokens >= request.max_tokens:",
         also_patch=(scheduler_module,),
     ),
     # outputs and counters
     Lines(
         "num_cached_tokens records the chunk size",
         Scheduler,
-        "schedule",
-        "self._set_admitted_counters(request, num_computed_tokens, num_new_computed_tokens)",
-        "self._set_admitted_counters(request, num_computed_tokens, num_new_tokens)",
+        "_emit_admitted",
+        "request.num_cached_tokens = request.num_computed_tokens",
+        "request.num_cached_tokens = request.num_tokens - request.num_computed_tokens",
     ),
     Lines(
         "DELTA outputs carry every token so far",
@@ -374,6 +401,50 @@ POLICY_MUTANTS: tuple[Lines | Wrap, ...] = (
         "_make_outputs",
         "completion._text = kept_text",
         "pass",
+    ),
+    # async scheduling
+    Lines(
+        "async: no early skip of a request whose batches in flight reach max_tokens",
+        Scheduler,
+        "schedule",
+        "request.num_output_placeholders > 0",
+        "False",
+    ),
+    Lines(
+        "async: a running request's output placeholders not counted in its tokens",
+        Scheduler,
+        "schedule",
+        "request.num_tokens + request.num_output_placeholders - request.num_computed_tokens",
+        "request.num_tokens - request.num_computed_tokens",
+    ),
+    Lines(
+        "async: the token of a batch in flight is dropped when its request was preempted",
+        Scheduler,
+        "update_from_output",
+        "if request is None or request.status > _PREEMPTED:",
+        "if request is None or request.status >= _PREEMPTED:",
+    ),
+    Wrap(
+        "async: a sampled token's full block is not cached",
+        AsyncScheduler,
+        "_update_request_with_output",
+        _no_cache_after_sampling,
+    ),
+    # the priority policy
+    Wrap("priority: the waiting heap ignores priority", Request, "__lt__", _priority_ignored),
+    Lines(
+        "priority: the victim is the highest-priority running request",
+        Scheduler,
+        "schedule",
+        "preempted_req = max(",
+        "preempted_req = min(",
+    ),
+    Lines(
+        "priority: an unscheduled victim's tokens stay charged to the budget",
+        Scheduler,
+        "schedule",
+        "token_budget += num_scheduled_tokens.pop(preempted_req_id)",
+        "num_scheduled_tokens.pop(preempted_req_id)",
     ),
     # preemption
     Lines(
@@ -438,6 +509,17 @@ PARTS: dict[str, tuple[str, ...]] = {
         "num_cached_tokens records the chunk size",
         "DELTA outputs carry every token so far",
         "a stop-string finish keeps the text past the stop string",
+    ),
+    "async scheduling": (
+        "async: no early skip of a request whose batches in flight reach max_tokens",
+        "async: a running request's output placeholders not counted in its tokens",
+        "async: the token of a batch in flight is dropped when its request was preempted",
+        "async: a sampled token's full block is not cached",
+    ),
+    "priority policy": (
+        "priority: the waiting heap ignores priority",
+        "priority: the victim is the highest-priority running request",
+        "priority: an unscheduled victim's tokens stay charged to the budget",
     ),
     "preemption victim": (
         "preempt the first running request instead of the last",

@@ -33,6 +33,8 @@ def _config(
     threshold: int = 0,
     caching: bool = False,
     full_isl: bool = False,
+    async_: bool = False,
+    policy: str = "fcfs",
 ) -> EngineConfig:
     return EngineConfig(
         max_num_seqs=seqs,
@@ -44,6 +46,8 @@ def _config(
         long_prefill_token_threshold=threshold,
         enable_prefix_caching=caching,
         scheduler_reserve_full_isl=full_isl,
+        async_scheduling=async_,
+        policy=policy,
     )
 
 
@@ -52,6 +56,8 @@ def _scenario(
     *requests: tuple[int | list[int], dict[str, Any]] | int,
     script: dict[str, dict[int, int]] | None = None,
     aborts: dict[str, int] | None = None,
+    arrivals: dict[str, int] | None = None,
+    priorities: dict[str, int] | None = None,
 ) -> Scenario:
     """Requests ``r0, r1, ...``: a prompt length (tokens 10) or token list, and sampling kwargs."""
     built = []
@@ -65,6 +71,8 @@ def _scenario(
                 prompt_token_ids=tokens,
                 sampling_params=SamplingParams(**{"max_tokens": None, **params}),
                 abort=(aborts or {}).get(rid),
+                arrival=(arrivals or {}).get(rid, 0),
+                priority=(priorities or {}).get(rid, 0),
             )
         )
     return Scenario(config, tuple(built), ScriptedSampler(script or {}))
@@ -81,7 +89,10 @@ def behaviour(scenario: Scenario, max_steps: int = 200) -> list[Any]:
         for step in range(max_steps):
             for r in scenario.requests:
                 if r.arrival == step:
-                    engine.add_request(list(r.prompt_token_ids), r.sampling_params, request_id=r.id)
+                    tokens = list(r.prompt_token_ids)
+                    engine.add_request(
+                        tokens, r.sampling_params, request_id=r.id, priority=r.priority
+                    )
             live = [r.id for r in scenario.requests if r.abort == step]
             engine.abort_request([rid for rid in live if rid in engine.scheduler.requests])
             if not engine.has_unfinished_requests() and step >= last_arrival:
@@ -210,7 +221,12 @@ WITNESSES: dict[str, Scenario] = {
         script={"r0": {0: _A, 1: _B}},
     ),
     "max_model_len cap one token late": _scenario(_config(1, 2, 1, 3, 2), (1, {"max_tokens": 2})),
-    "num_cached_tokens records the chunk size": _scenario(_config(1, 3, 1, 4, 3), 1),
+    "num_cached_tokens records the chunk size": _scenario(
+        _config(1, 8, 1, 9, 8, caching=True),
+        (3, {"max_tokens": 1}),
+        (3, {"max_tokens": 1}),
+        arrivals={"r1": 2},
+    ),
     "DELTA outputs carry every token so far": _scenario(
         _config(1, 3, 1, 4, 3), (1, {"output_kind": RequestOutputKind.DELTA})
     ),
@@ -218,5 +234,31 @@ WITNESSES: dict[str, Scenario] = {
         _config(1, 8, 1, 9, 8), (1, {"stop": "a", "max_tokens": 4}), script={"r0": {0: _B, 1: _A}}
     ),
     "a preempted request keeps its blocks": _scenario(_config(2, 3, 1, 4, 3), *_TWO),
+    "async: no early skip of a request whose batches in flight reach max_tokens": _scenario(
+        _config(3, 5, 1, 6, 5, async_=True), 1, 1, (1, {"max_tokens": 1})
+    ),
+    "async: a running request's output placeholders not counted in its tokens": _scenario(
+        _config(1, 3, 1, 4, 3, async_=True), 1
+    ),
+    "async: the token of a batch in flight is dropped when its request was preempted": _scenario(
+        _config(2, 3, 1, 4, 3, async_=True), *_TWO
+    ),
+    "async: a sampled token's full block is not cached": _scenario(
+        _config(2, 20, 1, 21, 20, caching=True, async_=True), (1, {"max_tokens": 10}), 1
+    ),
+    "priority: the waiting heap ignores priority": _scenario(
+        _config(3, 3, 1, 3, 2, policy="priority"), 1, 1, 1, priorities={"r1": 1}
+    ),
+    "priority: the victim is the highest-priority running request": _scenario(
+        _config(2, 3, 1, 4, 3, policy="priority"), *_TWO
+    ),
+    "priority: an unscheduled victim's tokens stay charged to the budget": _scenario(
+        _config(4, 4, 1, 13, 12, chunked=True, policy="priority"),
+        1,
+        3,
+        7,
+        arrivals={"r0": 1, "r2": 1},
+        priorities={"r1": 1},
+    ),
 }
 """One workload per mutant name."""

@@ -44,6 +44,10 @@ LEGAL_TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
         (_P, _R),  # re-admitted
         (_R, _STOPPED),  # EOS, stop token or stop string
         (_R, _CAPPED),  # max_tokens or max_model_len
+        # Async scheduling: a batch in flight when its request was preempted
+        # still delivers its token, which may stop the request.
+        (_P, _STOPPED),
+        (_P, _CAPPED),
         (_W, _ABORTED),
         (_R, _ABORTED),
         (_P, _ABORTED),
@@ -70,9 +74,10 @@ EVENT_RULES: Mapping[str, str] = MappingProxyType(
         "computed_monotonic": "num_computed_tokens never decreases, except the reset to 0 "
         "on preemption (or the undo of a step whose model output was refused)",
         "preempted_reset": "a preempted request's num_computed_tokens is 0 by the end of its step",
-        "computed_bounds": "0 <= num_computed_tokens <= num_tokens and "
-        "num_computed_tokens < max_model_len",
-        "decode_gap": "between steps a decoding request has num_computed_tokens == num_tokens - 1",
+        "computed_bounds": "0 <= num_computed_tokens <= num_tokens + num_output_placeholders "
+        "and num_computed_tokens < max_model_len",
+        "decode_gap": "between steps a decoding request has num_computed_tokens == num_tokens "
+        "+ num_output_placeholders - 1 (num_tokens - 1 without async scheduling)",
         "decode_advance": "a request gains one token per sample and at most one per step "
         "(a decode that computes more than 1 token breaks computed_bounds first)",
         "scheduled_consistent": "a step's num_scheduled_tokens matches each request's "
@@ -142,7 +147,11 @@ class _Req:
         self.blocks_seq = ev.seq
         # True once the request sampled a token since its last admission.
         self.decoding = False
-        self.counters: dict[str, int] = {"num_cached_tokens": 0, "num_preemptions": 0}
+        self.counters: dict[str, int] = {
+            "num_cached_tokens": 0,
+            "num_preemptions": 0,
+            "num_output_placeholders": 0,
+        }
         self.stamp = -1
         self.start_computed = 0
         self.start_tokens = 0
@@ -490,14 +499,16 @@ class EventRules:
                     f"num_computed_tokens decreased from {old} to {new} while {r.status.name}",
                 )
         cfg = self._config
-        if new < 0 or new > r.tokens or (cfg is not None and new >= cfg.max_model_len):
+        top = r.tokens + r.counters["num_output_placeholders"]
+        if new < 0 or new > top or (cfg is not None and new >= cfg.max_model_len):
             limit = f", max_model_len {cfg.max_model_len}" if cfg is not None else ""
             self._add(
                 "computed_bounds",
                 rid,
                 ev,
                 (r.tokens_seq, ev.seq),
-                f"num_computed_tokens {new} with num_tokens {r.tokens}{limit}",
+                f"num_computed_tokens {new} with num_tokens {r.tokens} and "
+                f"{top - r.tokens} output placeholders{limit}",
             )
         r.computed = new
         r.computed_seq = ev.seq
@@ -599,13 +610,15 @@ class EventRules:
         self._check_advances(ev, scheduled, cfg)
         for r in self._running.values():
             rid = r.request_id
-            if r.decoding and r.computed != r.tokens - 1:
+            placeholders = r.counters["num_output_placeholders"]
+            if r.decoding and r.computed != r.tokens + placeholders - 1:
                 self._add(
                     "decode_gap",
                     rid,
                     ev,
                     (r.computed_seq, r.tokens_seq, seq),
-                    f"decoding with num_computed_tokens {r.computed}, num_tokens {r.tokens}",
+                    f"decoding with num_computed_tokens {r.computed}, num_tokens {r.tokens}, "
+                    f"{placeholders} output placeholders",
                 )
             if cfg is not None and r.blocks * cfg.block_size < r.computed:
                 self._add(

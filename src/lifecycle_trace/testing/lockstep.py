@@ -92,11 +92,14 @@ class Lockstep:
         prompt: str | Sequence[int],
         sampling_params: SamplingParams,
         request_id: str | None = None,
+        priority: int = 0,
     ) -> str:
         """Add the request to the engine, then the same tokens to the reference."""
-        request_id = self.engine.add_request(prompt, sampling_params, request_id=request_id)
+        request_id = self.engine.add_request(
+            prompt, sampling_params, request_id=request_id, priority=priority
+        )
         tokens = self.engine.scheduler.requests[request_id].prompt_token_ids
-        self.reference.add_request(request_id, tokens, sampling_params)
+        self.reference.add_request(request_id, tokens, sampling_params, priority=priority)
         return request_id
 
     def abort_request(self, request_ids: Iterable[str]) -> None:
@@ -266,13 +269,19 @@ class Lockstep:
                         f"{have}, the reference {want}",
                     )
                 )
+        waiting = list(scheduler.waiting)
+        expected_waiting = list(reference.waiting)
+        if reference.config.policy == "priority":
+            # A heap: compare in the order admission would take the requests.
+            waiting = sorted(waiting)
+            expected_waiting = sorted(expected_waiting, key=reference.admission_key)
         queues = (
             [r.request_id for r in scheduler.running],
-            [r.request_id for r in scheduler.waiting],
+            [r.request_id for r in waiting],
         )
         expected = (
             [r.request_id for r in reference.running],
-            [r.request_id for r in reference.waiting],
+            [r.request_id for r in expected_waiting],
         )
         if queues != expected:
             out.append(

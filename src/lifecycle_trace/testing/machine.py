@@ -26,6 +26,7 @@ from lifecycle_trace.testing.scenario import (
 )
 from lifecycle_trace.testing.strategies import (
     FOCUSES,
+    PRIORITIES,
     engine_configs,
     prompts,
     sampling_params,
@@ -35,6 +36,7 @@ from lifecycle_trace.testing.strategies import (
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.model_executor.dummy import DummyModelRunner
+from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 
 __all__ = ["EngineStateMachine"]
@@ -99,7 +101,7 @@ class EngineStateMachine(RuleBasedStateMachine):
 
     def _sample(self, request: Request) -> int:
         tokens = self.script.get(request.request_id, {})
-        return tokens.get(len(request.output_token_ids), FILLER_TOKEN_ID)
+        return tokens.get(output_index(request), FILLER_TOKEN_ID)
 
     @property
     def live(self) -> LLMEngine:
@@ -132,10 +134,9 @@ class EngineStateMachine(RuleBasedStateMachine):
         as_text = text_prompts(engine.config.max_model_len - 1)
         prompt = data.draw(st.one_of(as_tokens, as_text), label="prompt")
         params = data.draw(sampling_params(focus=self.focus), label="params")
-        if self.lockstep is None:
-            rid = engine.add_request(prompt, params)
-        else:
-            rid = self.lockstep.add_request(prompt, params)
+        priority = data.draw(PRIORITIES, label="priority")
+        target = engine if self.lockstep is None else self.lockstep
+        rid = target.add_request(prompt, params, priority=priority)
         script = data.draw(token_scripts(params, focus=self.focus), label="script")
         if script:
             self.script[rid] = script

@@ -592,8 +592,13 @@ class ReferenceScheduler:
         head). Priority: the lowest ``(priority, arrival, request_id)``.
         """
         if self.config.policy == "priority":
-            return min(self.waiting, key=lambda r: (r.priority, r.arrival, r.request_id))
+            return min(self.waiting, key=self.admission_key)
         return self.waiting[0]
+
+    @staticmethod
+    def admission_key(request: ReferenceRequest) -> tuple[int, int, str]:
+        """A waiting request's place under the priority policy: (priority, arrival, id)."""
+        return (request.priority, request.arrival, request.request_id)
 
     def pick_victim(self) -> ReferenceRequest:
         """The running request to preempt when KV blocks run out.

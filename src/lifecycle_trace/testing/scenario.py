@@ -28,6 +28,7 @@ from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event
 from minivllm.model_executor.dummy import DummyModelRunner
+from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 from minivllm.tokenizer import ByteTokenizer
 from minivllm.workload import Workload, WorkloadRequest
@@ -80,11 +81,11 @@ class ScriptedSampler:
     filler: int = FILLER_TOKEN_ID
 
     def __call__(self, request: Request) -> int:
-        """The token for the request's next output position."""
+        """The token for the output position the batch just scheduled samples."""
         tokens = self.script.get(request.request_id)
         if tokens is None:
             return self.filler
-        return tokens.get(len(request.output_token_ids), self.filler)
+        return tokens.get(output_index(request), self.filler)
 
 
 @attrs.frozen
@@ -179,10 +180,8 @@ def run_scenario(
         while pending and pending[0].arrival <= step:
             r = pending.pop(0)
             tokens = list(r.prompt_token_ids)
-            if lockstep is None:
-                engine.add_request(tokens, r.sampling_params, request_id=r.id)
-            else:
-                lockstep.add_request(tokens, r.sampling_params, request_id=r.id)
+            target = engine if lockstep is None else lockstep
+            target.add_request(tokens, r.sampling_params, request_id=r.id, priority=r.priority)
         live = [rid for rid in aborts.get(step, ()) if rid in engine.scheduler.requests]
         if live:
             if lockstep is None:

@@ -24,6 +24,7 @@ from minivllm.workload import WorkloadRequest
 
 __all__ = [
     "FOCUSES",
+    "PRIORITIES",
     "STOP_STRING_CHOICES",
     "STOP_TOKEN_CHOICES",
     "engine_configs",
@@ -46,6 +47,9 @@ or off), a long-prefill threshold, several requests at once. ``stop rules``:
 room for many outputs, short prompts, stop strings and tokens written by the
 model around ``min_tokens``. ``any``: everything at once, uniformly.
 """
+
+PRIORITIES = st.sampled_from((0, 0, 1, 2))
+"""Request priorities (lower runs first under the priority policy; ties are common)."""
 
 STOP_STRING_CHOICES = ("a", "ab", "ba", "é", "xé", "€", "😀", "\x07a")
 """The stop strings :func:`sampling_params` picks from: ASCII, and characters of 2 to 4 bytes."""
@@ -82,6 +86,7 @@ _KIND = RequestOutputKind
 _OUTPUT_KIND = st.sampled_from([_KIND.CUMULATIVE, _KIND.CUMULATIVE, _KIND.DELTA, _KIND.FINAL_ONLY])
 _MIN_TOKENS_SHAPE = st.sampled_from(["none", "any", "max_tokens", "max_tokens - 1"])
 _FOCUS = st.sampled_from(FOCUSES)
+_POLICY = st.sampled_from(("fcfs", "priority"))
 _ONE_IN_FOUR = st.sampled_from((0, 1, 2, 3))
 
 
@@ -105,6 +110,8 @@ def engine_configs(
     max_num_seqs: st.SearchStrategy[int] | None = None,
     enable_chunked_prefill: st.SearchStrategy[bool] | None = None,
     enable_prefix_caching: st.SearchStrategy[bool] | None = None,
+    async_scheduling: st.SearchStrategy[bool] | None = None,
+    policy: st.SearchStrategy[str] | None = None,
     focus: str | None = None,
 ) -> EngineConfig:
     """Small, valid engine configurations that make the scheduler's hard cases common.
@@ -113,8 +120,9 @@ def engine_configs(
     (so preemption is frequent), the token budget often barely above
     ``max_num_seqs`` (so prefills are chunked), and the long-prefill threshold,
     prefix caching, chunked prefill and full-sequence admission are each on
-    or off. ``focus`` (one of :data:`FOCUSES`; drawn if not given) leans the
-    draw towards one situation. Pass a strategy for a field to pin or narrow it.
+    or off; async scheduling and the priority policy too. ``focus`` (one of
+    :data:`FOCUSES`; drawn if not given) leans the draw towards one situation.
+    Pass a strategy for a field to pin or narrow it.
     """
     if focus is None:
         focus = draw(_FOCUS)
@@ -163,6 +171,8 @@ def engine_configs(
         long_prefill_token_threshold=threshold,
         enable_prefix_caching=caching,
         scheduler_reserve_full_isl=draw(_BOOL),
+        async_scheduling=draw(async_scheduling if async_scheduling is not None else _BOOL),
+        policy=draw(policy if policy is not None else _POLICY),
     )
 
 
@@ -322,6 +332,7 @@ def scenarios(
                 sampling_params=params,
                 arrival=_pick(draw, 0, max_arrival) if later else 0,
                 abort=_pick(draw, 0, max_arrival + 8) if draw(_BOOL) else None,
+                priority=draw(PRIORITIES),
             )
         )
         tokens = draw(token_scripts(params, focus=focus))
