@@ -1,4 +1,4 @@
-"""Reading a stored log as a stream: one line in memory at a time, whatever the file's size.
+"""Reading a stored log as a stream: a chunk of lines in memory at a time, whatever its size.
 
 :class:`LogReader` iterates a JSON Lines log as typed events (or, with
 :meth:`LogReader.records`, as ``(engine_id, event)`` pairs, which is how merged
@@ -21,15 +21,15 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
+import msgspec
 
-from lifecycle_trace._codec import DECODERS, decode
+from lifecycle_trace._codec import ENGINE_KEY, decode_batch, decode_line
 from minivllm.events import (
     EVENT_TYPES_BY_TAG,
-    SCHEMA_VERSION,
+    READABLE_SCHEMA_VERSIONS,
     EngineConfigured,
     Event,
-    EventDecodeError,
+    SerialisedStatusChanged,
 )
 
 __all__ = [
@@ -42,10 +42,11 @@ __all__ = [
     "iter_jsonl",
 ]
 
-ENGINE_KEY = "engine"
-"""The key naming a line's engine in a merged log."""
-
-_READ_BUFFER = 1 << 20
+# The file is decoded a chunk of whole lines at a time: one msgspec call per
+# chunk instead of one per line. A chunk holding a damaged line is read again
+# line by line, to name the line and decide what to do with it.
+_CHUNK = 1 << 18
+_ANY = msgspec.json.Decoder()
 
 
 class CorruptLogError(ValueError):
@@ -79,8 +80,8 @@ class SkippedLineWarning(UserWarning):
 def classify(path: str, number: int, line: bytes) -> CorruptLogError | UnsupportedEventError:
     """Why one line failed to decode, as the exception to raise."""
     try:
-        data: Any = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
+        data: Any = _ANY.decode(line)
+    except msgspec.DecodeError as exc:
         return CorruptLogError(path, number, f"not valid JSON ({exc})")
     if not isinstance(data, dict):
         return CorruptLogError(path, number, f"expected a JSON object, got {type(data).__name__}")
@@ -90,20 +91,22 @@ def classify(path: str, number: int, line: bytes) -> CorruptLogError | Unsupport
     if not isinstance(tag, str) or tag not in EVENT_TYPES_BY_TAG:
         known = sorted(EVENT_TYPES_BY_TAG)
         return UnsupportedEventError(path, number, f"unknown event type {tag!r}; known: {known}")
-    if data.get("v") != SCHEMA_VERSION:
+    version = data.get("v")
+    if type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
+        readable = ", ".join(map(str, READABLE_SCHEMA_VERSIONS))
         return UnsupportedEventError(
             path,
             number,
-            f"unsupported schema version {data.get('v')!r} for event type {tag!r} "
-            f"(this library reads version {SCHEMA_VERSION})",
+            f"unsupported schema version {version!r} for event type {tag!r} "
+            f"(this library reads versions {readable})",
         )
     engine = data.get(ENGINE_KEY)
     if engine is not None and not isinstance(engine, str):
         return CorruptLogError(path, number, f"{ENGINE_KEY!r} must be a string, got {engine!r}")
     try:
-        decode(data)
-    except EventDecodeError as exc:
-        return CorruptLogError(path, number, str(exc))
+        decode_line(line)
+    except (msgspec.ValidationError, ValueError) as exc:
+        return CorruptLogError(path, number, f"event type {tag!r}: {exc}")
     return CorruptLogError(path, number, "unreadable event")
 
 
@@ -120,6 +123,8 @@ class LogReader:
         self.truncated_line: int | None = None
         self.skipped_lines: list[int] = []
         self._started = False
+        self._engine = ""  # the engine of lines without an engine key
+        self._pending: tuple[int, CorruptLogError] | None = None
 
     @property
     def complete(self) -> bool:
@@ -138,43 +143,79 @@ class LogReader:
         if self._started:
             raise RuntimeError(f"{self.path}: a LogReader reads its log once; make a new one")
         self._started = True
-        decoders = DECODERS
-        loads = orjson.loads
-        engine = ""
-        # An invalid-JSON line waits here until we know whether it was the last.
-        pending: tuple[int, CorruptLogError] | None = None
-        with open(self.path, "rb", buffering=_READ_BUFFER) as f:
-            for number, line in enumerate(f, 1):
-                try:
-                    data = loads(line)
-                    event = decoders[data["type"]](data)
-                    if tagged:
-                        tag = data.get(ENGINE_KEY)
-                        if tag is None:
-                            if type(event) is EngineConfigured:
-                                engine = event.engine_id
-                            tag = engine
-                        elif type(tag) is not str:
-                            raise TypeError(tag)
-                except Exception:
-                    if not line.strip():
-                        continue
-                    if pending is not None:
-                        self._damaged(*pending)
-                    pending = self._failed(number, line)
-                    continue
-                if pending is not None:
-                    self._damaged(*pending)
-                    pending = None
-                yield (tag if tagged else ""), event
-        if pending is not None:
-            number = pending[0]
-            self.truncated_line = number
+        # An invalid-JSON line waits in _pending until we know whether it was the last.
+        number = 0  # lines before the current chunk
+        rest = b""
+        with open(self.path, "rb") as f:
+            while block := f.read(_CHUNK):
+                block = rest + block
+                cut = block.rfind(b"\n") + 1
+                chunk, rest = block[:cut], block[cut:]
+                if chunk:
+                    yield from self._chunk(chunk, number, tagged)
+                    number += chunk.count(b"\n")
+        if rest:
+            yield from self._chunk(rest, number, tagged)
+        if self._pending is not None:
+            last = self._pending[0]
+            self.truncated_line = last
             warnings.warn(
-                f"{self.path}:{number}: last line is cut short (a crash mid-write?); dropped it",
+                f"{self.path}:{last}: last line is cut short (a crash mid-write?); dropped it",
                 TruncatedLogWarning,
                 stacklevel=3,
             )
+
+    def _chunk(self, chunk: bytes, number: int, tagged: bool) -> Iterator[tuple[str, Event]]:
+        """The records of a run of whole lines, the first of which is line ``number + 1``."""
+        try:
+            decoded, envelopes = decode_batch(chunk)
+            events = [
+                obj if type(obj) is not SerialisedStatusChanged else obj.to_event()
+                for obj in decoded
+            ]
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            yield from self._lines(chunk, number, tagged)
+            return
+        if not events:
+            return
+        if self._pending is not None:
+            self._damaged(*self._pending)
+            self._pending = None
+        if not tagged:
+            for event in events:
+                yield "", event
+            return
+        engine = self._engine
+        for event, envelope in zip(events, envelopes, strict=True):
+            tag = envelope.engine
+            if tag is None:
+                if type(event) is EngineConfigured:
+                    engine = event.engine_id
+                tag = engine
+            yield tag, event
+        self._engine = engine
+
+    def _lines(self, chunk: bytes, number: int, tagged: bool) -> Iterator[tuple[str, Event]]:
+        """The records of a chunk with a damaged line in it, one line at a time."""
+        for offset, line in enumerate(chunk.split(b"\n"), number + 1):
+            if not line.strip():
+                continue
+            try:
+                event, envelope = decode_line(line)
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+                if self._pending is not None:
+                    self._damaged(*self._pending)
+                self._pending = self._failed(offset, line)
+                continue
+            if self._pending is not None:
+                self._damaged(*self._pending)
+                self._pending = None
+            tag = envelope.engine
+            if tag is None:
+                if type(event) is EngineConfigured:
+                    self._engine = event.engine_id
+                tag = self._engine
+            yield (tag if tagged else ""), event
 
     def _failed(self, number: int, line: bytes) -> tuple[int, CorruptLogError] | None:
         """Raise or skip a bad line now, or hold it back if it may be a cut-short last line."""

@@ -17,17 +17,18 @@ An event type or schema version this library does not know always raises
 Writing live is :class:`~lifecycle_trace.sink.JsonlWriter` (the streaming sink);
 reading without holding the events is :func:`~lifecycle_trace.reader.iter_jsonl`.
 
-Cost: about a microsecond per event each way (orjson plus generated codecs).
+Cost: a few hundred nanoseconds per event each way (msgspec, a batch at a time).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 
 import attrs
 
-from lifecycle_trace._codec import encode_line
+from lifecycle_trace._codec import encode_lines
 from lifecycle_trace.reader import (
     CorruptLogError,
     LogReader,
@@ -54,6 +55,9 @@ __all__ = [
 ]
 
 
+_BATCH = 4096
+
+
 @attrs.frozen
 class LoadedLog:
     """What :func:`read_jsonl` found: the events, and what it had to drop."""
@@ -72,13 +76,12 @@ class LoadedLog:
 def write_jsonl(events: Iterable[Event], path: str | os.PathLike[str]) -> int:
     """Write ``events`` to ``path`` as JSON Lines (replacing it); return how many."""
     count = 0
-    # One line at a time into a large buffer: holding every line first costs more
-    # in allocation than the encoding itself.
-    with open(path, "wb", buffering=1 << 20) as f:
-        write = f.write
-        for event in events:
-            write(encode_line(event))
-            count += 1
+    # A batch at a time: one encoder call per batch, and never the whole log in memory twice.
+    source = iter(events)
+    with open(path, "wb") as f:
+        while batch := list(itertools.islice(source, _BATCH)):
+            f.write(encode_lines(batch))
+            count += len(batch)
     return count
 
 

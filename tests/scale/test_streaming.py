@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
+import msgspec
 import orjson
 import pytest
 from scale_support import run_rolling, write_rolling
@@ -132,7 +132,7 @@ def test_the_checker_forgets_old_finished_requests_but_still_reports_them(
     finished = [e for e in events if isinstance(e, StatusChanged) and e.new_status > 2]
     last = events[-1]
     for old in (finished[0], finished[-1]):
-        late = attrs.evolve(  # type: ignore[misc]  # events are attrs classes built by a decorator
+        late = msgspec.structs.replace(
             old,
             seq=last.seq + 1,
             step=last.step,
