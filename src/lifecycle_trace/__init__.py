@@ -1,10 +1,10 @@
 """lifecycle_trace: record, rebuild, check and export the lifecycle of minivllm requests.
 
-One idea: the engine's typed events are the record. An :class:`EventLog`
-holds them (gap-checked), :func:`build_timelines` folds them into one
-:class:`Timeline` per request, :mod:`lifecycle_trace.store` keeps them as JSON
-Lines (:class:`JsonlWriter` streams them there as the engine runs,
-:func:`iter_jsonl` reads them back one line at a time),
+One idea: the engine's typed events are the record, and everything else is a
+fold over it. :mod:`lifecycle_trace.log` holds the log: an :class:`EventLog`
+keeps it in memory (gap-checked), :class:`JsonlWriter` streams it to JSON
+Lines as the engine runs, :func:`iter_jsonl` reads it back a chunk at a time.
+:func:`build_timelines` folds it into one :class:`Timeline` per request,
 :mod:`lifecycle_trace.logging` logs them with structlog, and
 :mod:`lifecycle_trace.lab` answers lab 01's questions. The invariant checker
 lives in :mod:`lifecycle_trace.checker`; :func:`iter_timelines` folds a log of
@@ -14,31 +14,49 @@ any length in memory that follows its live requests; :func:`slice_log` and
 
 from typing import Any
 
-from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
 from lifecycle_trace.lab import trace_from_events, trace_request
+from lifecycle_trace.log import (
+    CorruptLogError,
+    EventLog,
+    JsonlWriter,
+    LoadedLog,
+    LogReader,
+    Recorder,
+    SequenceError,
+    SkippedLineWarning,
+    TruncatedLogWarning,
+    UnsupportedEventError,
+    iter_jsonl,
+    read_jsonl,
+    record,
+    replay,
+    write_jsonl,
+)
 from lifecycle_trace.logging import JsonLogObserver, make_json_logger
 from lifecycle_trace.merging import merge_logs
-from lifecycle_trace.reader import LogReader, iter_jsonl
-from lifecycle_trace.sink import JsonlWriter
 from lifecycle_trace.slicing import slice_log
-from lifecycle_trace.store import read_jsonl, replay, write_jsonl
 from lifecycle_trace.streaming import iter_timelines
 from lifecycle_trace.timeline import Sample, Segment, Timeline, TimelineBuilder, build_timelines
 
 __all__ = [
     "INVARIANTS",
     "LEGAL_TRANSITIONS",
+    "CorruptLogError",
     "EventLog",
     "InvariantChecker",
     "JsonLogObserver",
     "JsonlWriter",
+    "LoadedLog",
     "LogReader",
     "Recorder",
     "Sample",
     "Segment",
     "SequenceError",
+    "SkippedLineWarning",
     "Timeline",
     "TimelineBuilder",
+    "TruncatedLogWarning",
+    "UnsupportedEventError",
     "Violation",
     "build_timelines",
     "check",

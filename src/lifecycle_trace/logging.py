@@ -3,7 +3,7 @@
 :class:`JsonLogObserver` turns each event into one structlog call:
 ``logger.debug(event.tag, **event_to_dict(event))``, so a rendered line is the
 stored log's line plus structlog's ``event``, ``level`` and ``timestamp``
-(and :func:`lifecycle_trace.store.read_jsonl` reads it back).
+(and :func:`lifecycle_trace.log.read_jsonl` reads it back).
 
 Three ways to attach it, as ``VLLM_LOGGING_LEVEL=DEBUG`` does on vLLM:
 
@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from lifecycle_trace._codec import encode_dict
+from lifecycle_trace.log._codec import encode_dict
 from minivllm.events import Event
 
 if TYPE_CHECKING:

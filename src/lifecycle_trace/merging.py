@@ -20,7 +20,7 @@ import heapq
 import os
 from collections.abc import Iterator, Sequence
 
-from lifecycle_trace._codec import encode_line_with
+from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.reader import ENGINE_KEY, LogReader
 from lifecycle_trace.streaming import Record
 from minivllm.events import Event

@@ -31,7 +31,7 @@ from types import MappingProxyType
 import attrs
 import msgspec
 
-from lifecycle_trace._codec import encode_line_with
+from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.reader import ENGINE_KEY, LogReader
 from lifecycle_trace.streaming import Record
 from minivllm.events import (

@@ -14,8 +14,8 @@ line, unless ``lenient=True``, which skips it with a :class:`SkippedLineWarning`
 An event type or schema version this library does not know always raises
 :class:`UnsupportedEventError`: it is not damage, and guessing would be wrong.
 
-Writing live is :class:`~lifecycle_trace.sink.JsonlWriter` (the streaming sink);
-reading without holding the events is :func:`~lifecycle_trace.reader.iter_jsonl`.
+Writing live is :class:`~lifecycle_trace.log.sink.JsonlWriter` (the streaming sink);
+reading without holding the events is :func:`~lifecycle_trace.log.reader.iter_jsonl`.
 
 Cost: a few hundred nanoseconds per event each way (msgspec, a batch at a time).
 """
@@ -28,8 +28,8 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
-from lifecycle_trace._codec import encode_lines
-from lifecycle_trace.reader import (
+from lifecycle_trace.log._codec import encode_lines
+from lifecycle_trace.log.reader import (
     CorruptLogError,
     LogReader,
     SkippedLineWarning,
@@ -37,7 +37,7 @@ from lifecycle_trace.reader import (
     UnsupportedEventError,
     iter_jsonl,
 )
-from lifecycle_trace.sink import JsonlWriter
+from lifecycle_trace.log.sink import JsonlWriter
 from lifecycle_trace.timeline import Timeline, build_timelines
 from minivllm.events import Event
 
@@ -89,7 +89,7 @@ def read_jsonl(path: str | os.PathLike[str], *, lenient: bool = False) -> Loaded
     """Read a stored (or structlog-written) JSON Lines log back into typed events.
 
     Blank lines are ignored. See the module docstring for how damage is handled;
-    :func:`~lifecycle_trace.reader.iter_jsonl` reads the same way without holding the events.
+    :func:`~lifecycle_trace.log.reader.iter_jsonl` reads the same way without holding the events.
     """
     reader = LogReader(path, lenient=lenient)
     events = list(reader)

@@ -16,7 +16,7 @@ import weakref
 from types import TracebackType
 from typing import IO
 
-from lifecycle_trace._codec import encode_line
+from lifecycle_trace.log._codec import encode_line
 from minivllm.events import Event, StepFinished
 
 __all__ = ["JsonlWriter"]

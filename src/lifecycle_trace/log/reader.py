@@ -2,7 +2,7 @@
 
 :class:`LogReader` iterates a JSON Lines log as typed events (or, with
 :meth:`LogReader.records`, as ``(engine_id, event)`` pairs, which is how merged
-logs of several engines are read). Damage is handled as :mod:`lifecycle_trace.store`
+logs of several engines are read). Damage is handled as :mod:`lifecycle_trace.log.store`
 describes: a cut-short last line is dropped and reported, a corrupt line
 elsewhere raises :class:`CorruptLogError` naming the file and line (or is
 skipped with ``lenient=True``), an unknown type or version raises
@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from lifecycle_trace._codec import ENGINE_KEY, decode_batch, decode_line
+from lifecycle_trace.log._codec import ENGINE_KEY, decode_batch, decode_line
 from minivllm.events import (
     EVENT_TYPES_BY_TAG,
     READABLE_SCHEMA_VERSIONS,
