@@ -26,9 +26,8 @@ import attrs
 import orjson
 import structlog
 
-from lifecycle_trace.log import EventLog
+from lifecycle_trace.log import EventLog, read_jsonl, replay, write_jsonl
 from lifecycle_trace.logging import JsonLogObserver, json_processors, make_json_logger
-from lifecycle_trace.log import read_jsonl, replay, write_jsonl
 from lifecycle_trace.timeline import build_timelines
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event, event_to_dict

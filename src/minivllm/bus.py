@@ -5,6 +5,12 @@ event, so an event type nobody listens to costs one attribute load and a truth
 test. Subscribing replaces the tuple (copy on write), so a handler may
 subscribe or unsubscribe anyone during delivery: the event being delivered
 still reaches the handlers it started with.
+
+An observer may route event types itself: if it has a ``handlers_for(event_types)``
+method, the bus delivers each type to the callable the returned mapping names
+for it, and types missing from the mapping not at all. A recorder uses this to
+hand most events straight to a list's ``append``, a C call, and an observer
+that needs a few types only says so.
 """
 
 from __future__ import annotations
@@ -31,51 +37,58 @@ class Channel:
     """The handlers of one event type and its emitter.
 
     Emitters ask ``handlers`` (a tuple) before they gather a payload, and call
-    ``emit(*payload)`` with the payload fields in declaration order (or by keyword).
+    ``emit(*payload)`` with the payload fields in declaration order (or by
+    keyword): it builds the event with the next header, delivers it to every
+    handler in order, and returns it.
     """
 
-    __slots__ = ("_bus", "event_type", "handlers")
+    __slots__ = ("emit", "event_type", "handlers")
 
     def __init__(self, bus: EventBus, event_type: type[Event]) -> None:
-        self._bus = bus
         self.event_type = event_type
         self.handlers: tuple[Handler, ...] = ()
+        self.emit: Callable[..., Event] = _emitter(bus, self, event_type)
 
-    def emit(self, *payload: Any, **fields: Any) -> Event:
-        """Build the event with the next header and deliver it to every handler, in order."""
-        bus = self._bus
+
+def _emitter(bus: EventBus, channel: Channel, event_type: type[Event]) -> Callable[..., Event]:
+    """The ``emit`` of one channel: a closure, so the hot path reads no attribute it can avoid."""
+    closes_step = event_type is StepFinished
+
+    def emit(*payload: Any, **fields: Any) -> Event:
         seq = bus._next_seq
-        event = self.event_type(seq, bus.step, bus.clock(), *payload, **fields)
+        if fields:
+            event = event_type(seq, bus.step, bus.clock(), *payload, **fields)
+        else:
+            # A concatenated tuple is the cheapest way to pass a header plus a payload of
+            # any length: a third cheaper than event_type(seq, step, ts, *payload).
+            event = event_type(*((seq, bus.step, bus.clock()) + payload))  # noqa: RUF005
         bus._next_seq = seq + 1
-        for handler in self.handlers:
+        for handler in channel.handlers:
             try:
                 handler(event)
             except Exception as exc:
                 bus._handler_failed(handler, event, exc)
+        if closes_step:
+            bus.step = event.step + 1
         return event
 
-
-class _StepClosingChannel(Channel):
-    """The channel of StepFinished: delivering one moves the bus on to the next step."""
-
-    __slots__ = ()
-
-    def emit(self, *payload: Any, **fields: Any) -> Event:
-        """Deliver the StepFinished, then advance ``bus.step`` past it."""
-        event = super().emit(*payload, **fields)
-        self._bus.step = event.step + 1
-        return event
+    return emit
 
 
 class Subscription:
-    """A live subscription; ``unsubscribe()`` or leave the ``with`` block to end it."""
+    """A live subscription; ``unsubscribe()`` or leave the ``with`` block to end it.
 
-    __slots__ = ("_bus", "active", "event_types", "handler")
+    ``routes`` maps each event type delivered to the callable that receives it
+    (the handler itself, unless it routes types with ``handlers_for``).
+    """
 
-    def __init__(self, bus: EventBus, handler: Handler, event_types: tuple[type[Event], ...]):
+    __slots__ = ("_bus", "active", "event_types", "handler", "routes")
+
+    def __init__(self, bus: EventBus, handler: Handler, routes: dict[type[Event], Handler]):
         self._bus = bus
         self.handler = handler
-        self.event_types = event_types
+        self.routes = routes
+        self.event_types = tuple(routes)
         self.active = True
 
     def unsubscribe(self) -> None:
@@ -102,13 +115,30 @@ def _handler_name(handler: Handler) -> str:
     return f"{module}.{name}"
 
 
+def _routes(handler: Handler, event_types: tuple[type[Event], ...]) -> dict[type[Event], Handler]:
+    """Which callable receives each event type: ``handler``, or what its ``handlers_for`` says."""
+    route = getattr(handler, "handlers_for", None)
+    if route is None:
+        return dict.fromkeys(event_types, handler)
+    routes = dict(route(event_types))
+    for event_type, target in routes.items():
+        if event_type not in event_types or not callable(target):
+            raise TypeError(
+                f"{_handler_name(handler)}.handlers_for() must map some of the event types "
+                f"it was given to callables, got {event_type!r}: {target!r}"
+            )
+    return routes
+
+
 class EventBus:
     """Assigns each event its header (sequence number, step, timestamp) and delivers it.
 
     ``clock`` returns integer nanoseconds (``time.monotonic_ns`` by default;
-    pass a fake one for reproducible logs). A handler that raises is logged
-    once (per handler) and counted in ``errors``; with ``raise_errors=True`` the
-    exception propagates instead, for tests.
+    pass a fake one for reproducible logs). ``step`` is the step new events
+    are stamped with; delivering or publishing a ``StepFinished`` moves it to
+    the next step. A handler that raises is logged once (per handler) and
+    counted in ``errors``; with ``raise_errors=True`` the exception propagates
+    instead, for tests.
     """
 
     def __init__(
@@ -119,9 +149,7 @@ class EventBus:
         self.step = 0
         self.errors: dict[str, int] = {}
         self._next_seq = 0
-        self._channels: dict[type[Event], Channel] = {
-            t: (_StepClosingChannel if t is StepFinished else Channel)(self, t) for t in EVENT_TYPES
-        }
+        self._channels: dict[type[Event], Channel] = {t: Channel(self, t) for t in EVENT_TYPES}
         self._subscriptions: list[Subscription] = []
 
     @property
@@ -137,25 +165,30 @@ class EventBus:
             raise ValueError(f"unknown event type {event_type!r}") from None
 
     def subscribe(self, handler: Handler, *event_types: type[Event]) -> Subscription:
-        """Deliver events of ``event_types`` (all types if none given) to ``handler``."""
+        """Deliver events of ``event_types`` (all types if none given) to ``handler``.
+
+        If ``handler`` has a ``handlers_for(event_types)`` method, each type
+        goes to the callable the mapping it returns names for that type, and
+        a type it leaves out goes nowhere.
+        """
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
         types_ = event_types or tuple(self._channels)
         for t in types_:
             self.channel(t)  # validates
-        sub = Subscription(self, handler, tuple(types_))
+        sub = Subscription(self, handler, _routes(handler, tuple(types_)))
         self._subscriptions.append(sub)
-        for t in types_:
+        for t, target in sub.routes.items():
             ch = self._channels[t]
-            ch.handlers = (*ch.handlers, handler)
+            ch.handlers = (*ch.handlers, target)
         return sub
 
     def _remove(self, sub: Subscription) -> None:
         self._subscriptions.remove(sub)
-        for t in sub.event_types:
+        for t, target in sub.routes.items():
             ch = self._channels[t]
             handlers = list(ch.handlers)
-            handlers.remove(sub.handler)
+            handlers.remove(target)
             ch.handlers = tuple(handlers)
 
     def has_subscribers(self, event_type: type[Event] | None = None) -> bool:
@@ -187,7 +220,12 @@ class EventBus:
     def _handler_failed(self, handler: Handler, event: Event, exc: Exception) -> None:
         if self.raise_errors:
             raise exc
-        name = _handler_name(handler)
+        # Name the subscribed observer, not the callable it routed this type to.
+        owner = next(
+            (s.handler for s in self._subscriptions if s.routes.get(type(event)) is handler),
+            handler,
+        )
+        name = _handler_name(owner)
         count = self.errors.get(name, 0)
         self.errors[name] = count + 1
         if count == 0:

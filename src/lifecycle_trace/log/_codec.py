@@ -41,6 +41,7 @@ __all__ = [
     "encode_line",
     "encode_line_with",
     "encode_lines",
+    "encode_serialised_lines",
 ]
 
 ENGINE_KEY = "engine"
@@ -71,7 +72,12 @@ def _serialisable(events: Iterable[Event]) -> list[Any]:
 
 def encode_lines(events: Iterable[Event]) -> bytes:
     """JSON Lines for ``events``, one line each, in one call."""
-    return _ENCODER.encode_lines(_serialisable(events)).replace(_LINE_END, _VERSIONED_LINE_END)
+    return encode_serialised_lines(_serialisable(events))
+
+
+def encode_serialised_lines(objs: Sequence[Any]) -> bytes:
+    """JSON Lines for events already in their serialised form (``to_serialised``)."""
+    return _ENCODER.encode_lines(objs).replace(_LINE_END, _VERSIONED_LINE_END)
 
 
 def encode_line(event: Event) -> bytes:

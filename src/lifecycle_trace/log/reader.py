@@ -16,14 +16,16 @@ otherwise its engine is the ``engine_id`` of the log's latest EngineConfigured.
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
-from lifecycle_trace.log._codec import ENGINE_KEY, decode_batch, decode_line
+from lifecycle_trace.log._codec import ENGINE_KEY, Envelope, decode_batch, decode_line
 from minivllm.events import (
     EVENT_TYPES_BY_TAG,
     READABLE_SCHEMA_VERSIONS,
@@ -47,6 +49,7 @@ __all__ = [
 # line by line, to name the line and decide what to do with it.
 _CHUNK = 1 << 18
 _ANY = msgspec.json.Decoder()
+_engine_of = attrgetter("engine")
 
 
 class CorruptLogError(ValueError):
@@ -132,14 +135,23 @@ class LogReader:
         return self.truncated_line is None and not self.skipped_lines
 
     def __iter__(self) -> Iterator[Event]:
-        for _, event in self._read(tagged=False):
-            yield event
+        for batch in self.batches():
+            yield from batch
 
     def records(self) -> Iterator[tuple[str, Event]]:
         """``(engine_id, event)`` pairs: the line's ``engine`` key, else the log's own engine."""
+        for batch in self.tagged_batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Event]]:
+        """The events a chunk of the file at a time (the cheapest way to read them all)."""
+        return self._read(tagged=False)
+
+    def tagged_batches(self) -> Iterator[list[tuple[str, Event]]]:
+        """The ``(engine_id, event)`` records a chunk of the file at a time."""
         return self._read(tagged=True)
 
-    def _read(self, *, tagged: bool) -> Iterator[tuple[str, Event]]:
+    def _read(self, *, tagged: bool) -> Iterator[list[Any]]:
         if self._started:
             raise RuntimeError(f"{self.path}: a LogReader reads its log once; make a new one")
         self._started = True
@@ -165,8 +177,8 @@ class LogReader:
                 stacklevel=3,
             )
 
-    def _chunk(self, chunk: bytes, number: int, tagged: bool) -> Iterator[tuple[str, Event]]:
-        """The records of a run of whole lines, the first of which is line ``number + 1``."""
+    def _chunk(self, chunk: bytes, number: int, tagged: bool) -> Iterator[list[Any]]:
+        """The events (or records) of a run of whole lines, the first being line ``number + 1``."""
         try:
             decoded, envelopes = decode_batch(chunk)
             events = [
@@ -182,9 +194,15 @@ class LogReader:
             self._damaged(*self._pending)
             self._pending = None
         if not tagged:
-            for event in events:
-                yield "", event
-            return
+            yield events
+        elif not any(map(_engine_of, envelopes)) and EngineConfigured not in map(type, events):
+            # The usual case, a log of one engine: every line belongs to the current one.
+            yield list(zip(itertools.repeat(self._engine), events))
+        else:
+            yield self._tag(events, envelopes)
+
+    def _tag(self, events: list[Event], envelopes: list[Envelope]) -> list[tuple[str, Event]]:
+        records = []
         engine = self._engine
         for event, envelope in zip(events, envelopes, strict=True):
             tag = envelope.engine
@@ -192,11 +210,12 @@ class LogReader:
                 if type(event) is EngineConfigured:
                     engine = event.engine_id
                 tag = engine
-            yield tag, event
+            records.append((tag, event))
         self._engine = engine
+        return records
 
-    def _lines(self, chunk: bytes, number: int, tagged: bool) -> Iterator[tuple[str, Event]]:
-        """The records of a chunk with a damaged line in it, one line at a time."""
+    def _lines(self, chunk: bytes, number: int, tagged: bool) -> Iterator[list[Any]]:
+        """The chunk with a damaged line in it, one line at a time."""
         for offset, line in enumerate(chunk.split(b"\n"), number + 1):
             if not line.strip():
                 continue
@@ -210,12 +229,7 @@ class LogReader:
             if self._pending is not None:
                 self._damaged(*self._pending)
                 self._pending = None
-            tag = envelope.engine
-            if tag is None:
-                if type(event) is EngineConfigured:
-                    self._engine = event.engine_id
-                tag = self._engine
-            yield (tag if tagged else ""), event
+            yield self._tag([event], [envelope]) if tagged else [event]
 
     def _failed(self, number: int, line: bytes) -> tuple[int, CorruptLogError] | None:
         """Raise or skip a bad line now, or hold it back if it may be a cut-short last line."""

@@ -92,7 +92,9 @@ def read_jsonl(path: str | os.PathLike[str], *, lenient: bool = False) -> Loaded
     :func:`~lifecycle_trace.log.reader.iter_jsonl` reads the same way without holding the events.
     """
     reader = LogReader(path, lenient=lenient)
-    events = list(reader)
+    events: list[Event] = []
+    for batch in reader.batches():
+        events.extend(batch)
     return LoadedLog(reader.path, events, reader.truncated_line, tuple(reader.skipped_lines))
 
 
