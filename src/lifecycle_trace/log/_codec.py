@@ -41,6 +41,8 @@ __all__ = [
     "encode_line",
     "encode_line_with",
     "encode_lines",
+    "encode_object",
+    "encode_object_with",
     "encode_serialised_lines",
 ]
 
@@ -90,6 +92,20 @@ def encode_line_with(event: Event, extra: Mapping[str, Any]) -> bytes:
     tail = _ENCODER.encode(extra)  # b'{"engine":"a",...}'
     line = encode_line(event)
     return line[:-2] + b"," + tail[1:] + b"\n" if len(tail) > 2 else line
+
+
+def encode_object(event: Event) -> bytes:
+    """``event`` as one JSON object (a line without its newline)."""
+    return encode_object_with(event, b"}")
+
+
+def encode_object_with(event: Event, rest: bytes) -> bytes:
+    """``event`` as one JSON object followed by ``rest``: the members of another, and its ``}``."""
+    obj = event if type(event) is not StatusChanged else to_serialised(event)
+    return _ENCODER.encode(obj)[:-1] + _VERSION_MEMBER + rest
+
+
+_VERSION_MEMBER = b',"v":%d' % SCHEMA_VERSION
 
 
 def encode_dict(event: Event) -> dict[str, Any]:
