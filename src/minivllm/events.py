@@ -7,8 +7,9 @@ carries a header assigned by the bus (``seq``, gapless and strictly increasing;
 the bus clock) and a payload. Build one positionally or by keyword:
 ``CounterUpdated(seq, step, ts_ns, request_id, counter, old, new)``.
 
-The serialised form is a JSON object: the type tag ``type``, the schema
-version ``v`` and every field, statuses by name. :func:`event_to_dict` and
+The serialised form is a JSON object: the type tag ``type``, every field
+(statuses by name) and the schema version ``v``, which every event carries
+as its last field (a form without it is read as the current version). :func:`event_to_dict` and
 :func:`event_from_dict` are its dict form; ``lifecycle_trace`` writes and reads
 the same objects as JSON Lines with msgspec's encoder and typed decoder of
 :data:`SERIALISED_TYPES`. Only classes in :data:`EVENT_TYPES` are ever built
@@ -20,13 +21,13 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final, Literal, get_args
 
 import msgspec
 
 from minivllm.request import RequestStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION: Final = 2
 """Version of the serialised event form written today.
 
 Version 2 added ``EngineConfigured.policy``, ``async_scheduling``,
@@ -35,20 +36,31 @@ Version 2 added ``EngineConfigured.policy``, ``async_scheduling``,
 with those fields at their defaults.
 """
 
-READABLE_SCHEMA_VERSIONS = (1, 2)
+SchemaVersion = Literal[1, 2]
+"""The schema versions this library reads."""
+
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = get_args(SchemaVersion)
 """The schema versions :func:`event_from_dict` and the log readers accept."""
 
 
-class Event(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
-    """Base of all events: the header every event carries.
-
-    ``tag`` is the event type's name in the serialised form (``"counter_updated"``).
-    """
-
-    tag: ClassVar[str]
+class _Header(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
     seq: int
     step: int
     ts_ns: int
+
+
+class Event(_Header, frozen=True, gc=False, kw_only=True):
+    """Base of all events: the header every event carries.
+
+    ``seq``, ``step`` and ``ts_ns`` come first; ``v``, the schema version of
+    the event's serialised form, is keyword-only and comes last (msgspec
+    writes it last in a line). Reading a version-1 line gives an event of the
+    current version. ``tag`` is the event type's name in the serialised form
+    (``"counter_updated"``).
+    """
+
+    tag: ClassVar[str]
+    v: SchemaVersion = SCHEMA_VERSION
 
 
 class RequestAdded(Event, frozen=True, gc=False, tag="request_added"):
@@ -201,14 +213,9 @@ COUNTERS = (
 # this record, whose statuses are names, and every other event as itself.
 
 
-class SerialisedStatusChanged(
-    msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="status_changed"
-):
+class SerialisedStatusChanged(_Header, frozen=True, gc=False, tag="status_changed"):
     """A :class:`StatusChanged` as written: the same fields, statuses by name."""
 
-    seq: int
-    step: int
-    ts_ns: int
     request_id: str
     old_status: str
     new_status: str
@@ -216,6 +223,7 @@ class SerialisedStatusChanged(
     num_tokens: int
     num_output_tokens: int
     stop_reason: int | str | None
+    v: SchemaVersion = SCHEMA_VERSION
 
     def to_event(self) -> StatusChanged:
         """The event, its statuses looked up by name (``ValueError`` on an unknown one)."""
@@ -230,7 +238,7 @@ class SerialisedStatusChanged(
             self.num_tokens,
             self.num_output_tokens,
             self.stop_reason,
-        )
+        )  # of the current version, whatever version it was read from
 
     @classmethod
     def from_event(cls, event: StatusChanged) -> SerialisedStatusChanged:
@@ -246,6 +254,7 @@ class SerialisedStatusChanged(
             event.num_tokens,
             event.num_output_tokens,
             event.stop_reason,
+            v=event.v,
         )
 
 
@@ -282,9 +291,14 @@ def to_serialised(event: Event) -> Event | SerialisedStatusChanged:
 
 
 def from_serialised(obj: Event | SerialisedStatusChanged) -> Event:
-    """The event a decoded object stands for (``ValueError`` for an unknown status name)."""
+    """The event a decoded object stands for, of the current schema version.
+
+    Raises ``ValueError`` for an unknown status name.
+    """
     if isinstance(obj, SerialisedStatusChanged):
         return obj.to_event()
+    if obj.v != SCHEMA_VERSION:
+        return msgspec.structs.replace(obj, v=SCHEMA_VERSION)
     return obj
 
 
@@ -296,12 +310,12 @@ def encode_hook(obj: Any) -> Any:
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    """A plain, JSON-ready dict: ``type`` tag, schema version ``v``, then every field."""
+    """A plain, JSON-ready dict: the ``type`` tag, every field, the schema version ``v`` last."""
     # Through JSON and back, so the dict is exactly what a log line holds (lists, not tuples).
     data: dict[str, Any] = msgspec.json.decode(
         msgspec.json.encode(to_serialised(event), enc_hook=encode_hook)
     )
-    return {"type": data.pop("type"), "v": SCHEMA_VERSION, **data}
+    return data
 
 
 class EventDecodeError(ValueError):
@@ -313,7 +327,7 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     tag = data.get("type")
     if not isinstance(tag, str) or tag not in EVENT_TYPES_BY_TAG:
         raise EventDecodeError(f"unknown event type {tag!r}; known: {sorted(EVENT_TYPES_BY_TAG)}")
-    version = data.get("v")
+    version = data.get("v", SCHEMA_VERSION)
     if version not in READABLE_SCHEMA_VERSIONS or type(version) is not int:
         raise EventDecodeError(
             f"unsupported schema version {version!r} for event type {tag!r} "

@@ -44,6 +44,7 @@ def sample(cls: type[Event]) -> Event:
         "RequestStatus": RequestStatus.RUNNING,
         "int | str | None": 9,
         "Mapping[str, int]": MappingProxyType({"a": 2}),
+        "Literal[1, 2]": SCHEMA_VERSION,
     }
     hints = typing.get_type_hints(cls)
     fields = {name: values[_type_name(hints[name])] for name in cls.__struct_fields__}
@@ -77,6 +78,7 @@ def test_events_are_frozen_untracked_structs_with_the_header_first() -> None:
     )
     for cls in EVENT_TYPES:
         assert cls.__struct_fields__[:3] == ("seq", "step", "ts_ns")
+        assert cls.__struct_fields__[-1] == "v" and event.v == SCHEMA_VERSION
         assert cls.__struct_config__.frozen and not cls.__struct_config__.gc
 
 
@@ -155,5 +157,5 @@ def test_a_version_1_log_reads_with_the_new_fields_at_their_defaults() -> None:
 def test_no_event_field_collides_with_a_key_the_log_adds_to_its_lines() -> None:
     # A merged log adds "engine", a slice "src_seq", structlog "event", "level", "timestamp".
     for cls in EVENT_TYPES:
-        added = {"engine", "src_seq", "v", "type", "event", "level", "timestamp"}
+        added = {"engine", "src_seq", "type", "event", "level", "timestamp"}
         assert not added & set(cls.__struct_fields__), cls

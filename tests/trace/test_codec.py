@@ -31,7 +31,7 @@ def test_lines_are_the_dict_form_and_read_back_equal(workload: Workload) -> None
         assert _codec.encode_line(event) == line + b"\n"
         decoded, envelope = _codec.decode_line(line)
         assert decoded == event and type(decoded) is type(event)
-        assert envelope.v == SCHEMA_VERSION and envelope.engine is None
+        assert decoded.v == SCHEMA_VERSION and envelope.engine is None
     assert _codec.decode_events(blob) == events
 
 
@@ -86,3 +86,11 @@ def test_damaged_lines_fail_exactly_when_the_dict_form_fails(
 def test_unknown_type_is_refused() -> None:
     with pytest.raises(msgspec.ValidationError, match="Invalid value 'x'"):
         _codec.decode_line(b'{"type": "x", "v": 2}')
+
+
+def test_an_older_version_reads_as_the_current_one_and_a_newer_is_refused() -> None:
+    event = ALL_EVENTS[3]
+    old = _codec.encode_line(event).replace(b'"v":2}', b'"v":1}')
+    assert _codec.decode_events(old) == [event] and _codec.decode_events(old)[0].v == 2
+    with pytest.raises(msgspec.ValidationError, match=r"Invalid enum value 3 - at `\$\[0\].v`"):
+        _codec.decode_events(old.replace(b'"v":1}', b'"v":3}'))

@@ -1,12 +1,12 @@
 """The one codec of the log: events to JSON Lines and back, with msgspec, a batch at a time.
 
 A line is ``minivllm.events.event_to_dict(event)`` as JSON: the type tag
-``type``, every field, and the schema version ``v`` (written last). msgspec's
-encoder writes the events (a StatusChanged as its serialised record, statuses
-by name) and its typed decoder of the tagged union reads them back, refusing a
-wrong type by itself: a string or a float for an int, an unknown tag. A line's
-*envelope* (``v``, and ``engine`` in a merged log) is read by a second
-decoder that skips everything else.
+``type``, every field, and the schema version ``v`` last. msgspec's encoder
+writes the events (a StatusChanged as its serialised record, statuses by
+name) and its typed decoder of the tagged union reads them back, refusing a
+wrong type by itself: a string or a float for an int, an unknown tag or
+version. A line of a merged log also names its engine (``engine``), which a
+second decoder reads when a chunk holds such lines.
 
 Encoding and decoding a list of events in one call is several times cheaper
 than one call per event: the sink encodes a step at a time, the reader
@@ -15,8 +15,9 @@ decodes a chunk of the file at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
+from typing import Any
 
 import msgspec
 
@@ -24,6 +25,7 @@ from minivllm.events import (
     SCHEMA_VERSION,
     Event,
     SerialisedEvent,
+    SerialisedStatusChanged,
     StatusChanged,
     encode_hook,
     event_to_dict,
@@ -41,7 +43,6 @@ __all__ = [
     "encode_line",
     "encode_line_with",
     "encode_lines",
-    "encode_object",
     "encode_object_with",
     "encode_serialised_lines",
 ]
@@ -51,61 +52,66 @@ ENGINE_KEY = "engine"
 
 _ENCODER = msgspec.json.Encoder(enc_hook=encode_hook)
 _DECODER = msgspec.json.Decoder(SerialisedEvent)
-# The version goes last in each line: a line ends in "}\n" and a raw newline
-# never occurs inside a JSON line (msgspec escapes it in strings), so this
-# replacement touches exactly the line ends.
-_LINE_END = b"}\n"
-_VERSIONED_LINE_END = b',"v":%d}\n' % SCHEMA_VERSION
+# What a chunk holds if a line in it may name its engine (a merged log): looked
+# for in the bytes before paying for a second decoding.
+_ENGINE_MEMBER = b'"%s":' % ENGINE_KEY.encode()
+_version_of = attrgetter("v")
 
 
 class Envelope(msgspec.Struct, frozen=True, gc=False):
-    """What a line says about itself: its schema version, and its engine in a merged log."""
+    """What a line says besides its event: its engine, in a merged log."""
 
-    v: Literal[1, 2]
     engine: str | None = None
 
 
 _ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
 
 
+def _replace_each(objs: list[Any], kind: type, convert: Callable[[Any], Any]) -> list[Any]:
+    """``objs`` with every object of type ``kind`` converted, in place.
+
+    There are a few of them in a hundred: they are found with C loops
+    (``list.count``, ``list.index``) rather than by looking at every object in Python.
+    """
+    types = list(map(type, objs))
+    i = 0
+    for _ in range(types.count(kind)):
+        i = types.index(kind, i)
+        objs[i] = convert(objs[i])
+        i += 1
+    return objs
+
+
 def _serialisable(events: Iterable[Event]) -> list[Any]:
-    return [e if type(e) is not StatusChanged else to_serialised(e) for e in events]
+    return _replace_each(list(events), StatusChanged, to_serialised)
 
 
 def encode_lines(events: Iterable[Event]) -> bytes:
     """JSON Lines for ``events``, one line each, in one call."""
-    return encode_serialised_lines(_serialisable(events))
+    return _ENCODER.encode_lines(_serialisable(events))
 
 
 def encode_serialised_lines(objs: Sequence[Any]) -> bytes:
     """JSON Lines for events already in their serialised form (``to_serialised``)."""
-    return _ENCODER.encode_lines(objs).replace(_LINE_END, _VERSIONED_LINE_END)
+    return _ENCODER.encode_lines(objs)
 
 
 def encode_line(event: Event) -> bytes:
     """One JSON Lines record (with its newline) for ``event``."""
-    return encode_lines((event,))
+    return encode_object_with(event, b"}\n")
+
+
+def encode_object_with(event: Event, rest: bytes) -> bytes:
+    """``event`` as a JSON object whose closing ``}`` is replaced by ``rest``."""
+    obj = event if type(event) is not StatusChanged else to_serialised(event)
+    return _ENCODER.encode(obj)[:-1] + rest
 
 
 def encode_line_with(event: Event, extra: Mapping[str, Any]) -> bytes:
     """One JSON Lines record for ``event`` with ``extra`` keys appended (readers ignore them)."""
-    tail = _ENCODER.encode(extra)  # b'{"engine":"a",...}'
-    line = encode_line(event)
-    return line[:-2] + b"," + tail[1:] + b"\n" if len(tail) > 2 else line
-
-
-def encode_object(event: Event) -> bytes:
-    """``event`` as one JSON object (a line without its newline)."""
-    return encode_object_with(event, b"}")
-
-
-def encode_object_with(event: Event, rest: bytes) -> bytes:
-    """``event`` as one JSON object followed by ``rest``: the members of another, and its ``}``."""
-    obj = event if type(event) is not StatusChanged else to_serialised(event)
-    return _ENCODER.encode(obj)[:-1] + _VERSION_MEMBER + rest
-
-
-_VERSION_MEMBER = b',"v":%d' % SCHEMA_VERSION
+    if not extra:
+        return encode_line(event)
+    return encode_object_with(event, b"," + _ENCODER.encode(extra)[1:] + b"\n")
 
 
 def encode_dict(event: Event) -> dict[str, Any]:
@@ -122,15 +128,19 @@ def decode_line(line: bytes) -> tuple[Event, Envelope]:
 
 
 def decode_events(lines: bytes) -> list[Event]:
-    """Every event of a run of whole JSON lines (blank lines skipped), without envelopes."""
-    return [from_serialised(obj) for obj in _DECODER.decode_lines(lines)]
+    """Every event of a run of whole JSON lines (blank lines skipped).
+
+    Raises as :func:`decode_line` does, for the first bad line.
+    """
+    decoded: list[Any] = _DECODER.decode_lines(lines)
+    if set(map(_version_of, decoded)) - {SCHEMA_VERSION}:  # a log of an older version
+        return [from_serialised(obj) for obj in decoded]
+    return _replace_each(decoded, SerialisedStatusChanged, SerialisedStatusChanged.to_event)
 
 
-def decode_envelopes(lines: bytes) -> list[Envelope]:
-    """Every line's envelope, in the order of :func:`decode_events`."""
-    return _ENVELOPE_DECODER.decode_lines(lines)
-
-
-def decode_batch(lines: bytes) -> tuple[Sequence[Event | Any], list[Envelope]]:
-    """Events (StatusChanged still as records: see ``from_serialised``) and envelopes."""
-    return _DECODER.decode_lines(lines), _ENVELOPE_DECODER.decode_lines(lines)
+def decode_envelopes(lines: bytes) -> list[Envelope] | None:
+    """Every line's envelope, in the order of :func:`decode_events`; None if no line has one."""
+    if _ENGINE_MEMBER not in lines:
+        return None
+    envelopes: list[Envelope] = _ENVELOPE_DECODER.decode_lines(lines)
+    return envelopes

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from minivllm.events import EVENT_TYPES, Event, encode_hook
+from minivllm.events import EVENT_TYPES, SCHEMA_VERSION, Event, encode_hook
 from minivllm.request import RequestStatus
 
 __all__ = ["Packed", "pack", "unpack"]
@@ -35,15 +35,15 @@ def _builder(cls: type[Event]) -> Callable[[list[Any]], Event]:
     fields = msgspec.structs.fields(cls)
     tuples = [i for i, f in enumerate(fields) if getattr(f.type, "__origin__", None) is tuple]
     statuses = [i for i, f in enumerate(fields) if f.type is RequestStatus]
-    if not tuples and not statuses:
-        return lambda values: cls(*values)
+    assert fields[-1].name == "v"  # the schema version, last and keyword-only
 
     def build(values: list[Any]) -> Event:
+        v = values.pop()
         for i in tuples:
             values[i] = tuple(values[i])
         for i in statuses:
             values[i] = RequestStatus(values[i])
-        return cls(*values)
+        return cls(*values) if v == SCHEMA_VERSION else cls(*values, v=v)
 
     return build
 

@@ -19,19 +19,24 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from collections.abc import Iterator
-from operator import attrgetter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
 
-from lifecycle_trace.log._codec import ENGINE_KEY, Envelope, decode_batch, decode_line
+from lifecycle_trace.log._codec import (
+    ENGINE_KEY,
+    Envelope,
+    decode_envelopes,
+    decode_events,
+    decode_line,
+)
 from minivllm.events import (
     EVENT_TYPES_BY_TAG,
     READABLE_SCHEMA_VERSIONS,
+    SCHEMA_VERSION,
     EngineConfigured,
     Event,
-    SerialisedStatusChanged,
 )
 
 __all__ = [
@@ -49,7 +54,7 @@ __all__ = [
 # line by line, to name the line and decide what to do with it.
 _CHUNK = 1 << 18
 _ANY = msgspec.json.Decoder()
-_engine_of = attrgetter("engine")
+_NO_ENGINE = Envelope()
 
 
 class CorruptLogError(ValueError):
@@ -94,7 +99,7 @@ def classify(path: str, number: int, line: bytes) -> CorruptLogError | Unsupport
     if not isinstance(tag, str) or tag not in EVENT_TYPES_BY_TAG:
         known = sorted(EVENT_TYPES_BY_TAG)
         return UnsupportedEventError(path, number, f"unknown event type {tag!r}; known: {known}")
-    version = data.get("v")
+    version = data.get("v", SCHEMA_VERSION)
     if type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
         readable = ", ".join(map(str, READABLE_SCHEMA_VERSIONS))
         return UnsupportedEventError(
@@ -180,11 +185,8 @@ class LogReader:
     def _chunk(self, chunk: bytes, number: int, tagged: bool) -> Iterator[list[Any]]:
         """The events (or records) of a run of whole lines, the first being line ``number + 1``."""
         try:
-            decoded, envelopes = decode_batch(chunk)
-            events = [
-                obj if type(obj) is not SerialisedStatusChanged else obj.to_event()
-                for obj in decoded
-            ]
+            events = decode_events(chunk)
+            envelopes = decode_envelopes(chunk) if tagged else None
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             yield from self._lines(chunk, number, tagged)
             return
@@ -195,16 +197,16 @@ class LogReader:
             self._pending = None
         if not tagged:
             yield events
-        elif not any(map(_engine_of, envelopes)) and EngineConfigured not in map(type, events):
+        elif envelopes is None and EngineConfigured not in map(type, events):
             # The usual case, a log of one engine: every line belongs to the current one.
             yield list(zip(itertools.repeat(self._engine), events))
         else:
-            yield self._tag(events, envelopes)
+            yield self._tag(events, envelopes or itertools.repeat(_NO_ENGINE))
 
-    def _tag(self, events: list[Event], envelopes: list[Envelope]) -> list[tuple[str, Event]]:
+    def _tag(self, events: list[Event], envelopes: Iterable[Envelope]) -> list[tuple[str, Event]]:
         records = []
         engine = self._engine
-        for event, envelope in zip(events, envelopes, strict=True):
+        for event, envelope in zip(events, envelopes, strict=False):  # envelopes may repeat
             tag = envelope.engine
             if tag is None:
                 if type(event) is EngineConfigured:
