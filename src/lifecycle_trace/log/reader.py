@@ -145,16 +145,18 @@ class LogReader:
 
     def records(self) -> Iterator[tuple[str, Event]]:
         """``(engine_id, event)`` pairs: the line's ``engine`` key, else the log's own engine."""
-        for batch in self.tagged_batches():
-            yield from batch
+        for engine, events in self.runs():
+            for event in events:
+                yield engine, event
 
     def batches(self) -> Iterator[list[Event]]:
         """The events a chunk of the file at a time (the cheapest way to read them all)."""
         return self._read(tagged=False)
 
-    def tagged_batches(self) -> Iterator[list[tuple[str, Event]]]:
-        """The ``(engine_id, event)`` records a chunk of the file at a time."""
-        return self._read(tagged=True)
+    def runs(self) -> Iterator[tuple[str, list[Event]]]:
+        """``(engine_id, events)``: consecutive events of one engine, at most a chunk of them."""
+        for runs in self._read(tagged=True):
+            yield from runs
 
     def _read(self, *, tagged: bool) -> Iterator[list[Any]]:
         if self._started:
@@ -199,12 +201,15 @@ class LogReader:
             yield events
         elif envelopes is None and EngineConfigured not in map(type, events):
             # The usual case, a log of one engine: every line belongs to the current one.
-            yield list(zip(itertools.repeat(self._engine), events))
+            yield [(self._engine, events)]
         else:
-            yield self._tag(events, envelopes or itertools.repeat(_NO_ENGINE))
+            yield self._runs(events, envelopes or itertools.repeat(_NO_ENGINE))
 
-    def _tag(self, events: list[Event], envelopes: Iterable[Envelope]) -> list[tuple[str, Event]]:
-        records = []
+    def _runs(
+        self, events: list[Event], envelopes: Iterable[Envelope]
+    ) -> list[tuple[str, list[Event]]]:
+        """Split ``events`` where the engine changes: a line's key, else the latest configured."""
+        runs: list[tuple[str, list[Event]]] = []
         engine = self._engine
         for event, envelope in zip(events, envelopes, strict=False):  # envelopes may repeat
             tag = envelope.engine
@@ -212,9 +217,11 @@ class LogReader:
                 if type(event) is EngineConfigured:
                     engine = event.engine_id
                 tag = engine
-            records.append((tag, event))
+            if not runs or runs[-1][0] != tag:
+                runs.append((tag, []))
+            runs[-1][1].append(event)
         self._engine = engine
-        return records
+        return runs
 
     def _lines(self, chunk: bytes, number: int, tagged: bool) -> Iterator[list[Any]]:
         """The chunk with a damaged line in it, one line at a time."""
@@ -231,7 +238,7 @@ class LogReader:
             if self._pending is not None:
                 self._damaged(*self._pending)
                 self._pending = None
-            yield self._tag([event], [envelope]) if tagged else [event]
+            yield self._runs([event], [envelope]) if tagged else [event]
 
     def _failed(self, number: int, line: bytes) -> tuple[int, CorruptLogError] | None:
         """Raise or skip a bad line now, or hold it back if it may be a cut-short last line."""

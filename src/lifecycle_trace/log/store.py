@@ -104,20 +104,21 @@ def replay(path: str | os.PathLike[str], *, lenient: bool = False) -> dict[str, 
     A merged log of several engines raises ``ValueError``: its request ids may
     collide; fold it with :func:`lifecycle_trace.streaming.iter_timelines`.
     """
-    return build_timelines(_one_engine(iter_jsonl(path, lenient=lenient).records(), path))
+    runs = _one_engine(iter_jsonl(path, lenient=lenient).runs(), path)
+    return build_timelines(itertools.chain.from_iterable(runs))
 
 
 def _one_engine(
-    records: Iterable[tuple[str, Event]], path: str | os.PathLike[str]
-) -> Iterator[Event]:
-    """The events of ``records``, refusing a second engine."""
-    engine: str | None = None
-    for tag, event in records:
-        if tag != engine:
-            if engine is not None:
-                raise ValueError(
-                    f"{os.fspath(path)}: a merged log of several engines ({engine!r}, {tag!r}); "
-                    f"fold it per engine with iter_timelines(iter_jsonl(path).records())"
-                )
-            engine = tag
-        yield event
+    runs: Iterable[tuple[str, list[Event]]], path: str | os.PathLike[str]
+) -> Iterator[list[Event]]:
+    """The events of ``runs``, refusing a second engine."""
+    first: str | None = None
+    for engine, events in runs:
+        if first is None:
+            first = engine
+        elif engine != first:
+            raise ValueError(
+                f"{os.fspath(path)}: a merged log of several engines ({first!r}, {engine!r}); "
+                f"fold it per engine with iter_timelines(iter_jsonl(path).records())"
+            )
+        yield events
