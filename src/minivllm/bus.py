@@ -37,9 +37,9 @@ class Channel:
     """The handlers of one event type and its emitter.
 
     Emitters ask ``handlers`` (a tuple) before they gather a payload, and call
-    ``emit(*payload)`` with the payload fields in declaration order (or by
-    keyword): it builds the event with the next header, delivers it to every
-    handler in order, and returns it.
+    ``emit(*payload)`` with the payload fields in declaration order: it builds
+    the event with the next header, delivers it to every handler in order,
+    and returns it. (By keyword: :meth:`EventBus.publish`.)
     """
 
     __slots__ = ("emit", "event_type", "handlers")
@@ -52,27 +52,30 @@ class Channel:
 
 def _emitter(bus: EventBus, channel: Channel, event_type: type[Event]) -> Callable[..., Event]:
     """The ``emit`` of one channel: a closure, so the hot path reads no attribute it can avoid."""
-    closes_step = event_type is StepFinished
+    clock = bus.clock
 
-    def emit(*payload: Any, **fields: Any) -> Event:
+    def emit(*payload: Any) -> Event:
         seq = bus._next_seq
-        if fields:
-            event = event_type(seq, bus.step, bus.clock(), *payload, **fields)
-        else:
-            # A concatenated tuple is the cheapest way to pass a header plus a payload of
-            # any length: a third cheaper than event_type(seq, step, ts, *payload).
-            event = event_type(*((seq, bus.step, bus.clock()) + payload))  # noqa: RUF005
+        # A concatenated tuple is the cheapest way to pass a header plus a payload of
+        # any length: a third cheaper than event_type(seq, step, ts, *payload).
+        event = event_type(*((seq, bus.step, clock()) + payload))  # noqa: RUF005
         bus._next_seq = seq + 1
         for handler in channel.handlers:
             try:
                 handler(event)
             except Exception as exc:
                 bus._handler_failed(handler, event, exc)
-        if closes_step:
-            bus.step = event.step + 1
         return event
 
-    return emit
+    if event_type is not StepFinished:
+        return emit
+
+    def emit_and_close_step(*payload: Any) -> Event:
+        event = emit(*payload)
+        bus.step = event.step + 1
+        return event
+
+    return emit_and_close_step
 
 
 class Subscription:
@@ -134,11 +137,11 @@ class EventBus:
     """Assigns each event its header (sequence number, step, timestamp) and delivers it.
 
     ``clock`` returns integer nanoseconds (``time.monotonic_ns`` by default;
-    pass a fake one for reproducible logs). ``step`` is the step new events
-    are stamped with; delivering or publishing a ``StepFinished`` moves it to
-    the next step. A handler that raises is logged once (per handler) and
-    counted in ``errors``; with ``raise_errors=True`` the exception propagates
-    instead, for tests.
+    pass a fake one for reproducible logs); it is fixed at construction.
+    ``step`` is the step new events are stamped with; delivering or publishing
+    a ``StepFinished`` moves it to the next step. A handler that raises is
+    logged once (per handler) and counted in ``errors``; with
+    ``raise_errors=True`` the exception propagates instead, for tests.
     """
 
     def __init__(
@@ -197,9 +200,9 @@ class EventBus:
             return bool(self._subscriptions)
         return bool(self.channel(event_type).handlers)
 
-    def emit(self, channel: Channel, *payload: Any, **fields: Any) -> Event:
+    def emit(self, channel: Channel, *payload: Any) -> Event:
         """Build the event of ``channel`` with the next header and deliver it in order."""
-        return channel.emit(*payload, **fields)
+        return channel.emit(*payload)
 
     def publish(self, event_type: type[Event], *payload: Any, **fields: Any) -> Event | None:
         """Emit an event of ``event_type`` if anyone listens; return it (or None).
@@ -215,7 +218,19 @@ class EventBus:
             if event_type is StepFinished:
                 self.step += 1
             return None
-        return ch.emit(*payload, **fields)
+        if not fields:
+            return ch.emit(*payload)
+        seq = self._next_seq
+        event = event_type(seq, self.step, self.clock(), *payload, **fields)
+        self._next_seq = seq + 1
+        for handler in ch.handlers:
+            try:
+                handler(event)
+            except Exception as exc:
+                self._handler_failed(handler, event, exc)
+        if event_type is StepFinished:
+            self.step = event.step + 1
+        return event
 
     def _handler_failed(self, handler: Handler, event: Event, exc: Exception) -> None:
         if self.raise_errors:
