@@ -240,3 +240,59 @@ def test_a_failing_observer_is_logged_with_its_source_traceback(
     text = logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
     assert 'File "<string>"' not in text
     assert "bus.py" in text and "in boom" in text and "observer bug" in text
+
+
+class _Routing:
+    """An observer that routes two types to its own lists and wants nothing else."""
+
+    def __init__(self) -> None:
+        self.counters: list[Event] = []
+        self.steps: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        raise AssertionError("routed observers are not called directly")
+
+    def handlers_for(self, event_types: tuple[type[Event], ...]) -> dict[type[Event], Any]:
+        return {CounterUpdated: self.counters.append, StepFinished: self.steps.append}
+
+
+def test_an_observer_routes_the_types_it_wants_and_gets_no_others() -> None:
+    observer = _Routing()
+    engine = engine_with(observer)
+    drive(engine)
+    assert observer.counters and observer.steps
+    assert {type(e) for e in observer.counters} == {CounterUpdated}
+    assert len(observer.steps) == engine.step_index
+    assert not engine.bus.has_subscribers(RequestAdded)
+    assert engine.bus.errors == {}
+
+
+def test_routing_is_validated() -> None:
+    class Bad:
+        def __call__(self, event: Event) -> None: ...
+
+        def handlers_for(self, event_types: tuple[type[Event], ...]) -> dict[type[Event], Any]:
+            return {CounterUpdated: 42}
+
+    bus = EventBus()
+    with pytest.raises(TypeError, match=r"handlers_for\(\) must map"):
+        bus.subscribe(Bad())
+    with pytest.raises(TypeError, match=r"handlers_for\(\) must map"):
+        bus.subscribe(_Routing(), RequestAdded)  # it routes types it was not given
+
+
+def test_a_failing_routed_handler_is_reported_under_the_observer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Failing(_Routing):
+        def handlers_for(self, event_types: tuple[type[Event], ...]) -> dict[type[Event], Any]:
+            def boom(event: Event) -> None:
+                raise RuntimeError("routed bug")
+
+            return dict.fromkeys(event_types, boom)
+
+    engine = engine_with(Failing())
+    with caplog.at_level(logging.ERROR, logger="minivllm.bus"):
+        engine.add_request([1])
+    ((name, count),) = engine.bus.errors.items()
+    assert name.endswith("Failing") and count == 2  # EngineConfigured, RequestAdded

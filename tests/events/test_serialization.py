@@ -159,3 +159,9 @@ def test_no_event_field_collides_with_a_key_the_log_adds_to_its_lines() -> None:
     for cls in EVENT_TYPES:
         added = {"engine", "src_seq", "type", "event", "level", "timestamp"}
         assert not added & set(cls.__struct_fields__), cls
+
+
+def test_a_form_without_a_version_reads_as_the_current_version() -> None:
+    data = event_to_dict(sample(CounterUpdated))
+    del data["v"]
+    assert event_from_dict(data) == sample(CounterUpdated)
