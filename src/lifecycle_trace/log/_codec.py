@@ -37,6 +37,7 @@ __all__ = [
     "ENGINE_KEY",
     "Envelope",
     "decode_envelopes",
+    "decode_event",
     "decode_events",
     "decode_line",
     "encode_dict",
@@ -119,12 +120,17 @@ def encode_dict(event: Event) -> dict[str, Any]:
     return event_to_dict(event)
 
 
-def decode_line(line: bytes) -> tuple[Event, Envelope]:
-    """One line's event and envelope; raises ``msgspec.ValidationError`` / ``DecodeError``.
+def decode_event(line: bytes) -> Event:
+    """One line's event; raises ``msgspec.ValidationError`` / ``DecodeError``.
 
     A status name that does not exist raises ``ValueError``.
     """
-    return from_serialised(_DECODER.decode(line)), _ENVELOPE_DECODER.decode(line)
+    return from_serialised(_DECODER.decode(line))
+
+
+def decode_line(line: bytes) -> tuple[Event, Envelope]:
+    """One line's event and envelope; raises as :func:`decode_event` does."""
+    return decode_event(line), _ENVELOPE_DECODER.decode(line)
 
 
 def decode_events(lines: bytes) -> list[Event]:

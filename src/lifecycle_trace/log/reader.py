@@ -28,6 +28,7 @@ from lifecycle_trace.log._codec import (
     ENGINE_KEY,
     Envelope,
     decode_envelopes,
+    decode_event,
     decode_events,
     decode_line,
 )
@@ -229,7 +230,7 @@ class LogReader:
             if not line.strip():
                 continue
             try:
-                event, envelope = decode_line(line)
+                event, envelope = decode_line(line) if tagged else (decode_event(line), _NO_ENGINE)
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
                 if self._pending is not None:
                     self._damaged(*self._pending)
