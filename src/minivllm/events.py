@@ -8,13 +8,13 @@ the bus clock) and a payload. Build one positionally or by keyword:
 ``CounterUpdated(seq, step, ts_ns, request_id, counter, old, new)``.
 
 The serialised form is a JSON object: the type tag ``type``, every field
-(statuses by name) and the schema version ``v``, which every event carries
-as its last field (a form without it is read as the current version). :func:`event_to_dict` and
-:func:`event_from_dict` are its dict form; ``lifecycle_trace`` writes and reads
-the same objects as JSON Lines with msgspec's encoder and typed decoder of
-:data:`SERIALISED_TYPES`. Only classes in :data:`EVENT_TYPES` are ever built
-from a tag, and a value of the wrong type (a string for an int, a float for an
-int) is refused.
+(statuses by name) and the schema version ``v``, which every event carries as
+its last field (a form without it is read as the current version).
+:func:`event_to_dict` and :func:`event_from_dict` are its dict form;
+``lifecycle_trace`` writes and reads the same objects as JSON Lines with
+msgspec's encoder and typed decoder of :data:`SERIALISED_TYPES`. Only classes
+in :data:`EVENT_TYPES` are ever built from a tag, and a value of the wrong type
+(a string for an int, a float for an int) is refused.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ READABLE_SCHEMA_VERSIONS: tuple[int, ...] = get_args(SchemaVersion)
 
 
 class _Header(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
+    """The fields the bus assigns, first in every event and in its serialised record."""
+
     seq: int
     step: int
     ts_ns: int
@@ -190,6 +192,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 
 for _cls in EVENT_TYPES:
     _cls.tag = str(_cls.__struct_config__.tag)
+del _cls
 
 EVENT_TYPES_BY_TAG: Mapping[str, type[Event]] = types.MappingProxyType(
     {cls.tag: cls for cls in EVENT_TYPES}
@@ -226,7 +229,10 @@ class SerialisedStatusChanged(_Header, frozen=True, gc=False, tag="status_change
     v: SchemaVersion = SCHEMA_VERSION
 
     def to_event(self) -> StatusChanged:
-        """The event, its statuses looked up by name (``ValueError`` on an unknown one)."""
+        """The event of the current schema version, statuses looked up by name.
+
+        An unknown status name raises ``ValueError``.
+        """
         return StatusChanged(
             self.seq,
             self.step,
@@ -238,7 +244,7 @@ class SerialisedStatusChanged(_Header, frozen=True, gc=False, tag="status_change
             self.num_tokens,
             self.num_output_tokens,
             self.stop_reason,
-        )  # of the current version, whatever version it was read from
+        )
 
     @classmethod
     def from_event(cls, event: StatusChanged) -> SerialisedStatusChanged:
