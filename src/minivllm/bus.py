@@ -42,12 +42,30 @@ class Channel:
     and returns it. (By keyword: :meth:`EventBus.publish`.)
     """
 
-    __slots__ = ("emit", "event_type", "handlers")
+    __slots__ = ("deliver", "emit", "event_type", "handlers")
 
     def __init__(self, bus: EventBus, event_type: type[Event]) -> None:
         self.event_type = event_type
         self.handlers: tuple[Handler, ...] = ()
+        # One call that hands an event to every handler: the handler itself when
+        # there is one (the usual case), else a loop. Replaced with ``handlers``.
+        self.deliver: Handler = _delivery(bus, ())
         self.emit: Callable[..., Event] = _emitter(bus, self, event_type)
+
+
+def _delivery(bus: EventBus, handlers: tuple[Handler, ...]) -> Handler:
+    """A callable that delivers an event to ``handlers`` in order, each one's errors caught."""
+    if len(handlers) == 1:
+        return handlers[0]  # the emitter catches its errors
+
+    def deliver_to_each(event: Event) -> None:
+        for handler in handlers:
+            try:
+                handler(event)
+            except Exception as exc:
+                bus._handler_failed(handler, event, exc)
+
+    return deliver_to_each
 
 
 def _emitter(bus: EventBus, channel: Channel, event_type: type[Event]) -> Callable[..., Event]:
@@ -60,11 +78,11 @@ def _emitter(bus: EventBus, channel: Channel, event_type: type[Event]) -> Callab
         # any length: a third cheaper than event_type(seq, step, ts, *payload).
         event = event_type(*((seq, bus.step, clock()) + payload))  # noqa: RUF005
         bus._next_seq = seq + 1
-        for handler in channel.handlers:
-            try:
-                handler(event)
-            except Exception as exc:
-                bus._handler_failed(handler, event, exc)
+        deliver = channel.deliver
+        try:
+            deliver(event)
+        except Exception as exc:
+            bus._handler_failed(deliver, event, exc)
         return event
 
     if event_type is not StepFinished:
@@ -183,7 +201,7 @@ class EventBus:
         self._subscriptions.append(sub)
         for t, target in sub.routes.items():
             ch = self._channels[t]
-            ch.handlers = (*ch.handlers, target)
+            self._set_handlers(ch, (*ch.handlers, target))
         return sub
 
     def _remove(self, sub: Subscription) -> None:
@@ -192,7 +210,11 @@ class EventBus:
             ch = self._channels[t]
             handlers = list(ch.handlers)
             handlers.remove(target)
-            ch.handlers = tuple(handlers)
+            self._set_handlers(ch, tuple(handlers))
+
+    def _set_handlers(self, channel: Channel, handlers: tuple[Handler, ...]) -> None:
+        channel.handlers = handlers
+        channel.deliver = _delivery(self, handlers)
 
     def has_subscribers(self, event_type: type[Event] | None = None) -> bool:
         """Whether anyone listens (to ``event_type``, or to anything)."""
@@ -223,11 +245,11 @@ class EventBus:
         seq = self._next_seq
         event = event_type(seq, self.step, self.clock(), *payload, **fields)
         self._next_seq = seq + 1
-        for handler in ch.handlers:
-            try:
-                handler(event)
-            except Exception as exc:
-                self._handler_failed(handler, event, exc)
+        deliver = ch.deliver
+        try:
+            deliver(event)
+        except Exception as exc:
+            self._handler_failed(deliver, event, exc)
         if event_type is StepFinished:
             self.step = event.step + 1
         return event
