@@ -134,6 +134,7 @@ class LogReader:
         self._started = False
         self._engine = ""  # the engine of lines without an engine key
         self._pending: tuple[int, CorruptLogError] | None = None
+        self._counted = (0, 0)  # (bytes, lines) of the file counted so far
 
     @property
     def complete(self) -> bool:
@@ -164,7 +165,7 @@ class LogReader:
             raise RuntimeError(f"{self.path}: a LogReader reads its log once; make a new one")
         self._started = True
         # An invalid-JSON line waits in _pending until we know whether it was the last.
-        number = 0  # lines before the current chunk
+        offset = 0  # bytes before the current chunk
         rest = b""
         with open(self.path, "rb") as f:
             while block := f.read(_CHUNK):
@@ -172,10 +173,10 @@ class LogReader:
                 cut = block.rfind(b"\n") + 1
                 chunk, rest = block[:cut], block[cut:]
                 if chunk:
-                    yield from self._chunk(chunk, number, tagged)
-                    number += chunk.count(b"\n")
+                    yield from self._chunk(chunk, offset, tagged)
+                    offset += len(chunk)
         if rest:
-            yield from self._chunk(rest, number, tagged)
+            yield from self._chunk(rest, offset, tagged)
         if self._pending is not None:
             last = self._pending[0]
             self.truncated_line = last
@@ -185,13 +186,25 @@ class LogReader:
                 stacklevel=3,
             )
 
-    def _chunk(self, chunk: bytes, number: int, tagged: bool) -> Iterator[list[Any]]:
-        """The events (or records) of a run of whole lines, the first being line ``number + 1``."""
+    def _lines_before(self, offset: int) -> int:
+        """How many lines the file has before byte ``offset`` (counted only for damage reports)."""
+        counted, lines = self._counted
+        with open(self.path, "rb") as f:
+            f.seek(counted)
+            while counted < offset:
+                block = f.read(min(_CHUNK, offset - counted))
+                lines += block.count(b"\n")
+                counted += len(block)
+        self._counted = (counted, lines)
+        return lines
+
+    def _chunk(self, chunk: bytes, offset: int, tagged: bool) -> Iterator[list[Any]]:
+        """The events (or records) of a run of whole lines starting at byte ``offset``."""
         try:
             events = decode_events(chunk)
             envelopes = decode_envelopes(chunk) if tagged else None
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-            yield from self._lines(chunk, number, tagged)
+            yield from self._lines(chunk, self._lines_before(offset), tagged)
             return
         if not events:
             return
@@ -225,7 +238,7 @@ class LogReader:
         return runs
 
     def _lines(self, chunk: bytes, number: int, tagged: bool) -> Iterator[list[Any]]:
-        """The chunk with a damaged line in it, one line at a time."""
+        """The chunk with a damaged line in it, one line at a time; its first is line number + 1."""
         for offset, line in enumerate(chunk.split(b"\n"), number + 1):
             if not line.strip():
                 continue
