@@ -1,23 +1,5 @@
 """Moved to :mod:`lifecycle_trace.log.reader`; this name keeps old imports working."""
 
-from lifecycle_trace.log.reader import (
-    ENGINE_KEY,
-    CorruptLogError,
-    LogReader,
-    SkippedLineWarning,
-    TruncatedLogWarning,
-    UnsupportedEventError,
-    classify,
-    iter_jsonl,
-)
-
-__all__ = [
-    "ENGINE_KEY",
-    "CorruptLogError",
-    "LogReader",
-    "SkippedLineWarning",
-    "TruncatedLogWarning",
-    "UnsupportedEventError",
-    "classify",
-    "iter_jsonl",
-]
+from lifecycle_trace.log.reader import *  # noqa: F403
+from lifecycle_trace.log.reader import __all__ as __all__
+from lifecycle_trace.log.reader import classify as classify
