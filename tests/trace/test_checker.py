@@ -376,6 +376,53 @@ def test_unchunked_whole_prompt() -> None:
     assert "256 of its 600 remaining tokens" in violations[0].message
 
 
+def _engine_log(requests: Sequence[tuple[str, int, int]], **engine: Any) -> list[Event]:
+    """The log of a run of ``(request id, prompt length, priority)`` requests, all at step 0."""
+    log: list[Event] = []
+    llm = LLMEngine(DummyModelRunner(token_id=7), observers=[log.append], **engine)
+    for rid, length, priority in requests:
+        llm.add_request([1] * length, SamplingParams(max_tokens=None), rid, priority=priority)
+    while llm.has_unfinished_requests():
+        llm.step()
+    return log
+
+
+def test_priority_order() -> None:
+    base = _engine_log(
+        [("r0", 3, 2), ("r1", 3, 0), ("r2", 3, 1)],
+        max_num_seqs=1,
+        max_num_batched_tokens=8,
+        max_model_len=8,
+        block_size=4,
+        num_gpu_blocks=8,
+        policy="priority",
+    )
+    assert check(base) == []
+    # Had r0 asked for priority -1, admitting r1, then r2, before it breaks the policy.
+    i = index_of(base, RequestAdded, request_id="r0")
+    violations = check(replace(base, i, priority=-1))
+    assert summary(violations) == [("priority_order", "r1", 0), ("priority_order", "r2", 5)]
+    assert "(0, 1)" in violations[0].message and "r0 waited with (-1, 0)" in violations[0].message
+
+
+def test_full_sequence_gate() -> None:
+    # Without the gate the engine admits r1 with a chunk that fits while its whole
+    # sequence does not; a log that says the gate was on cannot show that.
+    base = _engine_log(
+        [("r0", 1, 0), ("r1", 1, 0)],
+        max_num_seqs=2,
+        max_num_batched_tokens=2,
+        block_size=1,
+        num_gpu_blocks=6,
+        max_model_len=5,
+        scheduler_reserve_full_isl=False,
+    )
+    assert check(base) == []
+    violations = check(replace(base, 0, scheduler_reserve_full_isl=True))
+    assert [v.invariant for v in violations] == ["full_sequence_gate"]
+    assert "needing" in violations[0].message
+
+
 def test_cached_tokens() -> None:
     base = list(reference_log("a"))
     i = index_of(base, StatusChanged, request_id="r0", new_status=S.RUNNING)

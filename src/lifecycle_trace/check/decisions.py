@@ -109,14 +109,13 @@ class StepView:
 
     @property
     def policy(self) -> str:
-        """The scheduling policy (``fcfs`` for logs that predate the field)."""
-        return str(getattr(self.config, "policy", "fcfs"))
+        """The scheduling policy, ``fcfs`` or ``priority``."""
+        return self.config.policy
 
     @property
-    def full_sequence_must_fit(self) -> bool | None:
-        """``scheduler_reserve_full_isl``, or None if the log does not say."""
-        value = getattr(self.config, "scheduler_reserve_full_isl", None)
-        return None if value is None else bool(value)
+    def full_sequence_must_fit(self) -> bool:
+        """``scheduler_reserve_full_isl``: admission needs room for the whole sequence."""
+        return self.config.scheduler_reserve_full_isl
 
     def free_blocks(self) -> int | None:
         """Free KV blocks by the log, or None with prefix caching (shared blocks count once)."""
@@ -193,7 +192,7 @@ def full_sequence_gate(
 ) -> None:
     """With the gate on (and caching off), the whole sequence fit the free blocks."""
     config = view.config
-    if view.full_sequence_must_fit is not True or config.enable_prefix_caching:
+    if not view.full_sequence_must_fit or config.enable_prefix_caching:
         return
     # The admission's own blocks were allocated just before its status change.
     free_before = config.num_gpu_blocks - 1 - (view.fold.num_blocks_held - admitted.num_blocks)
@@ -232,8 +231,7 @@ def admission_complete(view: StepView, finished: StepFinished, report: Report) -
         return
     if free is not None:
         chunk = min(most, left)
-        whole = view.full_sequence_must_fit is not False
-        tokens = head.num_tokens if whole else chunk
+        tokens = head.num_tokens if view.full_sequence_must_fit else chunk
         need = _cdiv(min(tokens, config.max_model_len), config.block_size)
         if need > free:
             return
@@ -336,7 +334,7 @@ class DecisionRules:
             view.scheduling_over = False
             view.snapshot = None
         elif isinstance(event, RequestAdded):
-            self.priorities[event.request_id] = (int(getattr(event, "priority", 0)), self._arrivals)
+            self.priorities[event.request_id] = (event.priority, self._arrivals)
             self._arrivals += 1
         elif isinstance(event, StepFinished):
             self._end_of_scheduling(view)

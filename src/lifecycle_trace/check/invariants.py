@@ -87,7 +87,8 @@ EVENT_RULES: Mapping[str, str] = MappingProxyType(
         "tokens in a step (when it is set)",
         "max_num_seqs": "running requests <= max_num_seqs",
         "no_admission_after_preemption": "no waiting request is admitted in a step that preempted",
-        "preempt_last": "the preempted request is the last of the running queue",
+        "preempt_last": "the preempted request is the last of the running queue (under the "
+        "priority policy: the running request with the highest (priority, arrival))",
         "kv_accounting": "KV blocks used + free == usable blocks, and used blocks agree "
         "with the blocks the requests hold",
         "request_blocks": "a request frees exactly the blocks it holds; between steps only "
@@ -119,6 +120,7 @@ class _Req:
         "decoding",
         "max_tokens",
         "min_tokens",
+        "priority",
         "prompt",
         "request_id",
         "reverted",
@@ -137,6 +139,7 @@ class _Req:
         self.prompt = ev.num_prompt_tokens
         self.max_tokens = ev.max_tokens
         self.min_tokens = ev.min_tokens
+        self.priority = ev.priority
         self.status = _W
         self.status_seq = ev.seq
         self.computed = 0
@@ -357,15 +360,8 @@ class EventRules:
                 f"{r.tokens}/{r.tokens - r.prompt}",
             )
         if old is _R:
-            if new is _P and next(reversed(self._running)) != rid:
-                self._add(
-                    "preempt_last",
-                    rid,
-                    ev,
-                    (ev.seq,),
-                    f"preempted, but {next(reversed(self._running))} was behind it in the "
-                    f"running queue",
-                )
+            if new is _P:
+                self._check_victim(r, ev)
             self._running.pop(rid, None)
         elif old is _W or old is _P:
             self._num_waiting -= 1
@@ -383,6 +379,31 @@ class EventRules:
             self._num_waiting += 1
         r.status = new
         r.status_seq = ev.seq
+
+    def _check_victim(self, r: _Req, ev: StatusChanged) -> None:
+        cfg = self._config
+        if cfg is not None and cfg.policy == "priority":
+            # vLLM: max(running, key=(priority, arrival_time)); arrival is add order here.
+            victim = max(self._running.values(), key=lambda q: (q.priority, q.added_seq))
+            if victim is not r:
+                self._add(
+                    "preempt_last",
+                    r.request_id,
+                    ev,
+                    (ev.seq,),
+                    f"preempted with (priority, arrival) ({r.priority}, {r.added_seq}), but "
+                    f"{victim.request_id} ran with ({victim.priority}, {victim.added_seq})",
+                )
+            return
+        last = next(reversed(self._running))
+        if last != r.request_id:
+            self._add(
+                "preempt_last",
+                r.request_id,
+                ev,
+                (ev.seq,),
+                f"preempted, but {last} was behind it in the running queue",
+            )
 
     def _admit(self, r: _Req, ev: StatusChanged) -> None:
         rid = r.request_id
