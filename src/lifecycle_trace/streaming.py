@@ -30,8 +30,13 @@ _engine_of = itemgetter(0)
 _event_of = itemgetter(1)
 
 
-def check_records(records: Iterable[Record]) -> dict[str, list[Violation]]:
-    """Check each engine's events with its own checker; every violation, by engine id."""
+def check_records(
+    records: Iterable[Record], *, decisions: bool = True
+) -> dict[str, list[Violation]]:
+    """Check each engine's events with its own checker; every violation, by engine id.
+
+    ``decisions=False`` checks the event rules only (for a slice of a log).
+    """
     from lifecycle_trace.check import (
         InvariantChecker,  # imported on first use, as the package does
     )
@@ -42,7 +47,7 @@ def check_records(records: Iterable[Record]) -> dict[str, list[Violation]]:
         for engine, group in itertools.groupby(chunk, key=_engine_of):
             checker = checkers.get(engine)
             if checker is None:
-                checker = checkers[engine] = InvariantChecker()
+                checker = checkers[engine] = InvariantChecker(decisions)
             for event in map(_event_of, group):
                 checker(event)
     return {engine: checker.finish() for engine, checker in checkers.items()}
