@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from policy_mutants import ALL_MUTANTS, part_of  # noqa: E402
 
@@ -77,7 +77,9 @@ def run_one(
     env["CI"] = "true"
     env["HYPOTHESIS_PROFILE"] = "ci" if shrink else "ci-no-shrink"
     env["MINIVLLM_MUTANT"] = name
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(HERE), str(HERE.parent), env.get("PYTHONPATH")])
+    )
     command = [
         sys.executable,
         "-m",

@@ -423,6 +423,87 @@ def test_full_sequence_gate() -> None:
     assert "needing" in violations[0].message
 
 
+# -- block and token rules -----------------------------------------------------------
+
+
+def test_lru_order() -> None:
+    base = list(reference_log("c"))
+    i = index_of(base, BlocksAllocated, request_id="r0")
+    fresh = base[i].block_ids  # type: ignore[attr-defined]
+    assert fresh == (1, 2, 3)
+    violations = check(replace(base, i, block_ids=(2, 1, 3)))
+    assert summary(violations)[0] == ("lru_order", "r0", 0)
+    assert "head of the free list was [1, 2, 3]" in violations[0].message
+    assert {v.invariant for v in violations} == {"lru_order"}
+
+
+def _hit_log() -> list[Event]:
+    """r1 arrives after r0 finished and hits r0's first (cached) block."""
+    log: list[Event] = []
+    llm = LLMEngine(
+        DummyModelRunner(token_id=7),
+        observers=[log.append],
+        enable_prefix_caching=True,
+        block_size=4,
+        max_model_len=16,
+        num_gpu_blocks=9,
+    )
+    params = SamplingParams(max_tokens=2)
+    llm.add_request([1] * 8, params, "r0")
+    while llm.has_unfinished_requests():
+        llm.step()
+    llm.add_request([1] * 8, params, "r1")
+    while llm.has_unfinished_requests():
+        llm.step()
+    return log
+
+
+def test_prefix_cache_hit() -> None:
+    base = _hit_log()
+    assert check(base) == []
+    i = index_of(base, BlocksAllocated, request_id="r1")
+    assert base[i].cached_block_ids  # type: ignore[attr-defined]
+    violations = check(replace(base, i, cached_block_hashes=(12345,)))
+    assert summary(violations) == [("prefix_cache_hit", "r1", base[i].step)]
+    assert "under hash 12345" in violations[0].message
+
+
+def _stop_log(**params: Any) -> list[Event]:
+    log: list[Event] = []
+    llm = LLMEngine(DummyModelRunner(token_id=7), observers=[log.append], max_model_len=16)
+    llm.add_request([1, 2], SamplingParams(max_tokens=4, **params), "r0")
+    while llm.has_unfinished_requests():
+        llm.step()
+    return log
+
+
+def test_stop_tokens_stop_without_a_stop_token() -> None:
+    base = _stop_log(stop_token_ids=[7])
+    assert check(base) == []
+    i = index_of(base, RequestAdded, request_id="r0")
+    violations = check(replace(base, i, stop_token_ids=()))
+    assert summary(violations) == [("stop_tokens", "r0", 0)]
+    assert "stop_reason 7" in violations[0].message
+
+
+def test_stop_tokens_a_stop_token_that_did_not_stop() -> None:
+    base = _stop_log()
+    i = index_of(base, RequestAdded, request_id="r0")
+    violations = check(replace(base, i, stop_token_ids=(7,)))
+    # Every 7 it sampled should have stopped it, the first already.
+    assert summary(violations) == [("stop_tokens", "r0", step) for step in range(4)]
+    assert "sampled 7 as output 1" in violations[0].message
+
+
+def test_stop_string() -> None:
+    base = _stop_log(stop=["\x07"])
+    assert check(base) == []
+    i = index_of(base, CounterUpdated, counter="num_tokens")
+    violations = check(replace(base, i, token_id=8))
+    assert summary(violations) == [("stop_string", "r0", 0)]
+    assert "does not complete it" in violations[0].message
+
+
 def test_cached_tokens() -> None:
     base = list(reference_log("a"))
     i = index_of(base, StatusChanged, request_id="r0", new_status=S.RUNNING)

@@ -38,6 +38,7 @@ from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
 from minivllm.events import (
     BlocksAllocated,
+    BlocksCached,
     BlocksFreed,
     CounterUpdated,
     EngineConfigured,
@@ -124,7 +125,8 @@ class _EngineSlice:
         if isinstance(event, RequestAdded):
             kept = fold.live.get(event.request_id)
             return self.renumber(event) if kept is not None and kept.life == event.seq else None
-        if not isinstance(event, StatusChanged | CounterUpdated | BlocksAllocated | BlocksFreed):
+        per_request = StatusChanged | CounterUpdated | BlocksAllocated | BlocksFreed | BlocksCached
+        if not isinstance(event, per_request):
             raise TypeError(f"not an engine event: {event!r}")
         return self.renumber(event) if event.request_id in fold.live else None
 

@@ -402,7 +402,7 @@ class Scheduler(SchedulerInterface):
         request._all_token_ids.append(output_token_id)
         request.num_tokens += 1
         if self._on_counter.handlers:
-            self._emit_counter(request, "num_tokens", request.num_tokens - 1)
+            self._emit_sampled(request)
 
         # Check for stop and update request state.
         # This must be called before we make the EngineCoreOutput.
@@ -518,6 +518,13 @@ class Scheduler(SchedulerInterface):
         """Emit the change of ``counter`` from ``old`` to its current value on ``request``."""
         if self._on_counter.handlers:
             self._on_counter.emit(request.request_id, counter, old, getattr(request, counter))
+
+    def _emit_sampled(self, request: Request) -> None:
+        """Emit the ``num_tokens`` change of a sampled token, with the token."""
+        if self._on_counter.handlers:
+            n = request.num_tokens
+            token = request._output_token_ids[-1]
+            self._on_counter.emit(request.request_id, "num_tokens", n - 1, n, token)
 
     def _emit_admitted(self, request: Request) -> None:
         """Emit an admission's counter changes; record minivllm's ``num_cached_tokens``."""
