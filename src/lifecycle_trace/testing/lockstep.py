@@ -61,6 +61,11 @@ class StepObserver:
             self.step_finished = event
 
 
+def _finishes(finished: dict[str, tuple[RequestStatus, int | str | None]]) -> str:
+    shown = (f"{rid}: {status.name} ({reason!r})" for rid, (status, reason) in finished.items())
+    return "{" + ", ".join(shown) + "}"
+
+
 def _show(mapping: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
 
@@ -175,7 +180,12 @@ class Lockstep:
                 "reference.scheduled", _show(scheduled), _show(dict(want.scheduled)), "scheduled"
             )
         if seen.finished != dict(want.finished):
-            differ("reference.finished", seen.finished, dict(want.finished), "finished")
+            differ(
+                "reference.finished",
+                _finishes(seen.finished),
+                _finishes(dict(want.finished)),
+                "finished",
+            )
         free = finished.num_free_blocks if finished is not None else None
         if free != self.reference.kv.num_free_blocks:
             differ(
