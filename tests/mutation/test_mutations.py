@@ -16,11 +16,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis.stateful import run_state_machine_as_test
 from policy_mutants import ALL_MUTANTS, Lines, Wrap
 from run_mutants import known_rules
 
+from helpers.corners import CORNERS
 from helpers.mutants import Mutant
 from lifecycle_trace.testing import EngineStateMachine, Scenario, check_scenario, scenarios
 
@@ -33,7 +34,7 @@ SEARCH = settings(
     database=None,
     deadline=None,
     report_multiple_bugs=False,
-    phases=[Phase.generate],
+    phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
 RULES = known_rules()
@@ -52,6 +53,10 @@ def counterexample() -> str | None:
     @given(scenario=scenarios())
     def property_holds(scenario: Scenario) -> None:
         check_scenario(scenario)
+
+    # As the scenario property does: the rarely reached corners first.
+    for corner in CORNERS.values():
+        property_holds = example(scenario=corner)(property_holds)
 
     try:
         property_holds()

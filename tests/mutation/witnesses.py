@@ -12,70 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from lifecycle_trace.testing import FakeClock, Scenario, ScriptedSampler
-from minivllm.config import EngineConfig
+from helpers.corners import config, scenario
+from lifecycle_trace.testing import FakeClock, Scenario
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import StepFinished
-from minivllm.sampling_params import RequestOutputKind, SamplingParams
-from minivllm.workload import WorkloadRequest
+from minivllm.sampling_params import RequestOutputKind
 
 __all__ = ["WITNESSES", "behaviour"]
-
-
-def _config(
-    seqs: int,
-    budget: int,
-    block_size: int,
-    blocks: int,
-    max_model_len: int,
-    *,
-    chunked: bool = False,
-    threshold: int = 0,
-    caching: bool = False,
-    full_isl: bool = False,
-    async_: bool = False,
-    policy: str = "fcfs",
-) -> EngineConfig:
-    return EngineConfig(
-        max_num_seqs=seqs,
-        max_num_batched_tokens=budget,
-        block_size=block_size,
-        num_gpu_blocks=blocks,
-        max_model_len=max_model_len,
-        enable_chunked_prefill=chunked,
-        long_prefill_token_threshold=threshold,
-        enable_prefix_caching=caching,
-        scheduler_reserve_full_isl=full_isl,
-        async_scheduling=async_,
-        policy=policy,
-    )
-
-
-def _scenario(
-    config: EngineConfig,
-    *requests: tuple[int | list[int], dict[str, Any]] | int,
-    script: dict[str, dict[int, int]] | None = None,
-    aborts: dict[str, int] | None = None,
-    arrivals: dict[str, int] | None = None,
-    priorities: dict[str, int] | None = None,
-) -> Scenario:
-    """Requests ``r0, r1, ...``: a prompt length (tokens 10) or token list, and sampling kwargs."""
-    built = []
-    for i, spec in enumerate(requests):
-        prompt, params = (spec, {}) if isinstance(spec, int) else spec
-        tokens = [10] * prompt if isinstance(prompt, int) else prompt
-        rid = f"r{i}"
-        built.append(
-            WorkloadRequest(
-                id=rid,
-                prompt_token_ids=tokens,
-                sampling_params=SamplingParams(**{"max_tokens": None, **params}),
-                abort=(aborts or {}).get(rid),
-                arrival=(arrivals or {}).get(rid, 0),
-                priority=(priorities or {}).get(rid, 0),
-            )
-        )
-    return Scenario(config, tuple(built), ScriptedSampler(script or {}))
 
 
 def behaviour(scenario: Scenario, max_steps: int = 200) -> list[Any]:
@@ -129,131 +72,129 @@ _TWO = (1, 1)
 _A, _B = ord("a"), ord("b")
 
 WITNESSES: dict[str, Scenario] = {
-    "no reset of num_computed_tokens on preemption": _scenario(_config(2, 3, 1, 4, 3), *_TWO),
-    "admit waiting requests in a step that preempted": _scenario(
-        _config(2, 3, 1, 4, 3, threshold=1), *_TWO
+    "no reset of num_computed_tokens on preemption": scenario(config(2, 3, 1, 4, 3), *_TWO),
+    "admit waiting requests in a step that preempted": scenario(
+        config(2, 3, 1, 4, 3, threshold=1), *_TWO
     ),
-    "preempt the first running request instead of the last": _scenario(
-        _config(2, 3, 1, 4, 3), *_TWO
+    "preempt the first running request instead of the last": scenario(config(2, 3, 1, 4, 3), *_TWO),
+    "off-by-one token budget": scenario(config(1, 1, 1, 46, 45, chunked=True), 2),
+    "leak a block on abort": scenario(config(1, 3, 1, 4, 3), *_TWO, aborts={"r0": 1}),
+    "finish one token past max_tokens": scenario(config(1, 3, 1, 4, 3), (1, {"max_tokens": 1})),
+    "forget to free blocks on finish": scenario(config(1, 2, 1, 3, 2), 1),
+    "prefix-cache hit on the whole prompt": scenario(
+        config(1, 1, 1, 3, 2, chunked=True, caching=True), *_TWO
     ),
-    "off-by-one token budget": _scenario(_config(1, 1, 1, 46, 45, chunked=True), 2),
-    "leak a block on abort": _scenario(_config(1, 3, 1, 4, 3), *_TWO, aborts={"r0": 1}),
-    "finish one token past max_tokens": _scenario(_config(1, 3, 1, 4, 3), (1, {"max_tokens": 1})),
-    "forget to free blocks on finish": _scenario(_config(1, 2, 1, 3, 2), 1),
-    "prefix-cache hit on the whole prompt": _scenario(
-        _config(1, 1, 1, 3, 2, chunked=True, caching=True), *_TWO
+    "cache-hit blocks in the free queue not counted as allocations": scenario(
+        config(2, 19, 1, 20, 19, caching=True), 1, 2
     ),
-    "cache-hit blocks in the free queue not counted as allocations": _scenario(
-        _config(2, 19, 1, 20, 19, caching=True), 1, 2
+    "admit beyond max_num_seqs": scenario(config(1, 2, 1, 3, 2), *_TWO),
+    "admit the shortest waiting prompt first": scenario(config(1, 5, 1, 6, 5), 2, 1),
+    "preempted request goes to the back of waiting": scenario(config(3, 3, 1, 4, 3), 1, 1, 1),
+    "a waiting request that does not fit moves to the back of the queue": scenario(
+        config(3, 3, 1, 3, 2), 1, 1, 1, 1, 1
     ),
-    "admit beyond max_num_seqs": _scenario(_config(1, 2, 1, 3, 2), *_TWO),
-    "admit the shortest waiting prompt first": _scenario(_config(1, 5, 1, 6, 5), 2, 1),
-    "preempted request goes to the back of waiting": _scenario(_config(3, 3, 1, 4, 3), 1, 1, 1),
-    "a waiting request that does not fit moves to the back of the queue": _scenario(
-        _config(3, 3, 1, 3, 2), 1, 1, 1, 1, 1
+    "cache-hit tokens charged to the token budget": scenario(
+        config(2, 2, 1, 4, 3, chunked=True, caching=True), 1, 1, 1
     ),
-    "cache-hit tokens charged to the token budget": _scenario(
-        _config(2, 2, 1, 4, 3, chunked=True, caching=True), 1, 1, 1
+    "running requests not capped by the remaining budget": scenario(
+        config(1, 1, 1, 5, 4, chunked=True), 3
     ),
-    "running requests not capped by the remaining budget": _scenario(
-        _config(1, 1, 1, 5, 4, chunked=True), 3
+    "requests admitted this step counted twice against max_num_seqs": scenario(
+        config(2, 2, 1, 3, 2), *_TWO
     ),
-    "requests admitted this step counted twice against max_num_seqs": _scenario(
-        _config(2, 2, 1, 3, 2), *_TWO
+    "a partial prefill with chunked prefill off": scenario(config(2, 10, 1, 11, 10), 5, 6),
+    "chunked-prefill-off check ignores the long-prefill cap": scenario(
+        config(3, 4, 1, 5, 4, threshold=1), 1, 1, 3
     ),
-    "a partial prefill with chunked prefill off": _scenario(_config(2, 10, 1, 11, 10), 5, 6),
-    "chunked-prefill-off check ignores the long-prefill cap": _scenario(
-        _config(3, 4, 1, 5, 4, threshold=1), 1, 1, 3
+    "long-prefill threshold not applied to running requests": scenario(
+        config(1, 4, 1, 5, 4, threshold=1), 3
     ),
-    "long-prefill threshold not applied to running requests": _scenario(
-        _config(1, 4, 1, 5, 4, threshold=1), 3
+    "full-sequence admission gate dropped": scenario(
+        config(2, 2, 1, 6, 5, chunked=True, full_isl=True), *_TWO
     ),
-    "full-sequence admission gate dropped": _scenario(
-        _config(2, 2, 1, 6, 5, chunked=True, full_isl=True), *_TWO
+    "full-sequence admission gate ignores prefix-cache hits": scenario(
+        config(2, 5, 1, 6, 5, caching=True, full_isl=True), *_TWO
     ),
-    "full-sequence admission gate ignores prefix-cache hits": _scenario(
-        _config(2, 5, 1, 6, 5, caching=True, full_isl=True), *_TWO
+    "a resumed request skips the prefix-cache lookup": scenario(
+        config(2, 5, 1, 6, 5, caching=True), *_TWO
     ),
-    "a resumed request skips the prefix-cache lookup": _scenario(
-        _config(2, 5, 1, 6, 5, caching=True), *_TWO
+    "prefix-cache hits capped at the prompt, not at all tokens": scenario(
+        config(2, 5, 1, 6, 5, caching=True), *_TWO
     ),
-    "prefix-cache hits capped at the prompt, not at all tokens": _scenario(
-        _config(2, 5, 1, 6, 5, caching=True), *_TWO
+    "a decode that fills a block does not cache it": scenario(
+        config(4, 4, 4, 3, 6, chunked=True, caching=True), 1, 3
     ),
-    "a decode that fills a block does not cache it": _scenario(
-        _config(4, 4, 4, 3, 6, chunked=True, caching=True), 1, 3
-    ),
-    "a finished request's blocks freed head first": _scenario(
-        _config(2, 4, 1, 5, 4, threshold=1, caching=True),
+    "a finished request's blocks freed head first": scenario(
+        config(2, 4, 1, 5, 4, threshold=1, caching=True),
         (1, {"ignore_eos": True}),
         1,
         script={"r0": {0: 257}},
     ),
-    "a reused cached block keeps its stale hash": _scenario(
-        _config(2, 8, 1, 9, 8, caching=True), *_TWO
+    "a reused cached block keeps its stale hash": scenario(
+        config(2, 8, 1, 9, 8, caching=True), *_TWO
     ),
-    "block hash ignores the parent block": _scenario(_config(2, 6, 1, 7, 6, caching=True), *_TWO),
-    "new blocks taken from the tail of the free queue (MRU eviction)": _scenario(
-        _config(2, 4, 1, 5, 4, threshold=1, caching=True),
+    "block hash ignores the parent block": scenario(config(2, 6, 1, 7, 6, caching=True), *_TWO),
+    "new blocks taken from the tail of the free queue (MRU eviction)": scenario(
+        config(2, 4, 1, 5, 4, threshold=1, caching=True),
         (1, {"ignore_eos": True}),
         1,
         script={"r0": {0: 257}},
     ),
-    "a prefix-cache hit on a free block stays in the free queue": _scenario(
-        _config(2, 3, 1, 4, 3, caching=True), *_TWO
+    "a prefix-cache hit on a free block stays in the free queue": scenario(
+        config(2, 3, 1, 4, 3, caching=True), *_TWO
     ),
-    "stop token honoured before min_tokens": _scenario(
-        _config(1, 3, 1, 4, 3),
+    "stop token honoured before min_tokens": scenario(
+        config(1, 3, 1, 4, 3),
         (1, {"min_tokens": 2, "stop_token_ids": [1]}),
         script={"r0": {0: 1}},
     ),
-    "stop token's stop_reason not recorded": _scenario(
-        _config(1, 3, 1, 4, 3), (1, {"stop_token_ids": [1]}), script={"r0": {0: 1}}
+    "stop token's stop_reason not recorded": scenario(
+        config(1, 3, 1, 4, 3), (1, {"stop_token_ids": [1]}), script={"r0": {0: 1}}
     ),
-    "off-by-one in the stop-string min_tokens gate": _scenario(
-        _config(1, 8, 1, 9, 8),
+    "off-by-one in the stop-string min_tokens gate": scenario(
+        config(1, 8, 1, 9, 8),
         (1, {"min_tokens": 1, "stop": "a", "max_tokens": 4}),
         script={"r0": {0: _A, 1: _A}},
     ),
-    "stop string searched in the whole text, not the newest": _scenario(
-        _config(1, 8, 1, 9, 8),
+    "stop string searched in the whole text, not the newest": scenario(
+        config(1, 8, 1, 9, 8),
         (1, {"min_tokens": 1, "stop": "a", "max_tokens": 4}),
         script={"r0": {0: _A, 1: _B}},
     ),
-    "max_model_len cap one token late": _scenario(_config(1, 2, 1, 3, 2), (1, {"max_tokens": 2})),
-    "num_cached_tokens records the chunk size": _scenario(
-        _config(1, 8, 1, 9, 8, caching=True),
+    "max_model_len cap one token late": scenario(config(1, 2, 1, 3, 2), (1, {"max_tokens": 2})),
+    "num_cached_tokens records the chunk size": scenario(
+        config(1, 8, 1, 9, 8, caching=True),
         (3, {"max_tokens": 1}),
         (3, {"max_tokens": 1}),
         arrivals={"r1": 2},
     ),
-    "DELTA outputs carry every token so far": _scenario(
-        _config(1, 3, 1, 4, 3), (1, {"output_kind": RequestOutputKind.DELTA})
+    "DELTA outputs carry every token so far": scenario(
+        config(1, 3, 1, 4, 3), (1, {"output_kind": RequestOutputKind.DELTA})
     ),
-    "a stop-string finish keeps the text past the stop string": _scenario(
-        _config(1, 8, 1, 9, 8), (1, {"stop": "a", "max_tokens": 4}), script={"r0": {0: _B, 1: _A}}
+    "a stop-string finish keeps the text past the stop string": scenario(
+        config(1, 8, 1, 9, 8), (1, {"stop": "a", "max_tokens": 4}), script={"r0": {0: _B, 1: _A}}
     ),
-    "a preempted request keeps its blocks": _scenario(_config(2, 3, 1, 4, 3), *_TWO),
-    "async: no early skip of a request whose batches in flight reach max_tokens": _scenario(
-        _config(3, 5, 1, 6, 5, async_=True), 1, 1, (1, {"max_tokens": 1})
+    "a preempted request keeps its blocks": scenario(config(2, 3, 1, 4, 3), *_TWO),
+    "async: no early skip of a request whose batches in flight reach max_tokens": scenario(
+        config(3, 5, 1, 6, 5, async_=True), 1, 1, (1, {"max_tokens": 1})
     ),
-    "async: a running request's output placeholders not counted in its tokens": _scenario(
-        _config(1, 3, 1, 4, 3, async_=True), 1
+    "async: a running request's output placeholders not counted in its tokens": scenario(
+        config(1, 3, 1, 4, 3, async_=True), 1
     ),
-    "async: the token of a batch in flight is dropped when its request was preempted": _scenario(
-        _config(2, 3, 1, 4, 3, async_=True), *_TWO
+    "async: the token of a batch in flight is dropped when its request was preempted": scenario(
+        config(2, 3, 1, 4, 3, async_=True), *_TWO
     ),
-    "async: a sampled token's full block is not cached": _scenario(
-        _config(2, 20, 1, 21, 20, caching=True, async_=True), (1, {"max_tokens": 10}), 1
+    "async: a sampled token's full block is not cached": scenario(
+        config(2, 20, 1, 21, 20, caching=True, async_=True), (1, {"max_tokens": 10}), 1
     ),
-    "priority: the waiting heap ignores priority": _scenario(
-        _config(3, 3, 1, 3, 2, policy="priority"), 1, 1, 1, priorities={"r1": 1}
+    "priority: the waiting heap ignores priority": scenario(
+        config(3, 3, 1, 3, 2, policy="priority"), 1, 1, 1, priorities={"r1": 1}
     ),
-    "priority: the victim is the highest-priority running request": _scenario(
-        _config(2, 3, 1, 4, 3, policy="priority"), *_TWO
+    "priority: the victim is the highest-priority running request": scenario(
+        config(2, 3, 1, 4, 3, policy="priority"), *_TWO
     ),
-    "priority: an unscheduled victim's tokens stay charged to the budget": _scenario(
-        _config(4, 4, 1, 13, 12, chunked=True, policy="priority"),
+    "priority: an unscheduled victim's tokens stay charged to the budget": scenario(
+        config(4, 4, 1, 13, 12, chunked=True, policy="priority"),
         1,
         3,
         7,

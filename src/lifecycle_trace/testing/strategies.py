@@ -38,14 +38,15 @@ __all__ = [
 STOP_TOKEN_CHOICES = (1, 2, 3)
 """The token ids :func:`sampling_params` picks ``stop_token_ids`` from."""
 
-FOCUSES = ("any", "prefix cache", "admission", "stop rules")
+FOCUSES = ("any", "prefix cache", "admission", "preemption", "stop rules")
 """The situations :func:`scenarios` concentrates one example on (swarm testing).
 
 ``prefix cache``: caching on, a tight KV cache, prompts sharing prefixes of
 whole blocks. ``admission``: few sequences, a tiny budget (chunked prefill on
 or off), a long-prefill threshold, several requests at once. ``stop rules``:
 room for many outputs, short prompts, stop strings and tokens written by the
-model around ``min_tokens``. ``any``: everything at once, uniformly.
+model around ``min_tokens``. ``preemption``: several long-running requests on a
+cache that holds about one, small blocks. ``any``: everything at once, uniformly.
 """
 
 PRIORITIES = st.sampled_from((0, 0, 1, 2))
@@ -128,22 +129,30 @@ def engine_configs(
         focus = draw(_FOCUS)
     bs = draw(block_size if block_size is not None else _BLOCK_SIZES)
     mml = draw(max_model_len if max_model_len is not None else _MAX_MODEL_LEN)
-    if focus == "stop rules" and max_model_len is None:
-        mml = max(mml, 24)
+    if focus in ("stop rules", "preemption") and max_model_len is None:
+        mml = max(mml, 24 if focus == "stop rules" else 8)
     seqs = draw(max_num_seqs if max_num_seqs is not None else _MAX_NUM_SEQS)
     if focus == "admission" and max_num_seqs is None:
         seqs = 2 + seqs % 3
+    elif focus == "preemption" and max_num_seqs is None:
+        seqs = 3 + seqs % 3
     chunked = draw(enable_chunked_prefill if enable_chunked_prefill is not None else _BOOL)
+    if focus == "preemption" and enable_chunked_prefill is None:
+        chunked = chunked or draw(_BOOL)  # budget-sized chunks, so a victim's tokens matter
     caching = draw(enable_prefix_caching if enable_prefix_caching is not None else _BOOL)
     if focus == "prefix cache" and enable_prefix_caching is None:
         caching = True
-        if block_size is None:
-            bs = min(bs, 4)  # decodes fill blocks often
+    elif focus == "preemption" and enable_prefix_caching is None:
+        caching = caching or draw(_BOOL)  # resumes hit what they computed before
+    if focus in ("prefix cache", "preemption") and block_size is None:
+        bs = min(bs, 4)  # decodes fill blocks often
     min_blocks = _cdiv(mml, bs) + 1  # one full-length request, plus the null block
     kv = draw(_KV_SHAPE)
     # A tight cache makes the prefix cache and the full-sequence gate matter; with
     # chunked prefill off, room for several whole prompts makes the budget matter.
-    if kv == "roomy" and (focus == "prefix cache" or (focus == "admission" and chunked)):
+    if kv == "roomy" and (
+        focus in ("prefix cache", "preemption") or (focus == "admission" and chunked)
+    ):
         kv = "tight"
     if kv == "one request":
         blocks = min_blocks
@@ -151,7 +160,7 @@ def engine_configs(
         blocks = _pick(draw, min_blocks, min_blocks + 3)
     else:
         blocks = _pick(draw, min_blocks, 4 * min_blocks + 4)
-    tiny_budget = draw(_BUDGET_SHAPE) == "tiny" or focus == "admission"
+    tiny_budget = draw(_BUDGET_SHAPE) == "tiny" or focus in ("admission", "preemption")
     if chunked and tiny_budget:
         budget = _pick(draw, seqs, seqs + 8)
     elif tiny_budget:
@@ -228,6 +237,8 @@ def sampling_params(draw: st.DrawFn, *, focus: str = "any") -> SamplingParams:
     """
     stop_rules = focus == "stop rules"
     max_tokens = draw(_MAX_TOKENS)
+    if focus == "preemption" and max_tokens is not None:
+        max_tokens = max(max_tokens, 8)  # long decodes outgrow the cache
     if stop_rules and max_tokens is not None:
         max_tokens = max(max_tokens, 4)
     top = max_tokens if max_tokens is not None else 16
@@ -314,13 +325,17 @@ def scenarios(
     else:
         prefixes = [_tokens(draw, _pick(draw, bs, top)) for _ in range(2)]
     n = 1 + draw(_SMALL) % max_requests
-    if focus in ("prefix cache", "admission"):
+    if focus in ("prefix cache", "admission", "preemption"):
         n = max(n, min(3, max_requests))
     requests = []
     script: dict[str, dict[int, int]] = {}
     for i in range(n):
         rid = f"r{i}"
         params = draw(sampling_params(focus=focus))
+        priority = draw(PRIORITIES)
+        if focus == "preemption":
+            # Later requests more urgent: the victim is then not the last running one.
+            priority = max(0, priority + 2 - i)
         # Under the prefix cache focus most requests come later, to hit what is cached.
         later: bool = draw(_BOOL) or (focus == "prefix cache" and draw(_BOOL))
         if focus == "admission":
@@ -332,7 +347,7 @@ def scenarios(
                 sampling_params=params,
                 arrival=_pick(draw, 0, max_arrival) if later else 0,
                 abort=_pick(draw, 0, max_arrival + 8) if draw(_BOOL) else None,
-                priority=draw(PRIORITIES),
+                priority=priority,
             )
         )
         tokens = draw(token_scripts(params, focus=focus))
