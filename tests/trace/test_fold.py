@@ -136,8 +136,10 @@ def test_token_callbacks_see_every_sampled_token_once(scenario: Scenario) -> Non
     for fast in (True, False):
         seen: list[tuple[str, int, int | None]] = []
         fold = RequestFold(
-            on_first_token=lambda t: seen.append((t.request_id, t.num_tokens, None)),
-            on_next_token=lambda t, e: seen.append((t.request_id, e.new, t.last_token_ns)),
+            on_first_token=lambda t, seen=seen: seen.append((t.request_id, t.num_tokens, None)),
+            on_next_token=lambda t, e, seen=seen: seen.append(
+                (t.request_id, e.new, t.last_token_ns)
+            ),
             keep_finished=False,
         )
         if fast:
