@@ -1,6 +1,6 @@
 """The ``export`` and ``plot`` subcommands of ``lifecycle-trace``.
 
-``export LOG --format chrome|otel|prometheus [-o OUT]`` and
+``export LOG --format chrome|otel|prometheus|parquet [-o OUT]`` and
 ``plot LOG -o timeline.svg|timeline.html``. :func:`add_commands` adds them to
 the command's subparsers; :data:`COMMANDS` maps their names to handlers,
 which return the exit status and raise ``ValueError`` for a user error.
@@ -33,7 +33,7 @@ from lifecycle_trace.export.plot import picture_of, plot_format, write_plot
 
 __all__ = ["COMMANDS", "DEFAULT_PLOT_LIMIT", "FORMATS", "add_commands", "last_ts_ns"]
 
-FORMATS = ("chrome", "otel", "prometheus")
+FORMATS = ("chrome", "otel", "prometheus", "parquet")
 """The formats ``export`` writes."""
 
 DEFAULT_PLOT_LIMIT = 200
@@ -46,17 +46,25 @@ def add_commands(sub: Any) -> None:
     """Add ``export`` and ``plot`` to ``sub`` (the object ``add_subparsers()`` returned)."""
     export = sub.add_parser(
         "export",
-        help="export a log as a Chrome/Perfetto trace, OpenTelemetry spans or Prometheus metrics",
+        help="export a log as a Perfetto trace, OpenTelemetry spans, Prometheus metrics or "
+        "Parquet tables",
         description=(
             "chrome: Trace Event JSON for ui.perfetto.dev or chrome://tracing. "
             "otel: one llm_request span per finished request; written as JSON lines with -o, "
             "else sent to the exporter named by OTEL_TRACES_EXPORTER (default otlp, configured "
-            "by OTEL_EXPORTER_OTLP_*). prometheus: vLLM's metrics in the text exposition format."
+            "by OTEL_EXPORTER_OTLP_*). prometheus: vLLM's metrics in the text exposition format. "
+            "parquet: events.parquet (every event) and requests.parquet (one row per request) "
+            "in the directory -o names."
         ),
     )
     export.add_argument("log", type=Path, help="a JSON Lines event log")
     export.add_argument("--format", choices=FORMATS, required=True, help="what to write")
-    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="file to write (default: stdout); for parquet, the directory to write",
+    )
     export.add_argument(
         "--epoch-ns",
         type=int,
@@ -64,6 +72,12 @@ def add_commands(sub: Any) -> None:
         "log file's modification time)",
     )
     export.add_argument("--model-name", default="minivllm", help="prometheus: model_name label")
+    export.add_argument(
+        "--row-group-size",
+        type=int,
+        default=65536,
+        help="parquet: rows per row group; memory holds one group of each table (default 65536)",
+    )
     export.add_argument(
         "--lenient", action="store_true", help="skip corrupt lines (with a warning)"
     )
@@ -180,10 +194,26 @@ def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:
         out.write(generate_latest(registry).decode())
 
 
+def _parquet(log: OpenLog, args: argparse.Namespace) -> None:
+    try:
+        from lifecycle_trace.export.parquet import write_parquet
+    except ImportError:
+        raise ValueError(
+            "--format parquet needs the 'parquet' extra: "
+            "pip install 'minivllm-lifecycle-trace[parquet]'"
+        ) from None
+    if args.output is None:
+        raise ValueError("--format parquet writes a directory of two tables: name it with -o DIR")
+    if args.output.exists() and not args.output.is_dir():
+        raise ValueError(f"-o {args.output}: --format parquet writes a directory, not a file")
+    write_parquet(log.source(), args.output, batch_size=args.row_group_size)
+
+
 _WRITERS: Mapping[str, Callable[[OpenLog, argparse.Namespace], None]] = {
     "chrome": _chrome,
     "otel": _otel,
     "prometheus": _prometheus,
+    "parquet": _parquet,
 }
 
 
