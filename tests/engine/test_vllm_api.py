@@ -224,3 +224,13 @@ def test_n_is_accepted_when_it_is_one() -> None:
         SamplingParams(n=2)
     with pytest.raises(ValueError, match="n must be at least 1, got 0"):
         SamplingParams(n=0)
+
+
+def test_request_added_carries_what_the_request_asked_for() -> None:
+    engine = make_engine(policy="priority")
+    events = added(engine)
+    engine.add_request("r", [1, 2], SamplingParams(temperature=0.25, top_p=0.5, n=1), priority=4)
+    engine.add_request([3], None, "s")
+    r, s = events
+    assert (r.priority, r.temperature, r.top_p, r.n) == (4, 0.25, 0.5, 1)
+    assert (s.priority, s.temperature, s.top_p, s.n) == (0, 1.0, 1.0, 1)

@@ -27,7 +27,7 @@ from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.reader import LogReader
 from lifecycle_trace.store import write_jsonl
 from lifecycle_trace.testing import Scenario, scenarios
-from minivllm.events import EngineConfigured, Event, event_to_dict
+from minivllm.events import EngineConfigured, Event, RequestAdded, event_to_dict
 
 TIMELINE_COLUMNS = (
     "num_prompt_tokens",
@@ -77,8 +77,16 @@ def assert_tables_match(events: list[Event], out: Path) -> None:
     by_key = {(r["engine"], r["request_id"], r["life"]): r for r in requests.to_pylist()}
     timelines = build_timelines(events)
     assert len(by_key) == len(timelines)
+    asked = {e.seq: e for e in events if isinstance(e, RequestAdded)}
     for t in timelines.values():
         row = by_key[(engine, t.request_id, t.added_seq)]
+        a = asked[t.added_seq]
+        assert (row["priority"], row["temperature"], row["top_p"], row["n"]) == (
+            a.priority,
+            a.temperature,
+            a.top_p,
+            a.n,
+        )
         assert row["status"] == t.status.name
         for column in TIMELINE_COLUMNS:
             assert row[column] == getattr(t, column), column

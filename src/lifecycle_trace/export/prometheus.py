@@ -412,9 +412,9 @@ class _EngineMetrics:
         self.tpot.observe(decode / (generated - 1) if generated > 1 else 0.0)
         if t.max_tokens:
             self.params_max_tokens.observe(t.max_tokens)
-        # One sequence per request: its own token count is the maximum over its n.
+        # One sequence per request (n=1): its own token count is the maximum over its n.
         self.max_generation_tokens.observe(generated)
-        self.params_n.observe(1)
+        self.params_n.observe(t.n)
 
 
 class PrometheusProjection:
@@ -552,4 +552,3 @@ def project_metrics(
         projection.feed_all(cast(Iterable[Event], source))
     projection.close()
     return projection
-

@@ -118,6 +118,7 @@ class RequestState(FinishedLife):
         "life",
         "max_tokens",
         "min_tokens",
+        "n",
         "num_blocks",
         "num_cached_tokens",
         "num_computed_tokens",
@@ -125,6 +126,7 @@ class RequestState(FinishedLife):
         "num_preemptions",
         "num_prompt_tokens",
         "num_tokens",
+        "priority",
         "request_id",
         "status",
         "status_ns",
@@ -133,6 +135,8 @@ class RequestState(FinishedLife):
         "step",
         "stop_reason",
         "stop_token_ids",
+        "temperature",
+        "top_p",
     )
 
     def __init__(self, e: RequestAdded, engine_id: str, index: int) -> None:
@@ -145,6 +149,10 @@ class RequestState(FinishedLife):
         self.min_tokens = e.min_tokens
         self.stop_token_ids = e.stop_token_ids
         self.ignore_eos = e.ignore_eos
+        self.priority = e.priority
+        self.temperature = e.temperature
+        self.top_p = e.top_p
+        self.n = e.n
         self.added_step = e.step
         self.arrival_ns = e.ts_ns
         self.status = _WAITING
