@@ -9,12 +9,13 @@ is emitted on ``engine.bus``.
 
 from __future__ import annotations
 
-import os
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, overload
 
+from minivllm import envs
 from minivllm.bus import EventBus, Handler, resolve_observers
 from minivllm.config import EngineConfig
 from minivllm.core.sched.scheduler import Scheduler
@@ -29,18 +30,20 @@ from minivllm.request import Request, RequestStatus
 from minivllm.sampling_params import RequestOutputKind, SamplingParams
 from minivllm.tokenizer import ByteTokenizer
 
-OBSERVERS_ENV = "MINIVLLM_OBSERVERS"
+OBSERVERS_ENV = envs.OBSERVERS
 """Comma-separated observer names (entry points) attached to every new engine."""
 
-LOGGING_LEVEL_ENV = "MINIVLLM_LOGGING_LEVEL"
-"""Set to ``DEBUG`` to attach the ``json-log`` observer, as ``VLLM_LOGGING_LEVEL=DEBUG`` does."""
+LOGGING_LEVEL_ENV = envs.LOGGING_LEVEL
+"""``DEBUG`` or ``INFO`` attaches the ``json-log`` observer, as ``VLLM_LOGGING_LEVEL`` does."""
 
 DEBUG_LOG_OBSERVER = "json-log"
 
 
 def _observers_from_env() -> list[str]:
-    names = [n.strip() for n in os.environ.get(OBSERVERS_ENV, "").split(",") if n.strip()]
-    if os.environ.get(LOGGING_LEVEL_ENV, "").upper() == "DEBUG" and DEBUG_LOG_OBSERVER not in names:
+    names = envs.observer_names()
+    level = envs.logging_level()  # validated here, so a typo fails at construction
+    envs.configure_logging()
+    if level is not None and level <= logging.INFO and DEBUG_LOG_OBSERVER not in names:
         names.append(DEBUG_LOG_OBSERVER)
     return names
 
