@@ -61,9 +61,20 @@ def test_otel_spans_name_their_engine(
     capsys.readouterr()
     assert main(["export", str(merged), "--format", "otel", "-o", str(out)]) == 0
     _no_warning(capsys)
-    spans = [json.loads(line) for line in out.read_text().splitlines()]
+    spans = [
+        span
+        for line in out.read_text().splitlines()
+        for resource_spans in json.loads(line)["resourceSpans"]
+        for scope_spans in resource_spans["scopeSpans"]
+        for span in scope_spans["spans"]
+    ]
     roots = [s for s in spans if s["name"] == "llm_request"]
-    engines = Counter(s["attributes"]["minivllm.engine_id"] for s in roots)
+    engines = Counter(
+        a["value"]["stringValue"]
+        for s in roots
+        for a in s["attributes"]
+        if a["key"] == "minivllm.engine_id"
+    )
     assert engines == dict.fromkeys(ENGINES, PER_ENGINE)
 
 

@@ -49,10 +49,14 @@ def add_commands(sub: Any) -> None:
         help="export a log as a Perfetto trace, OpenTelemetry spans, Prometheus metrics or "
         "Parquet tables",
         description=(
-            "chrome: Trace Event JSON for ui.perfetto.dev or chrome://tracing. "
-            "otel: one llm_request span per finished request; written as JSON lines with -o, "
-            "else sent to the exporter named by OTEL_TRACES_EXPORTER (default otlp, configured "
-            "by OTEL_EXPORTER_OTLP_*). prometheus: vLLM's metrics in the text exposition format. "
+            "chrome: Trace Event JSON, for ui.perfetto.dev. "
+            "otel: one llm_request span tree per request that finished unaborted, as vLLM traces "
+            "them; with -o, written as OTLP/JSON lines (one ExportTraceServiceRequest per "
+            "batch, what the OpenTelemetry Collector's otlpjsonfile receiver reads), else "
+            "handed to the exporters OTEL_TRACES_EXPORTER names (the SDK's names: otlp by "
+            "default, console, none, a comma list or any installed exporter; OTLP settings from "
+            "OTEL_EXPORTER_OTLP_*); OTEL_SDK_DISABLED=true exports nothing. "
+            "prometheus: vLLM's metrics in the text exposition format. "
             "parquet: events.parquet (every event) and requests.parquet (one row per request) "
             "in the directory -o names."
         ),
@@ -145,9 +149,10 @@ def _chrome(log: OpenLog, args: argparse.Namespace) -> None:
 
 def _otel(log: OpenLog, args: argparse.Namespace) -> None:
     try:
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+        from opentelemetry.sdk.trace.export import SpanExporter
 
         from lifecycle_trace.export import otel
+        from lifecycle_trace.export.otlp_json import OtlpJsonSpanExporter
     except ImportError:
         raise ValueError(
             "--format otel needs the 'otel' extra: pip install 'minivllm-lifecycle-trace[otel]'"
@@ -156,26 +161,29 @@ def _otel(log: OpenLog, args: argparse.Namespace) -> None:
     if epoch is None:
         epoch = os.stat(args.log).st_mtime_ns - last_ts_ns(args.log)
     with contextlib.ExitStack() as stack:
-        exporter: SpanExporter
+        exporters: list[SpanExporter] = []
+        if args.output is not None:
+            out = stack.enter_context(_output(args.output))
+            if not otel.sdk_disabled():
+                exporters = [OtlpJsonSpanExporter(out)]
+        elif not otel.sdk_disabled():
+            try:
+                exporters = otel.span_exporters_from_env()
+            except otel.ExporterUnavailableError as exc:
+                raise ValueError(str(exc)) from None
+        if not exporters:
+            why = "OTEL_SDK_DISABLED=true" if otel.sdk_disabled() else "OTEL_TRACES_EXPORTER=none"
+            print(f"no spans exported: {why}", file=sys.stderr)
+            return
+        provider = otel.tracer_provider(exporters)
         try:
-            if args.output is not None:
-                out = stack.enter_context(_output(args.output))
-                exporter = ConsoleSpanExporter(
-                    out=out, formatter=lambda s: s.to_json(indent=None) + "\n"
-                )
-            else:
-                exporter = otel.span_exporter_from_env()
-        except otel.ExporterUnavailableError as exc:
-            raise ValueError(str(exc)) from None
-        provider = otel.tracer_provider(exporter)
-        try:
-            count = otel.export_spans(
-                log.source(), provider.get_tracer("lifecycle_trace"), epoch_ns=epoch
-            )
+            tracer = provider.get_tracer(otel.INSTRUMENTATION_NAME)
+            count = otel.export_spans(log.source(), tracer, epoch_ns=epoch)
         finally:
-            provider.shutdown()
+            provider.shutdown()  # flushes the batch processors
     if args.output is None:
-        print(f"{count} llm_request span(s) handed to {type(exporter).__name__}", file=sys.stderr)
+        names = ", ".join(type(e).__name__ for e in exporters)
+        print(f"{count} llm_request span(s) handed to {names}", file=sys.stderr)
 
 
 def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:

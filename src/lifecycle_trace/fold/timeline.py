@@ -90,7 +90,8 @@ class Timeline(FinishedLife):
     the engine (from the log's EngineConfigured; "" if the log has none) and
     ``added_seq`` is the sequence number of the request's RequestAdded (its
     life), so :attr:`key` tells apart the requests of a merged log and the
-    lives of a reused request id.
+    lives of a reused request id. ``priority``, ``temperature``, ``top_p`` and
+    ``n`` are what the request asked for.
     """
 
     request_id: str
@@ -116,6 +117,10 @@ class Timeline(FinishedLife):
     statuses: tuple[RequestStatus, ...]
     engine_id: str = ""
     added_seq: int = -1
+    priority: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
 
     # -- state ----------------------------------------------------------------
 
@@ -343,6 +348,10 @@ def timeline_of(t: RequestState, log_last_step: int) -> Timeline:
         statuses=tuple(t.statuses),
         engine_id=t.engine_id,
         added_seq=t.life,
+        priority=t.priority,
+        temperature=t.temperature,
+        top_p=t.top_p,
+        n=t.n,
     )
 
 
