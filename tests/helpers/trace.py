@@ -15,11 +15,19 @@ from minivllm.workload import StepRecord, Workload, WorkloadRequest, run_workloa
 
 DATA = Path(__file__).parent.parent / "data" / "vllm_examples"
 REFERENCE_NAMES = ("a", "b", "c", "d")
+DATA_V2 = Path(__file__).parent.parent / "data" / "vllm_examples_v2"
+REFERENCE_V2_NAMES = ("e_async", "f_priority", "g_async_preempt", "h_async_priority")
+"""The reference runs with async scheduling and the priority policy."""
 
 
 def reference(name: str) -> Workload:
     """One of the four reference workloads."""
     return Workload.load(DATA / f"{name}.json")
+
+
+def reference_v2(name: str) -> Workload:
+    """One of the four reference workloads with async scheduling or the priority policy."""
+    return Workload.load(DATA_V2 / f"{name}.json")
 
 
 def run_logged(workload: Workload, **engine_kwargs: Any) -> tuple[EventLog, list[StepRecord]]:
