@@ -69,9 +69,16 @@ def sampling_params(draw: st.DrawFn) -> SamplingParams:
 
 
 @st.composite
-def workloads(draw: st.DrawFn, max_requests: int = 5) -> Workload:
-    """An engine configuration and 1..max_requests requests with arrivals and some aborts."""
+def workloads(draw: st.DrawFn, max_requests: int = 5, modes: bool = False) -> Workload:
+    """An engine configuration and 1..max_requests requests with arrivals and some aborts.
+
+    With ``modes``, async scheduling and the priority policy are each on or
+    off, and requests get priorities 0..2.
+    """
     kwargs = draw(engine_kwargs())
+    if modes:
+        kwargs["async_scheduling"] = draw(st.booleans())
+        kwargs["policy"] = draw(st.sampled_from(["fcfs", "priority"]))
     n = draw(st.integers(1, max_requests))
     requests = []
     for i in range(n):
@@ -85,6 +92,7 @@ def workloads(draw: st.DrawFn, max_requests: int = 5) -> Workload:
                 sampling_params=draw(sampling_params()),
                 arrival=draw(st.integers(0, 4)),
                 abort=draw(st.one_of(st.none(), st.integers(0, 12))),
+                priority=draw(st.integers(0, 2)) if modes else 0,
             )
         )
     return Workload(kwargs, requests)

@@ -230,6 +230,12 @@ class RequestState(FinishedLife):
 StateCallback = Callable[[RequestState], None]
 
 
+def _priority_order(t: RequestState) -> tuple[int, int]:
+    # vLLM orders by (priority, arrival_time, request_id); RequestAdded events
+    # come in the order of the arrival times the engine's clock gave them.
+    return t.priority, t.life
+
+
 class RequestFold:
     """One engine's requests folded from its events; see the module docstring.
 
@@ -265,6 +271,7 @@ class RequestFold:
         self._engine_id = engine_id
         self._history = history
         self.config: EngineConfigured | None = None
+        self._priority_policy = False
         self.last_step_finished: StepFinished | None = None
         self._on_status_change = on_status
         self._on_first_token = on_first_token
@@ -316,7 +323,16 @@ class RequestFold:
 
     @property
     def waiting(self) -> Sequence[RequestState]:
-        """The waiting queue as the log implies it: preempted requests first, then by arrival."""
+        """The waiting queue as the log implies it, in the order the scheduler serves it.
+
+        First-come-first-served: preempted requests first (the latest
+        preempted at the head), then by arrival. Under the priority policy
+        (the log's EngineConfigured says which): by ``(priority, arrival)``,
+        vLLM's ``Request.__lt__``, arrival being the order of the RequestAdded
+        events.
+        """
+        if self._priority_policy:
+            return sorted(self._waiting, key=_priority_order)
         return self._waiting
 
     @property
@@ -558,6 +574,7 @@ class RequestFold:
 
     def _on_config(self, e: EngineConfigured) -> None:
         self.config = e
+        self._priority_policy = getattr(e, "policy", "fcfs") == "priority"  # XXX until it lands
 
 
 class LogFold:
