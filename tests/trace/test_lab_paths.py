@@ -78,7 +78,8 @@ def test_paths_agree_for_several_prompts(
     max_len = int(kwargs["max_model_len"])  # type: ignore[call-overload]
     prompts = [[65 + i] * min(size * 4, max_len - 1) for i, size in enumerate(sizes)]
     params = SamplingParams(max_tokens=max_tokens)
-    priorities = data.draw(st.lists(st.integers(0, 2), min_size=len(prompts), max_size=len(prompts)))
+    n = len(prompts)
+    priorities = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
     polled, derived = _both(
         lambda attach: trace_requests(
             kwargs, prompts, params, on_engine=attach, priorities=priorities

@@ -95,8 +95,9 @@ class Timeline(FinishedLife):
     ``num_output_placeholders``: under async scheduling, the sampled tokens
     of batches scheduled for the request and not yet processed (empty for a
     timeline built without it, read as all 0). ``priority`` is what the
-    request was added with (lower runs first under the priority policy). ``last_step`` is the finish step, or the log's last step for a
-    request still live when the log ended. Times are nanoseconds on the bus
+    request was added with (lower runs first under the priority policy).
+    ``last_step`` is the finish step, or the log's last step for a request
+    still live when the log ended. Times are nanoseconds on the bus
     clock, None where the request never reached that point. ``engine_id`` names
     the engine (from the log's EngineConfigured; "" if the log has none) and
     ``added_seq`` is the sequence number of the request's RequestAdded (its
