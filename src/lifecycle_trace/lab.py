@@ -257,7 +257,7 @@ def prefill_step(
 def first_token_step(
     trace: Sequence[Event], num_prompt_tokens: int, request_id: str | None = None
 ) -> int | None:
-    """Index of the request's first record with ``num_tokens > num_prompt_tokens`` (a token sampled).
+    """Index of the request's first record with a sampled token (num_tokens > num_prompt_tokens).
 
     The prefill step without async scheduling; one step later with it, when
     the prefill batch's output is processed. None if nothing was sampled.
