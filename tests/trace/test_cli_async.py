@@ -69,7 +69,8 @@ def test_demo_priority_lists_the_priorities(capsys: pytest.CaptureFixture[str]) 
     assert (
         "r1: scheduled at once (step 0); prompt prefilled in chunks 20+30; first token at " in out
     )
-    assert "preempted at step" in next(line for line in out.splitlines() if "  r1:" in line)
+    r1 = next(line for line in out.splitlines() if line.startswith("  r1: scheduled"))
+    assert "preempted at step 5" in r1
 
 
 def test_the_demo_workload_takes_the_modes() -> None:

@@ -148,7 +148,7 @@ class RequestState(FinishedLife):
         self.min_tokens = e.min_tokens
         self.stop_token_ids = e.stop_token_ids
         self.ignore_eos = e.ignore_eos
-        self.priority: int = getattr(e, "priority", 0)  # XXX until RequestAdded.priority lands
+        self.priority = e.priority
         self.added_step = e.step
         self.arrival_ns = e.ts_ns
         self.status = _WAITING
@@ -574,7 +574,7 @@ class RequestFold:
 
     def _on_config(self, e: EngineConfigured) -> None:
         self.config = e
-        self._priority_policy = getattr(e, "policy", "fcfs") == "priority"  # XXX until it lands
+        self._priority_policy = e.policy == "priority"
 
 
 class LogFold:

@@ -143,9 +143,9 @@ def _header(layout: Layout, picture: Picture, title: str | None) -> str:
     if config is not None:
         usable = config.num_gpu_blocks - 1
         modes = ""
-        if getattr(config, "async_scheduling", False):  # XXX until it lands
+        if config.async_scheduling:
             modes += " · async scheduling"
-        if getattr(config, "policy", "fcfs") == "priority":
+        if config.policy == "priority":
             modes += " · priority policy"
         parts.append(
             text(
