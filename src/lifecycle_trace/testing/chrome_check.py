@@ -137,13 +137,13 @@ def trace_problems(trace: Any, tolerance_us: float = 1e-3) -> list[TraceProblem]
         ph, row = e["ph"], (e["pid"], e["tid"])
         if e["tid"] == 0:
             problems.append(TraceProblem(i, "tid 0: older Perfetto versions merge it with another"))
-        owner = owners.setdefault(e["tid"], (e["pid"], i))
-        if owner[0] != e["pid"]:
+        first_pid, first_seen = owners.setdefault(e["tid"], (e["pid"], i))
+        if first_pid != e["pid"]:
             problems.append(
                 TraceProblem(
                     i,
-                    f"tid {e['tid']} of pid {e['pid']} is also in pid {owner[0]} (event "
-                    f"{owner[1]}): Perfetto keys threads by id",
+                    f"tid {e['tid']} of pid {e['pid']} is also in pid {first_pid} (event "
+                    f"{first_seen}): Perfetto keys threads by id",
                 )
             )
         if ph == "X":
