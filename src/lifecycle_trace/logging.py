@@ -284,14 +284,13 @@ class ApplicationJsonLogger:
     The route is looked at again before each step's first and last event and
     each added request's, so logging configured after the engine exists takes
     over from then on, and no line is ever written twice. Status changes are
-    logged at INFO, every other event at DEBUG. An event is logged when its
-    level reaches the threshold: a level the application set on
-    ``lifecycle_trace.events`` or ``lifecycle_trace`` if any (a parent at
-    WARNING silences the events);
-    otherwise ``level`` when ``configure`` holds; otherwise the stdlib
-    effective level of ``lifecycle_trace.events``. Records are handed to the
-    logger's handlers directly, so the root logger's level counts only with
-    ``configure`` false; handler levels and filters always count.
+    logged at INFO, every other event at DEBUG. Through the application's
+    stdlib handlers its levels decide (the effective level of
+    ``lifecycle_trace.events``: a parent at WARNING silences the events), and
+    ``level`` only narrows them (not even that with ``configure`` false);
+    otherwise ``level`` decides, unless a level was set on the library's
+    loggers, and the application's structlog configuration filters further.
+    Handler levels and filters always count.
     """
 
     __slots__ = (
@@ -328,25 +327,30 @@ class ApplicationJsonLogger:
         return found
 
     def _compute_threshold(self) -> int:
-        logger: logging.Logger | None = self._stdlib
-        while logger is not None and logger.name.startswith("lifecycle_trace"):
-            if logger.level != logging.NOTSET:
-                return logger.level
-            logger = logger.parent
-        if self.configure:
-            return self.level
-        return self._stdlib.getEffectiveLevel()
+        if self._route is _STDERR or self._route is _STRUCTLOG:
+            # This observer's level, unless a level was set on the library's own loggers
+            # (a parent at WARNING silences the events). Under the application's structlog
+            # its own configuration filters further (stdlib levels too, if it logs there).
+            logger: logging.Logger | None = self._stdlib
+            explicit = logging.NOTSET
+            while logger is not None and logger.name.startswith("lifecycle_trace"):
+                if logger.level != logging.NOTSET:
+                    explicit = logger.level
+                    break
+                logger = logger.parent
+            return max(self.level, explicit)
+        # The application's stdlib configuration decides; the observer's level only narrows it.
+        effective = self._stdlib.getEffectiveLevel()
+        return max(effective, self.level) if self.configure else effective
 
     def _refresh(self) -> None:
-        self._threshold = self._compute_threshold()
         self._pf = False
         self._pre_chain: list[Any] = []
+        handlers = self._handlers()
         if structlog.is_configured():
             self._route = _STRUCTLOG
             self._structlog = structlog.get_logger(EVENT_LOGGER_NAME)
-            return
-        handlers = self._handlers()
-        if handlers:
+        elif handlers:
             self._route = _STDLIB
             formatters = [
                 h.formatter for h in handlers if isinstance(h.formatter, ProcessorFormatter)
@@ -357,6 +361,7 @@ class ApplicationJsonLogger:
             self._route = _STDERR
         else:
             self._route = _NOWHERE
+        self._threshold = self._compute_threshold()
 
     def output_streams(self) -> list[Any]:
         """The streams the lines go to now (stderr, or the stdlib handlers' streams)."""

@@ -230,6 +230,19 @@ def test_nothing_configured_prints_lines_to_stderr(capsys: pytest.CaptureFixture
     _assert_one_record_per_event(_records(captured.err), list(log))
 
 
+def test_the_applications_levels_decide_once_it_configured_logging(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = io.StringIO()
+    logging.basicConfig(stream=app, level=logging.INFO, format="%(message)s")
+    log = _run(LLMEngine(observers=[make_json_logger(level="DEBUG")]))
+    # The root logger at INFO: the status changes only, though the observer asked for all.
+    _assert_one_record_per_event(
+        _records(app.getvalue()), [e for e in log if isinstance(e, StatusChanged)]
+    )
+    assert capsys.readouterr().err == ""
+
+
 def test_configure_logging_0_leaves_it_all_to_the_application(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -305,6 +318,7 @@ def _structlog_with_stdlib(stream: io.StringIO) -> None:
 
 def _processor_formatter_only(stream: io.StringIO) -> None:
     """No structlog.configure: only stdlib handlers whose formatter is structlog's."""
+    logging.getLogger().setLevel(logging.DEBUG)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
