@@ -85,7 +85,7 @@ STATUS_COLORS: Mapping[RequestStatus, str] = {
     RequestStatus.RUNNING: "thread_state_running",
     RequestStatus.PREEMPTED: "terrible",
 }
-"""chrome://tracing's reserved colour names per status (Perfetto picks its own colours)."""
+"""The Trace Event format's reserved colour names (``cname``) per status; Perfetto picks its own."""
 
 DISPLAY_TIME_UNIT = "ns"
 """The unit viewers show times in (the trace's own timestamps are microseconds)."""
