@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
-from trace_support import reference, workloads
 
+from helpers.trace import reference, workloads
 from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
 from minivllm.bus import EventBus
 from minivllm.engine.llm_engine import LLMEngine

@@ -7,12 +7,17 @@
 - :func:`iter_jsonl` / :class:`LogReader` read a log a chunk at a time, merged
   or not; :func:`read_jsonl` reads it whole; :func:`replay` folds it into
   timelines as it reads.
+- :func:`slice_log` writes the part of a log that holds some requests (for
+  their whole lives) or steps, as a log the other commands accept;
+  :func:`merge_logs` combines the logs of several engines into one ordered by
+  time, each line naming its engine.
 
 Every line is one event in the form of ``minivllm.events.event_to_dict``,
 written and read by one msgspec codec.
 """
 
 from lifecycle_trace.log.eventlog import EventLog, Recorder, SequenceError, record
+from lifecycle_trace.log.merge import DuplicateEngineError, merge_logs
 from lifecycle_trace.log.reader import (
     ENGINE_KEY,
     CorruptLogError,
@@ -23,11 +28,20 @@ from lifecycle_trace.log.reader import (
     iter_jsonl,
 )
 from lifecycle_trace.log.sink import JsonlWriter
+from lifecycle_trace.log.slice import (
+    SOURCE_SEQ_KEY,
+    StepRange,
+    parse_step_range,
+    slice_log,
+    slice_records,
+)
 from lifecycle_trace.log.store import LoadedLog, read_jsonl, replay, write_jsonl
 
 __all__ = [
     "ENGINE_KEY",
+    "SOURCE_SEQ_KEY",
     "CorruptLogError",
+    "DuplicateEngineError",
     "EventLog",
     "JsonlWriter",
     "LoadedLog",
@@ -35,11 +49,16 @@ __all__ = [
     "Recorder",
     "SequenceError",
     "SkippedLineWarning",
+    "StepRange",
     "TruncatedLogWarning",
     "UnsupportedEventError",
     "iter_jsonl",
+    "merge_logs",
+    "parse_step_range",
     "read_jsonl",
     "record",
     "replay",
+    "slice_log",
+    "slice_records",
     "write_jsonl",
 ]
