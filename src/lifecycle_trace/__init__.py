@@ -2,8 +2,8 @@
 
 One idea: the log is the truth, and everything else is a fold over it.
 
-The engine's typed events are the record. :mod:`lifecycle_trace.log` holds the
-log: an :class:`EventLog` keeps it in memory (gap-checked, finished steps
+The engine's typed events are the record. :mod:`lifecycle_trace.log` holds
+the log: an :class:`EventLog` keeps it in memory (gap-checked, finished steps
 packed), :class:`JsonlWriter` streams it to JSON Lines as the engine runs,
 :func:`iter_jsonl` reads it back a chunk at a time, :func:`slice_log` and
 :func:`merge_logs` cut logs down and combine several engines' logs.
@@ -31,6 +31,7 @@ from lifecycle_trace.fold.timeline import (
 from lifecycle_trace.lab import trace_from_events, trace_request
 from lifecycle_trace.log import (
     CorruptLogError,
+    DuplicateEngineError,
     EventLog,
     JsonlWriter,
     LoadedLog,
@@ -38,14 +39,17 @@ from lifecycle_trace.log import (
     Recorder,
     SequenceError,
     SkippedLineWarning,
+    StepRange,
     TruncatedLogWarning,
     UnsupportedEventError,
     iter_jsonl,
     merge_logs,
+    parse_step_range,
     read_jsonl,
     record,
     replay,
     slice_log,
+    slice_records,
     write_jsonl,
 )
 from lifecycle_trace.logging import JsonLogObserver, make_json_logger
@@ -54,6 +58,7 @@ __all__ = [
     "INVARIANTS",
     "LEGAL_TRANSITIONS",
     "CorruptLogError",
+    "DuplicateEngineError",
     "EventLog",
     "InvariantChecker",
     "JsonLogObserver",
@@ -69,6 +74,7 @@ __all__ = [
     "Segment",
     "SequenceError",
     "SkippedLineWarning",
+    "StepRange",
     "Timeline",
     "TimelineBuilder",
     "TruncatedLogWarning",
@@ -81,10 +87,12 @@ __all__ = [
     "iter_timelines",
     "make_json_logger",
     "merge_logs",
+    "parse_step_range",
     "read_jsonl",
     "record",
     "replay",
     "slice_log",
+    "slice_records",
     "trace_from_events",
     "trace_request",
     "write_jsonl",

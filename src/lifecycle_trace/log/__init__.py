@@ -4,13 +4,11 @@
   :func:`record` subscribe one to an engine.
 - :class:`JsonlWriter` streams events to a JSON Lines file as the engine runs;
   :func:`write_jsonl` writes a list of them.
+- :func:`slice_log` writes the part of a log that holds some requests or steps;
+  :func:`merge_logs` combines several engines' logs into one ordered by time.
 - :func:`iter_jsonl` / :class:`LogReader` read a log a chunk at a time, merged
   or not; :func:`read_jsonl` reads it whole; :func:`replay` folds it into
   timelines as it reads.
-- :func:`slice_log` writes the part of a log that holds some requests (for
-  their whole lives) or steps, as a log the other commands accept;
-  :func:`merge_logs` combines the logs of several engines into one ordered by
-  time, each line naming its engine.
 
 Every line is one event in the form of ``minivllm.events.event_to_dict``,
 written and read by one msgspec codec.
