@@ -497,6 +497,10 @@ class Scheduler(SchedulerInterface):
                 p.min_tokens,
                 p.stop_token_ids,
                 p.ignore_eos,
+                request.priority,
+                p.temperature,
+                p.top_p,
+                1,  # n: one sample per request (minivllm has no parallel sampling)
             )
 
     def _emit_status(self, request: Request, old_status: RequestStatus) -> None:
