@@ -193,6 +193,7 @@ def stdlib_json_logger(stream: IO[str]) -> ApplicationJsonLogger:
     """The ``json-log`` observer through stdlib logging (a handler on ``stream``)."""
     stdlib_logger = logging.getLogger(EVENT_LOGGER_NAME)
     stdlib_logger.propagate = False
+    stdlib_logger.setLevel(logging.DEBUG)  # the application asks for every event
     for old in list(stdlib_logger.handlers):
         stdlib_logger.removeHandler(old)
     handler = logging.StreamHandler(stream)
