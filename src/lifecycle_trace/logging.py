@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from lifecycle_trace.log._codec import encode_dict, encode_object_with
+from lifecycle_trace.log._codec import encode_dict, encode_with_members
 from minivllm.events import Event, StepFinished
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def expand_event(logger: Any, method_name: str, event_dict: Any) -> Any:
     return event_dict
 
 
-def render_json(logger: Any, method_name: str, event_dict: Any) -> bytes:
+def render_json(logger: Any, method_name: str, event_dict: Any) -> bytes | bytearray:
     """structlog processor, the whole chain in one call: a JSON object as bytes.
 
     It holds the fields of the event object under ``EVENT_OBJECT_KEY`` (encoded
@@ -91,10 +91,9 @@ def render_json(logger: Any, method_name: str, event_dict: Any) -> bytes:
     event = event_dict.pop(EVENT_OBJECT_KEY, None)
     event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
     event_dict["timestamp"] = time.time()
-    rest = _JSON.encode(event_dict)
     if event is None:
-        return rest
-    return encode_object_with(event, b"," + rest[1:])
+        return _JSON.encode(event_dict)
+    return encode_with_members(event, event_dict)
 
 
 def render_json_str(logger: Any, method_name: str, event_dict: Any) -> str:
@@ -135,14 +134,24 @@ class EventBoundLogger(structlog.BoundLoggerBase):
     """A structlog bound logger for one job, logging events at debug level, and nothing else.
 
     structlog's performance guide recommends a wrapper class of one's own over
-    the generic one: ``debug`` here runs the processor chain and hands the
-    line to the logger, without the generic wrapper's two extra calls.
+    the generic one. ``debug`` here is structlog's ``_process_event`` for a
+    chain whose last processor renders the line (as :func:`json_processors`
+    do): the context and the keywords make the event dict, every processor
+    runs on it, and the logger gets what the last one returned, without the
+    generic path's repacking of arguments. A processor raising
+    ``structlog.DropEvent`` drops the line, as in structlog.
     """
 
-    def debug(self, event: str | None = None, **kw: Any) -> Any:
+    def debug(self, event: str, **kw: Any) -> Any:
         """Log ``event`` with ``kw`` at debug level."""
-        args, kwargs = self._process_event("debug", event, kw)
-        return self._logger.debug(*args, **kwargs)
+        event_dict: Any = {**self._context, **kw, "event": event}
+        logger = self._logger
+        try:
+            for processor in self._processors:
+                event_dict = processor(logger, "debug", event_dict)
+        except structlog.DropEvent:
+            return None
+        return logger.debug(event_dict)
 
 
 class JsonLogObserver:
