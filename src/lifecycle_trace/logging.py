@@ -134,17 +134,24 @@ class EventBoundLogger(structlog.BoundLoggerBase):
     """A structlog bound logger for one job, logging events at debug level, and nothing else.
 
     structlog's performance guide recommends a wrapper class of one's own over
-    the generic one. ``debug`` here is structlog's ``_process_event`` for a
-    chain whose last processor renders the line (as :func:`json_processors`
-    do): the context and the keywords make the event dict, every processor
-    runs on it, and the logger gets what the last one returned, without the
-    generic path's repacking of arguments. A processor raising
-    ``structlog.DropEvent`` drops the line, as in structlog.
+    the generic one. :meth:`debug_event` is the call :class:`JsonLogObserver`
+    routes every event to: structlog's ``_process_event`` for a chain whose
+    last processor renders the line (as :func:`json_processors` do), without
+    the generic path's keyword arguments and their repacking. A processor
+    raising ``structlog.DropEvent`` drops the line, as in structlog.
     """
 
     def debug(self, event: str, **kw: Any) -> Any:
         """Log ``event`` with ``kw`` at debug level."""
-        event_dict: Any = {**self._context, **kw, "event": event}
+        try:
+            args, kwargs = self._process_event("debug", event, kw)
+        except structlog.DropEvent:
+            return None
+        return self._logger.debug(*args, **kwargs)
+
+    def debug_event(self, event: Event) -> Any:
+        """``debug(event.tag, lifecycle_event=event)``, in one call per event."""
+        event_dict: Any = {**self._context, "event": event.tag, EVENT_OBJECT_KEY: event}
         logger = self._logger
         try:
             for processor in self._processors:
@@ -200,7 +207,8 @@ class JsonLogObserver:
         """The bus's routing: on the fast path, skip the checks ``__call__`` makes per event."""
         if self._enabled is not None or not self._expand:
             return dict.fromkeys(event_types, self)
-        routes: dict[type[Event], Handler] = dict.fromkeys(event_types, self._log)
+        log = getattr(self.logger, "debug_event", self._log)
+        routes: dict[type[Event], Handler] = dict.fromkeys(event_types, log)
         if StepFinished in routes and self._flush is not None:
             routes[StepFinished] = self
         return routes

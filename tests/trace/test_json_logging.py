@@ -151,11 +151,12 @@ def _drop_counters(logger: object, method_name: str, event_dict: dict[str, objec
     return event_dict
 
 
-def test_a_processor_dropping_an_event_drops_its_line_and_nothing_else() -> None:
+@pytest.mark.parametrize("expand", [True, False])
+def test_a_processor_dropping_an_event_drops_its_line_and_nothing_else(expand: bool) -> None:
     stream = io.BytesIO()
     processors = [_drop_counters, *json_processors(as_bytes=True)]
     logger = EventBoundLogger(structlog.BytesLogger(stream), processors=processors, context={})
-    observer = JsonLogObserver(logger, expand=True)
+    observer = JsonLogObserver(logger, expand=expand)
     engine = LLMEngine(raise_observer_errors=True)
     engine.bus.subscribe(observer)
     log = _run(engine)
