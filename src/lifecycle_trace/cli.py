@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lifecycle_trace import _demo, _render, lab
+from lifecycle_trace import _demo, _diff_cli, _render, _workload_cli, lab
 from lifecycle_trace import _log_commands as log_commands
 from lifecycle_trace.export import _cli as export_cli
 from lifecycle_trace.logging import make_json_logger
@@ -75,14 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(lab)
 
     run = sub.add_parser("run", help="run prompts through the engine and store the event log")
-    run.add_argument("prompts", nargs="+", help="prompt texts")
+    run.add_argument("prompts", nargs="*", help="prompt texts")
     run.add_argument("-o", "--output", type=Path, required=True, help="log file to write")
     run.add_argument("--json-log", action="store_true", help="log every event to stderr")
     run.add_argument("--show", action="store_true", help="print the timelines afterwards")
     _add_engine_options(run)
     _add_sampling_options(run)
+    _workload_cli.add_options(run)
 
     log_commands.add_commands(sub)
+    _diff_cli.add_commands(sub)
     export_cli.add_commands(sub)
     return parser
 
@@ -168,6 +170,10 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.workload is not None or args.engine != "minivllm":
+        return _workload_cli.run(args)
+    if not args.prompts:
+        raise ValueError("give one or more prompts, or --workload FILE")
     params = _sampling_params(args)
     engine = LLMEngine(**_engine_kwargs(args))
     with JsonlWriter(args.output) as sink:  # streamed, so a long run holds no log in memory
@@ -190,6 +196,7 @@ _COMMANDS = {
     "run": _cmd_run,
     **log_commands.COMMANDS,
     **export_cli.COMMANDS,
+    **_diff_cli.COMMANDS,
 }
 
 

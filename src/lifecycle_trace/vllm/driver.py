@@ -25,16 +25,21 @@ from typing import Any
 import attrs
 
 from lifecycle_trace.vllm.scheduler import attach
-from minivllm.bus import Handler
+from minivllm.bus import EventBus, Handler
+from minivllm.sampling_params import SamplingParams
 from minivllm.tokenizer import ByteTokenizer
+from minivllm.workload import WorkloadRequest
 
 __all__ = [
     "EOS_TOKEN_ID",
     "FILLER_TOKEN_ID",
     "MODEL_DIR",
+    "TokenScript",
+    "VllmEngine",
     "VllmStep",
     "build_scheduler",
-    "run_requests",
+    "filler_script",
+    "run_workload",
 ]
 
 MODEL_DIR = Path(__file__).parent / "model"
@@ -56,21 +61,6 @@ def filler_script(request_id: str, index: int) -> int:
 
 
 @attrs.frozen
-class VllmRequest:
-    """One request to feed vLLM: its prompt, sampling limits, priority and arrival/abort steps."""
-
-    id: str
-    prompt_token_ids: tuple[int, ...] = attrs.field(converter=tuple)
-    max_tokens: int = 16
-    min_tokens: int = 0
-    stop_token_ids: tuple[int, ...] = attrs.field(default=(), converter=tuple)
-    ignore_eos: bool = False
-    priority: int = 0
-    arrival: int = 0
-    abort: int | None = None
-
-
-@attrs.frozen
 class VllmStep:
     """What one engine step did, in the reference runs' shape (v2: placeholders, preemptions)."""
 
@@ -81,6 +71,14 @@ class VllmStep:
     preempted: list[str]
     free_blocks: int
     reqs: dict[str, list[Any]]
+
+    def to_json(self, v2: bool = True) -> dict[str, Any]:
+        """The reference runs' JSON line (v1: no ``processed``, four numbers per request)."""
+        out = attrs.asdict(self)
+        if not v2:
+            del out["processed"]
+            out["reqs"] = {rid: state[:4] for rid, state in self.reqs.items()}
+        return out
 
 
 def _import_vllm() -> None:
@@ -180,30 +178,8 @@ def _block_hasher(scheduler: Any) -> Any:
     return get_request_block_hasher(scheduler.block_size, hash_fn)
 
 
-def _make_request(r: VllmRequest, arrival_time: float, block_hasher: Any) -> Any:
-    from vllm.sampling_params import SamplingParams
-    from vllm.v1.request import Request
-
-    params = SamplingParams(
-        max_tokens=r.max_tokens,
-        min_tokens=r.min_tokens,
-        stop_token_ids=list(r.stop_token_ids),
-        ignore_eos=r.ignore_eos,
-    )
-    params.update_from_generation_config({}, eos_token_id=EOS_TOKEN_ID)
-    return Request(
-        request_id=r.id,
-        prompt_token_ids=list(r.prompt_token_ids),
-        sampling_params=params,
-        pooling_params=None,
-        arrival_time=arrival_time,
-        priority=r.priority,
-        block_hasher=block_hasher,
-    )
-
-
 def _model_output(scheduler: Any, scheduler_output: Any, script: TokenScript) -> Any:
-    """The scripted model's answer, decided when the batch is scheduled."""
+    """The scripted model's answer for a batch, decided when the batch is scheduled."""
     from vllm.v1.outputs import ModelRunnerOutput
 
     req_ids = list(scheduler_output.num_scheduled_tokens)
@@ -235,123 +211,228 @@ def _state(request: Any) -> list[Any]:
     ]
 
 
-def run_requests(
-    engine_kwargs: Mapping[str, Any],
-    requests: Sequence[VllmRequest],
+def _vllm_params(params: SamplingParams, max_tokens: int) -> Any:
+    from vllm.sampling_params import SamplingParams as VllmSamplingParams
+
+    vllm_params = VllmSamplingParams(
+        max_tokens=max_tokens,
+        min_tokens=params.min_tokens,
+        stop_token_ids=list(params.stop_token_ids),
+        ignore_eos=params.ignore_eos,
+        temperature=params.temperature,
+        top_p=params.top_p,
+    )
+    # As vLLM's input processor does with the model's generation config.
+    vllm_params.update_from_generation_config({}, eos_token_id=EOS_TOKEN_ID)
+    return vllm_params
+
+
+class VllmEngine:
+    """vLLM's engine core loop around its real scheduler, with a scripted model.
+
+    The methods mirror :class:`minivllm.LLMEngine`'s (``add_request``,
+    ``abort_request``, ``step``, ``has_unfinished_requests``), so one driver
+    runs a workload on either engine. ``engine_kwargs`` are ``LLMEngine``'s
+    scheduler and cache limits; ``observers`` receive every event (through
+    :func:`~lifecycle_trace.vllm.attach`, strict: a failing observer raises).
+    """
+
+    def __init__(
+        self,
+        script: TokenScript = filler_script,
+        *,
+        async_scheduling: bool = False,
+        policy: str = "fcfs",
+        observers: Iterable[Handler] = (),
+        clock: Callable[[], int] | None = None,
+        scheduler_cls: type[Any] | None = None,
+        engine_id: str = "vllm",
+        **engine_kwargs: Any,
+    ) -> None:
+        self.scheduler = build_scheduler(
+            engine_kwargs,
+            async_scheduling=async_scheduling,
+            policy=policy,
+            scheduler_cls=scheduler_cls,
+        )
+        self.script = script
+        self.async_scheduling = async_scheduling
+        self.max_model_len: int = self.scheduler.max_model_len
+        self.step_index = 0
+        self.bus: EventBus | None = None
+        observers = list(observers)
+        if observers:
+            kwargs: dict[str, Any] = {"engine_id": engine_id, "strict": True}
+            if clock is not None:
+                kwargs["clock"] = clock
+            self.bus = attach(self.scheduler, observers, **kwargs)
+        self._block_hasher = _block_hasher(self.scheduler)
+        self._batch_queue: deque[tuple[Any, Any]] = deque()
+        self._num_added = 0
+
+    def add_request(
+        self,
+        prompt_token_ids: Sequence[int],
+        sampling_params: SamplingParams | None = None,
+        request_id: str | None = None,
+        priority: int = 0,
+    ) -> str:
+        """Queue a request on vLLM's scheduler; nothing changes if validation fails."""
+        from vllm.v1.request import Request
+
+        params = sampling_params if sampling_params is not None else SamplingParams()
+        if params.stop:
+            raise ValueError(
+                "stop strings are applied by vLLM's detokenizer, outside the scheduler; "
+                f"the vllm engine here runs the scheduler only, got stop={params.stop!r}"
+            )
+        prompt = list(prompt_token_ids)
+        if not prompt or len(prompt) >= self.max_model_len:
+            raise ValueError(
+                f"prompt must have 1 to {self.max_model_len - 1} tokens (shorter than "
+                f"max_model_len), got {len(prompt)}"
+            )
+        if request_id is None:
+            request_id = str(self._num_added)
+        if request_id in self.scheduler.requests:
+            raise ValueError(f"request_id {request_id!r} is already in use by a live request")
+        max_tokens = params.max_tokens
+        if max_tokens is None:
+            max_tokens = self.max_model_len - len(prompt)
+        request = Request(
+            request_id=request_id,
+            prompt_token_ids=prompt,
+            sampling_params=_vllm_params(params, max_tokens),
+            pooling_params=None,
+            # Strictly increasing, so the priority policy breaks ties by arrival order.
+            arrival_time=float(self._num_added),
+            priority=priority,
+            block_hasher=self._block_hasher,
+        )
+        self._num_added += 1
+        self.scheduler.add_request(request)
+        return request_id
+
+    def abort_request(self, request_id: str | Iterable[str]) -> None:
+        """Abort requests in one ``finish_requests`` call, as vLLM's engine core does."""
+        from vllm.v1.request import RequestStatus
+
+        ids = [request_id] if isinstance(request_id, str) else list(request_id)
+        self.scheduler.finish_requests(ids, RequestStatus.FINISHED_ABORTED)
+
+    def has_unfinished_requests(self) -> bool:
+        """Whether any request is waiting or running."""
+        return bool(self.scheduler.has_unfinished_requests())
+
+    def has_work(self) -> bool:
+        """Whether vLLM's engine loop would step (requests, unreported finished ids, a batch)."""
+        return bool(self.scheduler.has_requests()) or bool(self._batch_queue)
+
+    def step(self) -> VllmStep:
+        """One engine step: ``EngineCore.step``, or ``step_with_batch_queue`` when async."""
+        if self.async_scheduling:
+            scheduled, processed, preempted = self._async_step()
+            # vLLM's busy loop asks has_work() right after a step; that also
+            # closes a step that only scheduled.
+            self.scheduler.has_requests()
+        else:
+            scheduled, processed, preempted = self._sync_step()
+        record = VllmStep(
+            step=self.step_index,
+            aborted=[],
+            scheduled=scheduled,
+            processed=processed,
+            preempted=preempted,
+            free_blocks=self.scheduler.kv_cache_manager.block_pool.get_num_free_blocks(),
+            reqs={},
+        )
+        self.step_index += 1
+        return record
+
+    def shutdown(self) -> None:
+        """vLLM's scheduler shutdown (ends an open step in the log)."""
+        self.scheduler.shutdown()
+
+    def _sync_step(self) -> _StepResult:
+        scheduler = self.scheduler
+        if not scheduler.has_requests():
+            return {}, None, []
+        output = scheduler.schedule()
+        scheduler.update_from_output(output, _model_output(scheduler, output, self.script))
+        return (
+            dict(output.num_scheduled_tokens),
+            list(output.num_scheduled_tokens),
+            sorted(output.preempted_req_ids),
+        )
+
+    def _async_step(self) -> _StepResult:
+        # Batch queue of 2; the model is still busy whenever the next schedule() runs.
+        scheduler = self.scheduler
+        batch_queue = self._batch_queue
+        scheduled: dict[str, int] = {}
+        preempted: list[str] = []
+        if scheduler.has_requests():
+            output = scheduler.schedule()
+            scheduled = dict(output.num_scheduled_tokens)
+            preempted = sorted(output.preempted_req_ids)
+            batch_queue.appendleft((output, _model_output(scheduler, output, self.script)))
+            if output.total_num_scheduled_tokens > 0 and len(batch_queue) < 2:
+                return scheduled, None, preempted
+        elif not batch_queue:
+            return scheduled, None, preempted
+        output, model_output = batch_queue.pop()
+        scheduler.update_from_output(output, model_output)
+        return scheduled, list(output.num_scheduled_tokens), preempted
+
+
+_StepResult = tuple[dict[str, int], list[str] | None, list[str]]
+
+
+def run_workload(
+    engine: VllmEngine,
+    requests: Sequence[WorkloadRequest],
     *,
-    async_scheduling: bool = False,
-    policy: str = "fcfs",
-    script: TokenScript = filler_script,
-    observers: Iterable[Handler] = (),
-    clock: Callable[[], int] | None = None,
-    scheduler_cls: type[Any] | None = None,
-    engine_id: str = "vllm",
+    priorities: Mapping[str, int] | None = None,
     until_idle: bool = False,
     max_steps: int = 100_000,
 ) -> Iterator[VllmStep]:
-    """Drive vLLM's scheduler through ``requests`` one engine step at a time; yield each step.
+    """Drive ``engine`` through ``requests`` one step at a time; yield each step's record.
 
     Before step ``s`` the requests with ``arrival <= s`` are added and those
-    with ``abort == s`` aborted (all in one ``finish_requests`` call, as
-    vLLM's engine does), then one engine step runs. The run ends when no
-    request is unfinished and none is still to arrive; with ``until_idle`` it
-    goes on, as vLLM's engine loop does, while the scheduler still holds
-    finished ids or a batch is in flight. With ``observers`` the scheduler is
-    traced (:func:`lifecycle_trace.vllm.attach`, strict) and every event is
-    delivered to them.
+    with ``abort == s`` still live are aborted (in one call), then one engine
+    step runs. The run ends when no request is unfinished and none is still to
+    arrive; with ``until_idle`` it goes on while vLLM's engine loop would (the
+    scheduler still holds finished ids or a batch is in flight). The
+    scheduler is shut down at the end.
     """
-    from vllm.v1.request import RequestStatus
-
-    scheduler = build_scheduler(
-        engine_kwargs,
-        async_scheduling=async_scheduling,
-        policy=policy,
-        scheduler_cls=scheduler_cls,
-    )
-    observers = list(observers)
-    if observers:
-        kwargs: dict[str, Any] = {"engine_id": engine_id, "strict": True}
-        if clock is not None:
-            kwargs["clock"] = clock
-        attach(scheduler, observers, **kwargs)
-    hasher = _block_hasher(scheduler)
+    priorities = priorities or {}
     pending = sorted(requests, key=lambda r: r.arrival)
     added: dict[str, Any] = {}
-    batch_queue: deque[tuple[Any, Any]] = deque()
-    num_added = 0
+    live = engine.scheduler.requests
     try:
         for step in range(max_steps):
-            # vLLM's engine loop asks whether it has work before taking new input
-            # (which also tells a tracer that a step that only scheduled is over).
-            scheduler.has_requests()
             while pending and pending[0].arrival <= step:
                 r = pending.pop(0)
-                request = _make_request(r, float(num_added), hasher)
-                num_added += 1
-                scheduler.add_request(request)
-                added[r.id] = request
+                engine.add_request(
+                    r.prompt_token_ids, r.sampling_params, r.id, priorities.get(r.id, 0)
+                )
+                added[r.id] = live[r.id]
             aborted = [
                 r.id
                 for r in requests
                 if r.abort == step and r.id in added and not added[r.id].is_finished()
             ]
             if aborted:
-                scheduler.finish_requests(aborted, RequestStatus.FINISHED_ABORTED)
-            has_work = scheduler.has_unfinished_requests() or (
-                until_idle and (scheduler.has_requests() or bool(batch_queue))
-            )
-            if not has_work and not pending:
+                engine.abort_request(aborted)
+            busy = engine.has_work() if until_idle else engine.has_unfinished_requests()
+            if not busy and not pending:
                 return
-            if async_scheduling:
-                scheduled, processed, preempted = _async_step(scheduler, batch_queue, script)
-            else:
-                scheduled, processed, preempted = _sync_step(scheduler, script)
-            yield VllmStep(
-                step=step,
+            record = engine.step()
+            yield attrs.evolve(
+                record,
                 aborted=aborted,
-                scheduled=scheduled,
-                processed=processed,
-                preempted=preempted,
-                free_blocks=scheduler.kv_cache_manager.block_pool.get_num_free_blocks(),
                 reqs={rid: _state(req) for rid, req in added.items()},
             )
         raise RuntimeError(f"the workload did not finish within {max_steps} steps")
     finally:
-        scheduler.shutdown()
-
-
-_StepResult = tuple[dict[str, int], list[str] | None, list[str]]
-
-
-def _sync_step(scheduler: Any, script: TokenScript) -> _StepResult:
-    """``EngineCore.step``: schedule, run the model, update."""
-    if not scheduler.has_requests():
-        return {}, None, []
-    output = scheduler.schedule()
-    model_output = _model_output(scheduler, output, script)
-    scheduler.update_from_output(output, model_output)
-    return (
-        dict(output.num_scheduled_tokens),
-        list(output.num_scheduled_tokens),
-        sorted(output.preempted_req_ids),
-    )
-
-
-def _async_step(
-    scheduler: Any, batch_queue: deque[tuple[Any, Any]], script: TokenScript
-) -> _StepResult:
-    """``EngineCore.step_with_batch_queue`` with a queue of 2 and a model still busy."""
-    scheduled: dict[str, int] = {}
-    preempted: list[str] = []
-    if scheduler.has_requests():
-        output = scheduler.schedule()
-        scheduled = dict(output.num_scheduled_tokens)
-        preempted = sorted(output.preempted_req_ids)
-        batch_queue.appendleft((output, _model_output(scheduler, output, script)))
-        if output.total_num_scheduled_tokens > 0 and len(batch_queue) < 2:
-            return scheduled, None, preempted
-    elif not batch_queue:
-        return scheduled, None, preempted
-    output, model_output = batch_queue.pop()
-    scheduler.update_from_output(output, model_output)
-    return scheduled, list(output.num_scheduled_tokens), preempted
+        engine.shutdown()
