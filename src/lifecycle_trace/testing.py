@@ -13,6 +13,10 @@ Everything here is built on hypothesis and the invariant checker:
 - :func:`run_scenario` and :func:`check_scenario`, which drive an engine
   through a scenario with the checker live and compare the state rebuilt from
   events with the engine's own state after every step;
+- :func:`assert_same_lifecycle` (from :mod:`lifecycle_trace.diffing`), which
+  runs one scenario on two engines and reports where a request's lifecycle
+  parts, for differential tests (minivllm against the real vLLM scheduler, or
+  a scheduler against a changed one);
 - :class:`EngineStateMachine`, a ``RuleBasedStateMachine`` (add, abort, step;
   invariants after every rule) to subclass for your own engine or scheduler.
 
@@ -30,6 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from lifecycle_trace.checker import InvariantChecker, Violation, format_violations
+from lifecycle_trace.diffing import LifecycleMismatch, assert_same_lifecycle
 from lifecycle_trace.timeline import Timeline, TimelineBuilder
 from minivllm.bus import Handler
 from minivllm.config import EngineConfig
@@ -49,9 +54,11 @@ __all__ = [
     "EngineStateMachine",
     "FakeClock",
     "InvariantViolationError",
+    "LifecycleMismatch",
     "Scenario",
     "ScriptedSampler",
     "assert_no_violations",
+    "assert_same_lifecycle",
     "check_scenario",
     "engine_configs",
     "prompts",
