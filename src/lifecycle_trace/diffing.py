@@ -25,7 +25,7 @@ from lifecycle_trace.reader import LogReader
 from lifecycle_trace.streaming import Contiguous, iter_timelines
 from lifecycle_trace.timeline import Sample, Timeline, TimelineBuilder
 from minivllm.bus import Handler
-from minivllm.events import EngineConfigured, Event, StepFinished, event_to_dict
+from minivllm.events import EngineConfigured, Event, event_to_dict
 from minivllm.sampling_params import SamplingParams
 
 __all__ = [
@@ -33,12 +33,14 @@ __all__ = [
     "Divergence",
     "LifecycleMismatch",
     "ScenarioEngine",
+    "all_lives",
     "assert_same_lifecycle",
     "config_differences",
     "diff_logs",
     "diff_timelines",
     "drive_scenario",
     "format_divergences",
+    "run_logged",
 ]
 
 DEFAULT_CONTEXT = 3
@@ -308,13 +310,19 @@ EngineFactory = Callable[[Any, Sequence[Handler]], ScenarioEngine]
 
 
 def drive_scenario(
-    engine: ScenarioEngine, scenario: Any, live: Callable[[], Mapping[str, Any]], limit: int
+    engine: ScenarioEngine,
+    scenario: Any,
+    live: Callable[[], Mapping[str, Any]],
+    limit: int,
+    priorities: Mapping[str, int] | None = None,
 ) -> None:
     """Run ``scenario`` on ``engine``: arrivals and aborts before each step, until it drains.
 
     ``live()`` returns the engine's live requests by id (for aborts);
-    ``limit`` bounds the steps.
+    ``limit`` bounds the steps; ``priorities`` gives requests a priority
+    (passed as ``add_request(..., priority=p)`` when not 0).
     """
+    priorities = priorities or {}
     pending = sorted(scenario.requests, key=lambda r: r.arrival)
     aborts: dict[int, list[str]] = {}
     for r in scenario.requests:
@@ -323,7 +331,13 @@ def drive_scenario(
     for step in range(limit + 1):
         while pending and pending[0].arrival <= step:
             r = pending.pop(0)
-            engine.add_request(list(r.prompt_token_ids), r.sampling_params, r.id)
+            priority = priorities.get(r.id, 0)
+            if priority:
+                engine.add_request(  # type: ignore[call-arg]
+                    list(r.prompt_token_ids), r.sampling_params, r.id, priority=priority
+                )
+            else:
+                engine.add_request(list(r.prompt_token_ids), r.sampling_params, r.id)
         requests = live()
         aborted = [rid for rid in aborts.get(step, ()) if rid in requests]
         if aborted:
@@ -345,18 +359,24 @@ class LifecycleMismatch(AssertionError):
         )
 
 
-def _run(make_engine: EngineFactory, scenario: Any, limit: int) -> list[Event]:
+def run_logged(
+    make_engine: EngineFactory,
+    scenario: Any,
+    limit: int,
+    priorities: Mapping[str, int] | None = None,
+) -> list[Event]:
+    """Run ``scenario`` on a fresh engine from ``make_engine``; return the event log."""
     log: list[Event] = []
     engine = make_engine(scenario, [log.append])
     live = _live_requests(engine)
     try:
-        drive_scenario(engine, scenario, live, limit)
+        drive_scenario(engine, scenario, live, limit, priorities)
     finally:
         close = getattr(engine, "shutdown", None)
         if callable(close):
             close()
-    if not any(type(e) is StepFinished for e in log) and scenario.requests:
-        raise AssertionError(f"{make_engine!r} ran no step: are its observers subscribed?")
+    if not log and scenario.requests:
+        raise AssertionError(f"{make_engine!r} delivered no event: are its observers subscribed?")
     return log
 
 
@@ -382,28 +402,30 @@ def assert_same_lifecycle(
     scenario: Any,
     *,
     limit: int | None = None,
+    priorities: Mapping[str, int] | None = None,
 ) -> list[Event]:
     """Run ``scenario`` on two engines; raise :class:`LifecycleMismatch` if any request parts.
 
     Each factory is ``make_engine(scenario, observers)`` and returns a fresh
     engine with ``observers`` subscribed (``LLMEngine(..., observers=observers)``;
     for the real vLLM scheduler, :class:`lifecycle_trace.vllm.driver.VllmEngine`).
-    ``limit`` bounds the steps (default: ``step_limit(scenario)``). Returns
-    engine A's log.
+    ``limit`` bounds the steps (default: ``step_limit(scenario)``);
+    ``priorities`` maps request ids to priorities. Returns engine A's log.
     """
     if limit is None:
         from lifecycle_trace.testing import step_limit
 
         limit = step_limit(scenario)
-    log_a = _run(make_engine_a, scenario, limit)
-    log_b = _run(make_engine_b, scenario, limit)
-    divergences = diff_timelines(_all_lives(log_a), _all_lives(log_b))
+    log_a = run_logged(make_engine_a, scenario, limit, priorities)
+    log_b = run_logged(make_engine_b, scenario, limit, priorities)
+    divergences = diff_timelines(all_lives(log_a), all_lives(log_b))
     if divergences:
         raise LifecycleMismatch(divergences)
     return log_a
 
 
-def _all_lives(log: Iterable[Event]) -> list[Timeline]:
+def all_lives(log: Iterable[Event]) -> list[Timeline]:
+    """Every request life of an in-memory log (an id used twice gives two timelines)."""
     retired: list[Timeline] = []
     builder = TimelineBuilder(on_retire=retired.append)
     builder.feed_all(log)

@@ -43,7 +43,6 @@ __all__ = ["SchedulerTracer"]
 logger = logging.getLogger("lifecycle_trace.vllm")
 
 _RUNNING = RequestStatus.RUNNING
-_PREEMPTED = RequestStatus.PREEMPTED
 
 
 class _Seen:
@@ -288,7 +287,8 @@ class SchedulerTracer:
         cached = _first_group_len(new_computed_blocks)
         if grown > 0:
             self.bus.publish(BlocksAllocated, request.request_id, grown - cached, cached)
-        if request.status != _RUNNING:
+        # vLLM's statuses are another enum: compare by name, never by value.
+        if request.status.name != "RUNNING":
             self._admitting.append(request)
 
     def flush_admissions(self) -> None:
@@ -298,12 +298,12 @@ class SchedulerTracer:
         admitting, self._admitting = self._admitting, []
         for request in admitting:
             seen = self._seen.get(request.request_id)
-            if seen is None or request.status == seen.status:
+            if seen is None or _status(request.status) == seen.status:
                 continue
             from_scratch = seen.computed == 0
             self._emit_status(request, seen, computed=seen.computed)
             self._sync_counters(request)
-            if from_scratch and request.status == _RUNNING:
+            if from_scratch and seen.status == _RUNNING:
                 # Tokens served by the prefix cache at an admission from scratch.
                 self._set_counter(request, seen, "num_cached_tokens", request.num_computed_tokens)
 

@@ -211,18 +211,21 @@ def _state(request: Any) -> list[Any]:
     ]
 
 
-def _vllm_params(params: SamplingParams, max_tokens: int) -> Any:
+def _vllm_params(params: SamplingParams, num_prompt_tokens: int, max_model_len: int) -> Any:
+    """vLLM's sampling parameters for minivllm's, completed as vLLM's input processor does."""
     from vllm.sampling_params import SamplingParams as VllmSamplingParams
 
     vllm_params = VllmSamplingParams(
-        max_tokens=max_tokens,
+        max_tokens=params.max_tokens,
         min_tokens=params.min_tokens,
         stop_token_ids=list(params.stop_token_ids),
         ignore_eos=params.ignore_eos,
         temperature=params.temperature,
         top_p=params.top_p,
     )
-    # As vLLM's input processor does with the model's generation config.
+    # Unset max_tokens means up to max_model_len, set after validation (input_processor.py).
+    if vllm_params.max_tokens is None:
+        vllm_params.max_tokens = max_model_len - num_prompt_tokens
     vllm_params.update_from_generation_config({}, eos_token_id=EOS_TOKEN_ID)
     return vllm_params
 
@@ -296,13 +299,10 @@ class VllmEngine:
             request_id = str(self._num_added)
         if request_id in self.scheduler.requests:
             raise ValueError(f"request_id {request_id!r} is already in use by a live request")
-        max_tokens = params.max_tokens
-        if max_tokens is None:
-            max_tokens = self.max_model_len - len(prompt)
         request = Request(
             request_id=request_id,
             prompt_token_ids=prompt,
-            sampling_params=_vllm_params(params, max_tokens),
+            sampling_params=_vllm_params(params, len(prompt), self.max_model_len),
             pooling_params=None,
             # Strictly increasing, so the priority policy breaks ties by arrival order.
             arrival_time=float(self._num_added),
@@ -354,9 +354,10 @@ class VllmEngine:
         self.scheduler.shutdown()
 
     def _sync_step(self) -> _StepResult:
+        # An idle step (vLLM's engine would not step) still runs an empty
+        # schedule, as minivllm's does, so step numbers line up with the
+        # workload's arrival steps on both engines.
         scheduler = self.scheduler
-        if not scheduler.has_requests():
-            return {}, None, []
         output = scheduler.schedule()
         scheduler.update_from_output(output, _model_output(scheduler, output, self.script))
         return (
@@ -371,15 +372,15 @@ class VllmEngine:
         batch_queue = self._batch_queue
         scheduled: dict[str, int] = {}
         preempted: list[str] = []
-        if scheduler.has_requests():
+        # When idle (nothing to schedule, nothing in flight) the empty schedule
+        # is run anyway, as in the synchronous step.
+        if scheduler.has_requests() or not batch_queue:
             output = scheduler.schedule()
             scheduled = dict(output.num_scheduled_tokens)
             preempted = sorted(output.preempted_req_ids)
             batch_queue.appendleft((output, _model_output(scheduler, output, self.script)))
             if output.total_num_scheduled_tokens > 0 and len(batch_queue) < 2:
                 return scheduled, None, preempted
-        elif not batch_queue:
-            return scheduled, None, preempted
         output, model_output = batch_queue.pop()
         scheduler.update_from_output(output, model_output)
         return scheduled, list(output.num_scheduled_tokens), preempted
