@@ -27,9 +27,9 @@ import orjson
 import structlog
 
 from lifecycle_trace.eventlog import EventLog
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.logging import JsonLogObserver, json_processors, make_json_logger
 from lifecycle_trace.store import read_jsonl, replay, write_jsonl
-from lifecycle_trace.timeline import build_timelines
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event, event_to_dict
 from minivllm.sampling_params import SamplingParams

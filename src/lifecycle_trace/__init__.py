@@ -1,29 +1,40 @@
 """lifecycle_trace: record, rebuild, check and export the lifecycle of minivllm requests.
 
-One idea: the engine's typed events are the record. An :class:`EventLog`
-holds them (gap-checked), :func:`build_timelines` folds them into one
-:class:`Timeline` per request, :mod:`lifecycle_trace.store` keeps them as JSON
-Lines (:class:`JsonlWriter` streams them there as the engine runs,
-:func:`iter_jsonl` reads them back one line at a time),
-:mod:`lifecycle_trace.logging` logs them with structlog, and
-:mod:`lifecycle_trace.lab` answers lab 01's questions. The invariant checker
-lives in :mod:`lifecycle_trace.checker`; :func:`iter_timelines` folds a log of
-any length in memory that follows its live requests; :func:`slice_log` and
-:func:`merge_logs` cut logs down and combine several engines' logs.
+One idea: the log is the truth, and everything else is a fold over it.
+
+The engine's typed events are the record. An :class:`EventLog` holds them
+(gap-checked), :mod:`lifecycle_trace.store` keeps them as JSON Lines
+(:class:`JsonlWriter` streams them there as the engine runs, :func:`iter_jsonl`
+reads them back one line at a time), :func:`slice_log` and :func:`merge_logs`
+cut logs down and combine several engines' logs. :mod:`lifecycle_trace.fold`
+rebuilds each request's life from them (:class:`RequestFold`), and every view
+reads that fold: timelines (:func:`build_timelines`, :func:`iter_timelines`
+for a log of any length), status intervals, stats, lab 01's event-derived
+trace (:mod:`lifecycle_trace.lab`), slices and the exporters
+(:mod:`lifecycle_trace.export`). The invariant checker lives in
+:mod:`lifecycle_trace.checker`; :mod:`lifecycle_trace.logging` logs events
+with structlog.
 """
 
 from typing import Any
 
 from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
+from lifecycle_trace.fold.requests import LogFold, RequestFold, RequestKey, RequestState
+from lifecycle_trace.fold.timeline import (
+    Sample,
+    Segment,
+    Timeline,
+    TimelineBuilder,
+    build_timelines,
+    iter_timelines,
+)
 from lifecycle_trace.lab import trace_from_events, trace_request
+from lifecycle_trace.log.merge import merge_logs
+from lifecycle_trace.log.slice import slice_log
 from lifecycle_trace.logging import JsonLogObserver, make_json_logger
-from lifecycle_trace.merging import merge_logs
 from lifecycle_trace.reader import LogReader, iter_jsonl
 from lifecycle_trace.sink import JsonlWriter
-from lifecycle_trace.slicing import slice_log
 from lifecycle_trace.store import read_jsonl, replay, write_jsonl
-from lifecycle_trace.streaming import iter_timelines
-from lifecycle_trace.timeline import Sample, Segment, Timeline, TimelineBuilder, build_timelines
 
 __all__ = [
     "INVARIANTS",
@@ -32,8 +43,12 @@ __all__ = [
     "InvariantChecker",
     "JsonLogObserver",
     "JsonlWriter",
+    "LogFold",
     "LogReader",
     "Recorder",
+    "RequestFold",
+    "RequestKey",
+    "RequestState",
     "Sample",
     "Segment",
     "SequenceError",

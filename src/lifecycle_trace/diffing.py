@@ -1,6 +1,6 @@
 """Two logs side by side: where, per request, does one run part from the other?
 
-The logs are folded into timelines (:class:`~lifecycle_trace.timeline.Timeline`,
+The logs are folded into timelines (:class:`~lifecycle_trace.fold.timeline.Timeline`,
 the same fold as everywhere else) and aligned by request id and, for an id
 used again after its request finished, by life (its first, second, ... use).
 For each pair the states at the end of every step (status and counters) are
@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 import attrs
 
+from lifecycle_trace.fold.timeline import Sample, Timeline, iter_timelines
 from lifecycle_trace.reader import LogReader
-from lifecycle_trace.streaming import Contiguous, iter_timelines
-from lifecycle_trace.timeline import Sample, Timeline, TimelineBuilder
+from lifecycle_trace.streaming import Contiguous
 from minivllm.bus import Handler
 from minivllm.events import EngineConfigured, Event, event_to_dict
 from minivllm.sampling_params import SamplingParams
@@ -425,9 +425,5 @@ def assert_same_lifecycle(
 
 
 def all_lives(log: Iterable[Event]) -> list[Timeline]:
-    """Every request life of an in-memory log (an id used twice gives two timelines)."""
-    retired: list[Timeline] = []
-    builder = TimelineBuilder(on_retire=retired.append)
-    builder.feed_all(log)
-    builder.retire()
-    return [*retired, *builder.timelines().values()]
+    """Every request life of one engine's log (an id used twice gives two timelines)."""
+    return list(iter_timelines(log))

@@ -4,26 +4,29 @@ The lab drives the engine one ``step()`` at a time and, after each step,
 records ``(request_id, status, num_computed_tokens, num_tokens)`` for every
 live request: those in ``scheduler.running`` (in list order), then those in
 ``scheduler.waiting`` (in queue order), then those that finished during the
-step (in the order they were added). That is the polling path.
+step (in the order they were added). That is the polling path, and the one
+place in this library that reads the scheduler directly: lab 01 asks learners
+to poll, so its trace must be what polling sees.
 
-:func:`trace_from_events` derives the very same list from bus events alone,
-by replaying the scheduler's queue operations from ``StatusChanged`` events;
-the test suite checks that the two paths agree on random workloads.
+:func:`trace_from_events` derives the very same list from bus events alone:
+the fold (:class:`~lifecycle_trace.fold.requests.RequestFold`) keeps the
+scheduler's queues as the ``StatusChanged`` events imply them; the test suite
+checks that the two paths agree on random workloads.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from lifecycle_trace.fold.requests import RequestFold, RequestState
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import CounterUpdated, RequestAdded, StatusChanged, StepFinished
 from minivllm.events import Event as EngineEvent
-from minivllm.request import Request, RequestStatus
+from minivllm.events import StepFinished
+from minivllm.request import Request
 from minivllm.sampling_params import SamplingParams
 from minivllm.workload import Workload
 
@@ -40,9 +43,6 @@ __all__ = [
     "trace_requests",
     "trace_workload",
 ]
-
-_RUNNING = RequestStatus.RUNNING
-_PREEMPTED = RequestStatus.PREEMPTED
 
 
 @attrs.frozen
@@ -153,75 +153,29 @@ def trace_workload(
     raise RuntimeError(f"the workload did not drain within max_steps={max_steps}")
 
 
-class _QueueReplay:
-    """Mirrors the scheduler's ``running`` list and ``waiting`` queue from status changes."""
-
-    def __init__(self) -> None:
-        self.state: dict[str, list[Any]] = {}  # id -> [status, computed, tokens]
-        self.added: list[str] = []
-        self.running: list[str] = []
-        self.waiting: deque[str] = deque()
-        self.finished: set[str] = set()
-        self.out: list[Event] = []
-
-    def _known(self, e: CounterUpdated | StatusChanged) -> None:
-        if e.request_id not in self.state:
-            raise ValueError(
-                f"seq {e.seq}: {type(e).__name__} for request {e.request_id!r}, which the log "
-                f"never added (the log must start before the first request)"
-            )
-
-    def feed(self, e: EngineEvent) -> None:
-        if isinstance(e, CounterUpdated):
-            self._known(e)
-            if e.counter == "num_computed_tokens":
-                self.state[e.request_id][1] = e.new
-            elif e.counter == "num_tokens":
-                self.state[e.request_id][2] = e.new
-        elif isinstance(e, StatusChanged):
-            self._status(e)
-        elif isinstance(e, RequestAdded):
-            rid = e.request_id
-            self.state[rid] = [RequestStatus.WAITING, 0, e.num_prompt_tokens]
-            self.added.append(rid)
-            self.waiting.append(rid)
-        elif isinstance(e, StepFinished):
-            self._emit()
-
-    def _status(self, e: StatusChanged) -> None:
-        self._known(e)
-        rid, old, new = e.request_id, e.old_status, e.new_status
-        self.state[rid] = [new, e.num_computed_tokens, e.num_tokens]
-        # Each transition is one queue operation of the scheduler.
-        if new == _RUNNING:
-            self.waiting.remove(rid)
-            self.running.append(rid)
-        elif new == _PREEMPTED:
-            self.running.remove(rid)
-            self.waiting.appendleft(rid)
-        else:
-            (self.running if old == _RUNNING else self.waiting).remove(rid)
-            self.finished.add(rid)
-
-    def _emit(self) -> None:
-        state = self.state
-        for rid in (*self.running, *self.waiting):
-            status, computed, tokens = state[rid]
-            self.out.append(Event(rid, status.name, computed, tokens))
-        if self.finished:
-            for rid in [r for r in self.added if r in self.finished]:
-                status, computed, tokens = state.pop(rid)
-                self.out.append(Event(rid, status.name, computed, tokens))
-            self.added = [r for r in self.added if r not in self.finished]
-            self.finished.clear()
+def _record(t: RequestState) -> Event:
+    return Event(t.request_id, t.status.name, t.num_computed_tokens, t.num_tokens)
 
 
 def trace_from_events(events: Iterable[EngineEvent]) -> list[Event]:
-    """The lab's trace, derived from bus events alone (the log must start before any request)."""
-    replay = _QueueReplay()
+    """The lab's trace, derived from bus events alone (the log must start before any request).
+
+    The fold keeps the scheduler's running list and waiting queue as the
+    status changes imply them; at the end of each step the trace lists them,
+    then the requests that finished since the last step, in the order added.
+    """
+    out: list[Event] = []
+    retired: list[RequestState] = []
+    fold = RequestFold(on_retire=retired.append, keep_finished=False, history=False)
     for event in events:
-        replay.feed(event)
-    return replay.out
+        fold.feed(event)
+        if type(event) is StepFinished:
+            out.extend(_record(t) for t in fold.running.values())
+            out.extend(_record(t) for t in fold.waiting)
+            retired.sort(key=lambda t: t.life)
+            out.extend(_record(t) for t in retired)
+            retired.clear()
+    return out
 
 
 # -- the lab's questions --------------------------------------------------------

@@ -1,84 +1,11 @@
-"""Combining the logs of several engines (data-parallel ranks, separate processes) into one.
+"""Moved to :mod:`lifecycle_trace.log.merge`; this import path keeps working."""
 
-Each input log names its engine in its EngineConfigured (``engine_id``); the
-merged log is every input's events ordered by ``ts_ns``, each line carrying
-``engine`` so that readers give every event back to its engine. Within an
-engine the original order and sequence numbers are kept, so each engine's
-stream in the merged log is exactly its original log, and the tools fold and
-check each engine on its own (request ids may repeat across engines).
+from lifecycle_trace.log.merge import (
+    DuplicateEngineError,
+    merge_logs,
+)
 
-Times are compared as they are: the default clock, ``time.monotonic_ns``, is
-shared by the processes of one machine, but not across machines, and a merge
-of logs from several machines is only as ordered as their clocks agree.
-Ties are broken by the order of the inputs. The merge streams: it holds one
-event per input, and reads each input once.
-"""
-
-from __future__ import annotations
-
-import heapq
-import os
-from collections.abc import Iterator, Sequence
-
-from lifecycle_trace._codec import encode_line_with
-from lifecycle_trace.reader import ENGINE_KEY, LogReader
-from lifecycle_trace.streaming import Record
-from minivllm.events import Event
-
-__all__ = ["DuplicateEngineError", "merge_logs"]
-
-
-class DuplicateEngineError(ValueError):
-    """Two inputs of a merge name the same engine, so their requests could not be told apart."""
-
-
-def _keyed(
-    paths: list[str], index: int, records: Iterator[Record], owner: dict[str, int]
-) -> Iterator[tuple[int, int, str, Event]]:
-    """Sort keys for one input's records, checking that no other input holds its engines."""
-    mine: set[str] = set()
-    for engine, event in records:
-        if engine not in mine:
-            other = owner.setdefault(engine, index)
-            if other != index:
-                raise DuplicateEngineError(
-                    f"merge: {paths[other]} and {paths[index]} both hold engine {engine!r}; "
-                    f"give each engine its own id (LLMEngine(engine_id=...))"
-                )
-            mine.add(engine)
-        yield event.ts_ns, index, engine, event
-
-
-def merge_logs(
-    sources: Sequence[str | os.PathLike[str]],
-    output: str | os.PathLike[str],
-    *,
-    lenient: bool = False,
-) -> int:
-    """Merge ``sources`` into ``output`` by time, each line naming its engine; return the count.
-
-    Raises :class:`DuplicateEngineError` if two inputs hold the same engine id.
-    """
-    paths = [os.fspath(p) for p in sources]
-    if not paths:
-        raise ValueError("merge: no input logs")
-    out = os.path.abspath(output)
-    for p in paths:
-        if os.path.abspath(p) == out:
-            raise ValueError(f"merge: the output {output} would overwrite the input {p}")
-    owner: dict[str, int] = {}
-    streams = [
-        _keyed(paths, i, LogReader(p, lenient=lenient).records(), owner)
-        for i, p in enumerate(paths)
-    ]
-    count = 0
-    try:
-        with open(output, "wb", buffering=1 << 20) as f:
-            # heapq.merge keeps each input's own order, so per-engine sequences stay intact.
-            for _, _, engine, event in heapq.merge(*streams, key=lambda item: item[:2]):
-                f.write(encode_line_with(event, {ENGINE_KEY: engine}))
-                count += 1
-    except BaseException:
-        os.unlink(output)  # a half-merged log would read as a complete one
-        raise
-    return count
+__all__ = [
+    "DuplicateEngineError",
+    "merge_logs",
+]

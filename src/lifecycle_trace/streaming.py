@@ -1,12 +1,11 @@
-"""One-pass folds over a log of one or several engines, holding only what is still live.
+"""One pass over the records of a log of one or several engines.
 
 The inputs are ``(engine_id, event)`` records, as
-:meth:`lifecycle_trace.reader.LogReader.records` yields them; each engine's
-events go to that engine's own fold, so request ids that collide across the
-engines of a merged log never meet. :func:`iter_timelines` hands out each
-request's timeline once its finishing step has ended and forgets it;
+:meth:`lifecycle_trace.reader.LogReader.records` yields them.
 :func:`check_records` runs one :class:`~lifecycle_trace.checker.InvariantChecker`
 per engine; :class:`Contiguous` stops a stream at a sequence gap.
+:func:`iter_timelines` (the fold's timelines, streamed) lives in
+:mod:`lifecycle_trace.fold.timeline` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -17,45 +16,18 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from lifecycle_trace.eventlog import SequenceError
-from lifecycle_trace.timeline import Timeline, TimelineBuilder
-from minivllm.events import Event
+from lifecycle_trace.fold.requests import Record
+from lifecycle_trace.fold.timeline import iter_timelines
 
 if TYPE_CHECKING:
     from lifecycle_trace.checker import Violation
 
 __all__ = ["Contiguous", "Record", "check_records", "iter_timelines"]
 
-Record = tuple[str, Event]
-"""An event and the id of the engine that emitted it."""
-
-# Events are folded in chunks so the builder's inlined loop does the work and
-# retired timelines are handed out every few thousand events.
+# Records are checked in chunks, a run of one engine's events at a time.
 _CHUNK = 4096
 _engine_of = itemgetter(0)
 _event_of = itemgetter(1)
-
-
-def iter_timelines(records: Iterable[Record]) -> Iterator[Timeline]:
-    """Every request's timeline: finished ones soon after their last step, the others at the end.
-
-    Memory follows the number of live requests per engine, not the log's length.
-    """
-    retired: list[Timeline] = []
-    builders: dict[str, TimelineBuilder] = {}
-    source = iter(records)
-    while chunk := list(itertools.islice(source, _CHUNK)):
-        for engine, group in itertools.groupby(chunk, key=_engine_of):
-            builder = builders.get(engine)
-            if builder is None:
-                builder = builders[engine] = TimelineBuilder(on_retire=retired.append)
-            builder.feed_all(map(_event_of, group))
-        yield from retired
-        retired.clear()
-    for builder in builders.values():
-        builder.retire()
-        yield from retired
-        retired.clear()
-        yield from builder.timelines().values()
 
 
 def check_records(records: Iterable[Record]) -> dict[str, list[Violation]]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import assert_no_leak, make_engine, run_to_end
 
+from helpers.engine import assert_no_leak, make_engine, run_to_end
 from minivllm import LLMEngine, ModelRunnerOutput, SamplingParams
 from minivllm.events import RequestAdded
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import make_engine
+from helpers.engine import make_engine
 from minivllm import LLM, ByteTokenizer, RequestOutputKind, SamplingParams
 from minivllm.cli import main
 

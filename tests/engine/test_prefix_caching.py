@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import assert_no_leak, make_engine, run_to_end
+from helpers.engine import assert_no_leak, make_engine, run_to_end
 from minivllm import SamplingParams
 from minivllm.events import StepFinished
 

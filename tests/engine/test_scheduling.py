@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import assert_no_leak, make_engine, run_to_end, snapshot
-
+from helpers.engine import assert_no_leak, make_engine, run_to_end, snapshot
 from minivllm import RequestStatus, SamplingParams
 from minivllm.events import StepFinished
 

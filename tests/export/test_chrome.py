@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_support import run_scenario_logged
 from hypothesis import given, settings
 
+from helpers.export import run_scenario_logged
 from lifecycle_trace.export.chrome import ENGINE_TID, chrome_trace, write_chrome_trace
-from lifecycle_trace.export.chrome_check import validate_chrome_trace
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.testing import Scenario, scenarios
-from lifecycle_trace.timeline import build_timelines
+from lifecycle_trace.testing.chrome_check import validate_chrome_trace
 from minivllm.events import Event, RequestAdded, StepFinished
 from minivllm.request import RequestStatus
 

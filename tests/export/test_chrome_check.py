@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lifecycle_trace.export.chrome import chrome_trace
-from lifecycle_trace.export.chrome_check import (
+from lifecycle_trace.testing.chrome_check import (
     InvalidTraceError,
     trace_problems,
     validate_chrome_trace,

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_support import run_scenario_logged
 from hypothesis import given, settings
 
+from helpers.export import run_scenario_logged
 from lifecycle_trace.cli import main
 from lifecycle_trace.eventlog import EventLog
 from lifecycle_trace.export.chrome import (
@@ -20,9 +20,9 @@ from lifecycle_trace.export.chrome import (
     chrome_trace,
     write_chrome_trace,
 )
-from lifecycle_trace.export.chrome_check import validate_chrome_trace
 from lifecycle_trace.store import write_jsonl
 from lifecycle_trace.testing import FakeClock, Scenario, scenarios
+from lifecycle_trace.testing.chrome_check import validate_chrome_trace
 from minivllm import LLMEngine, SamplingParams
 from minivllm.events import Event, RequestAdded, StatusChanged
 from minivllm.request import RequestStatus

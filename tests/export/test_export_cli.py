@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from lifecycle_trace.cli import main
-from lifecycle_trace.export._cli import last_ts_ns
-from lifecycle_trace.export.chrome_check import validate_chrome_trace
-from lifecycle_trace.export.plot import timeline_svg
-from lifecycle_trace.export.plot_select import FirstRequests
+from lifecycle_trace.cli._export import last_ts_ns
+from lifecycle_trace.export.plot import picture_of, timeline_svg
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.store import write_jsonl
-from lifecycle_trace.timeline import TimelineBuilder, build_timelines
+from lifecycle_trace.testing.chrome_check import validate_chrome_trace
 from minivllm.events import Event
 
 
@@ -148,15 +147,17 @@ def test_plot_draws_the_first_requests_and_says_how_many_it_left_out(
 
 def test_the_first_requests_keep_their_whole_timelines(demo_events: list[Event]) -> None:
     whole = build_timelines(demo_events)
-    chosen = FirstRequests(demo_events, 2)
-    builder = TimelineBuilder()
-    builder.feed_all(chosen)
-    part = builder.timelines()
-    assert list(part) == ["r0", "r1"] and (chosen.num_kept, chosen.num_left_out) == (2, 3)
-    for rid, t in part.items():
-        assert t == whole[rid]
-    everything = FirstRequests(demo_events, 0)
-    assert list(everything) == demo_events and everything.num_left_out == 0
+    part = picture_of(demo_events, 2)
+    assert part.labels == ("r0", "r1") and part.num_left_out == 3
+    for t in part.timelines:
+        assert t == whole[t.request_id]
+    # The picture of some requests ends with their last step, not the log's.
+    assert part.last_step == max(t.last_step for t in part.timelines)
+    everything = picture_of(demo_events, 0)
+    assert everything.num_left_out == 0
+    assert sorted(everything.timelines, key=lambda t: t.added_seq) == list(whole.values())
+    with pytest.raises(ValueError, match="limit must be 0"):
+        picture_of(demo_events, -1)
 
 
 def test_a_failed_export_leaves_no_half_written_file(

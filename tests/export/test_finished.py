@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from export_support import run_scenario_logged
 from hypothesis import given, settings
 
-from lifecycle_trace.export.finished import finished_requests
-from lifecycle_trace.export.intervals import status_intervals
+from helpers.export import run_scenario_logged
+from lifecycle_trace.fold.finished import finished_requests
+from lifecycle_trace.fold.intervals import status_intervals
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.testing import Scenario, scenarios
-from lifecycle_trace.timeline import build_timelines
 from minivllm.events import Event, StatusChanged, StepFinished
 from minivllm.request import RequestStatus
 

@@ -25,7 +25,7 @@ from lifecycle_trace.export.otel import (
     span_exporter_from_env,
     tracer_provider,
 )
-from lifecycle_trace.timeline import build_timelines
+from lifecycle_trace.fold.timeline import build_timelines
 from minivllm.events import Event, StatusChanged, StepFinished
 from minivllm.request import RequestStatus
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from export_support import run_scenario_logged
 from hypothesis import given, settings
 
-from lifecycle_trace.export.intervals import status_intervals
-from lifecycle_trace.export.phases import PHASE_NAMES, request_phases
+from helpers.export import run_scenario_logged
+from lifecycle_trace.fold.intervals import status_intervals
+from lifecycle_trace.fold.phases import PHASE_NAMES, request_phases
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.testing import Scenario, scenarios
-from lifecycle_trace.timeline import build_timelines
 from minivllm.events import Event, StatusChanged
 from minivllm.request import RequestStatus
 

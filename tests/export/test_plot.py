@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lifecycle_trace.export.plot import timeline_html, timeline_svg, write_plot
-from lifecycle_trace.export.plot_layout import Layout, nice_step, status_color
-from lifecycle_trace.timeline import build_timelines
+from lifecycle_trace.export.plot.layout import Layout, nice_step, status_color
+from lifecycle_trace.fold.timeline import build_timelines
 from minivllm.events import Event, RequestAdded
 
 SVG = "{http://www.w3.org/2000/svg}"

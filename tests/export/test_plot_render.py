@@ -1,4 +1,8 @@
-"""The timeline picture rendered by headless Chromium: the right colours in the right places."""
+"""The timeline picture rendered by headless Chromium: the right colours in the right places.
+
+The rendering tests are opt-in (they need a browser): set
+``LIFECYCLE_TRACE_BROWSER_TESTS=1`` with chromium installed.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from png_pixels import Image, hex_rgb, near, read_png
+from PIL import Image
 
 from lifecycle_trace.export.plot import layout_for, write_plot
-from lifecycle_trace.export.plot_layout import (
+from lifecycle_trace.export.plot.layout import (
     FINISHED_COLOR,
     REQUEST_PALETTE,
     Layout,
     status_color,
 )
-from lifecycle_trace.timeline import Timeline, TimelineBuilder
+from lifecycle_trace.fold.timeline import Timeline, TimelineBuilder
 from minivllm.events import Event
 from minivllm.request import RequestStatus
 
@@ -44,12 +48,29 @@ def _chromium(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedPr
     return done
 
 
-def _screenshot(binary: str, tmp_path: Path, page: Path, width: int, height: int) -> Image:
+def _screenshot(binary: str, tmp_path: Path, page: Path, width: int, height: int) -> Image.Image:
     png = tmp_path / f"{page.stem}-{page.suffix.lstrip('.')}.png"
     _chromium(
         binary, tmp_path, f"--screenshot={png}", f"--window-size={width},{height}", page.as_uri()
     )
-    return read_png(png.read_bytes())
+    with Image.open(png) as image:
+        return image.convert("RGB")
+
+
+def _pixel(image: Image.Image, x: float, y: float) -> tuple[int, int, int]:
+    """The colour at ``(x, y)`` (rounded down to whole pixels)."""
+    r, g, b = image.getpixel((int(x), int(y)))
+    return r, g, b
+
+
+def hex_rgb(color: str) -> tuple[int, int, int]:
+    """``#rrggbb`` as a tuple."""
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+def near(a: tuple[int, int, int], b: tuple[int, int, int], tolerance: int = 12) -> bool:
+    """Whether two colours differ by at most ``tolerance`` in every channel."""
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
 def _picture(events: list[Event]) -> tuple[list[Timeline], Layout]:
@@ -60,7 +81,7 @@ def _picture(events: list[Event]) -> tuple[list[Timeline], Layout]:
 
 
 def _check_cells(
-    image: Image, timelines: list[Timeline], layout: Layout, offset: float = 0
+    image: Image.Image, timelines: list[Timeline], layout: Layout, offset: float = 0
 ) -> None:
     """Every step cell of every row has its status colour; left of arrival is blank."""
     seen = set()
@@ -69,11 +90,11 @@ def _check_cells(
         for step in range(t.added_step, t.last_step + 1):
             sample = t.state_at(step)
             assert sample is not None
-            got = image.pixel(offset + layout.step_x(step + 0.5), y)
+            got = _pixel(image, offset + layout.step_x(step + 0.5), y)
             assert near(got, hex_rgb(status_color(sample.status))), (t.request_id, step, got)
             seen.add(sample.status)
         if t.added_step > 0:
-            blank = image.pixel(offset + layout.step_x(t.added_step) - 3, y)
+            blank = _pixel(image, offset + layout.step_x(t.added_step) - 3, y)
             assert near(blank, (255, 255, 255)), (t.request_id, "before arrival", blank)
     assert {RequestStatus.WAITING, RequestStatus.RUNNING, RequestStatus.PREEMPTED} <= seen
 
@@ -93,7 +114,7 @@ def test_svg_cells_and_lines_are_drawn_where_the_layout_says(
     assert a is not None and b is not None and b.num_computed_tokens - a.num_computed_tokens > 10
     x = (layout.sample_x(0) + layout.sample_x(1)) / 2
     y = (layout.token_y(a.num_computed_tokens) + layout.token_y(b.num_computed_tokens)) / 2
-    around = [image.pixel(x + dx, y) for dx in (-1, 0, 1)]
+    around = [_pixel(image, x + dx, y) for dx in (-1, 0, 1)]
     assert any(near(p, hex_rgb(REQUEST_PALETTE[r1]), 40) for p in around), around
 
 
@@ -116,7 +137,7 @@ def test_html_is_self_contained_and_renders(
     image = _screenshot(chromium, tmp_path, page, *size)
     # The page's 16 px padding and the figure's 1 px border put the picture at (17, 17).
     _check_cells(image, timelines, layout, offset=17)
-    colors = image.colors()
+    colors = [color for _, color in image.getcolors(maxcolors=image.width * image.height)]
     assert any(near(c, hex_rgb(FINISHED_COLOR), 2) for c in colors)
 
 

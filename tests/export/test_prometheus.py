@@ -8,19 +8,19 @@ import pytest
 
 pytest.importorskip("prometheus_client", reason="the 'prometheus' extra is not installed")
 
-from export_support import run_workload_logged
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lifecycle_trace._demo import demo_workload
+from helpers.export import run_workload_logged
+from lifecycle_trace.cli._demo import demo_workload
 from lifecycle_trace.eventlog import EventLog
 from lifecycle_trace.export.prometheus import (
     TTFT_BUCKETS,
     PrometheusProjection,
     project_metrics,
 )
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.testing import FakeClock
-from lifecycle_trace.timeline import build_timelines
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import EngineConfigured, Event, StepFinished
 from minivllm.sampling_params import SamplingParams

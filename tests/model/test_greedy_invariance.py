@@ -7,8 +7,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from tiny_support import Job, make_runner, reference_greedy, reference_model, run_jobs
 
+from helpers.tiny import Job, make_runner, reference_greedy, reference_model, run_jobs
 from minivllm import LLMEngine, SamplingParams
 from minivllm.events import CounterUpdated, StepFinished
 

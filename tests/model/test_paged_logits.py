@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tiny_support import CheckingRunner, Job, run_jobs, tiny_weights
 
+from helpers.tiny import CheckingRunner, Job, run_jobs, tiny_weights
 from minivllm import LLMEngine, SamplingParams
 
 TOLERANCE = 1e-9  # float64 throughout; only summation order differs

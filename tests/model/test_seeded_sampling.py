@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tiny_support import EOS, Job, make_runner, run_jobs, tiny_weights
 
+from helpers.tiny import EOS, Job, make_runner, run_jobs, tiny_weights
 from minivllm import LLMEngine, SamplingParams
 from minivllm.events import StepFinished
 from minivllm.model_executor.tiny_model import TinyModel

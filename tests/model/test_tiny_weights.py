@@ -7,8 +7,8 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pytest
-from tiny_support import tiny_weights
 
+from helpers.tiny import tiny_weights
 from minivllm import LLM, SamplingParams
 from minivllm.model_executor.tiny import TinyModelRunner
 from minivllm.model_executor.tiny_weights import (

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.stateful import run_state_machine_as_test
-from scheduler_mutants import MUTANTS, Mutant
 
+from helpers.mutants import MUTANTS, Mutant
 from lifecycle_trace.testing import EngineStateMachine, Scenario, check_scenario, scenarios
 
 SEARCH = settings(

@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from scale_support import run_rolling, write_rolling
 
+from helpers.scale import run_rolling, write_rolling
 from lifecycle_trace import EventLog
 from lifecycle_trace.cli import main
 from lifecycle_trace.export.chrome import ChromeTraceStream, write_chrome_trace
-from lifecycle_trace.export.finished import finished_requests
+from lifecycle_trace.fold.finished import finished_requests
 from minivllm.events import Event, StepFinished
 
 SMALL, LARGE = 1_000, 5_000

@@ -6,20 +6,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from scale_support import write_rolling
 
+from helpers.scale import write_merged, write_rolling
 from lifecycle_trace.cli import main
 from lifecycle_trace.reader import iter_jsonl
-
-
-def _merged(tmp_path: Path) -> Path:
-    logs = [
-        write_rolling(tmp_path / f"rank{i}.jsonl", 30, engine_id=f"rank-{i}", seed=i)
-        for i in range(2)
-    ]
-    out = tmp_path / "merged.jsonl"
-    assert main(["merge", *map(str, logs), "-o", str(out)]) == 0
-    return out
 
 
 def _rows(out: str) -> list[str]:
@@ -46,7 +36,7 @@ def test_show_prints_the_first_requests_and_says_how_many_it_left_out(
 def test_show_names_the_engine_of_each_request_of_a_merged_log(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    merged = _merged(tmp_path)
+    merged = write_merged(tmp_path)
     capsys.readouterr()
     assert main(["show", str(merged), "--request", "3"]) == 0
     assert sorted(_rows(capsys.readouterr().out)[:2]) == ["rank-0/3", "rank-1/3"]
@@ -57,7 +47,7 @@ def test_show_names_the_engine_of_each_request_of_a_merged_log(
 def test_stats_and_check_read_a_merged_log_per_engine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    merged = _merged(tmp_path)
+    merged = write_merged(tmp_path)
     capsys.readouterr()
     assert main(["stats", str(merged)]) == 0
     assert "60 requests across 2 engines, 60 finished" in capsys.readouterr().out

@@ -9,8 +9,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from scale_support import run_rolling
 
+from helpers.scale import run_rolling
 from lifecycle_trace import EventLog
 from lifecycle_trace.reader import iter_jsonl
 from lifecycle_trace.sink import JsonlWriter
@@ -47,7 +47,7 @@ def test_an_unclosed_sink_is_complete_after_a_normal_exit(tmp_path: Path) -> Non
     script = (
         "import sys\n"
         "sys.path.insert(0, sys.argv[2])\n"
-        "from scale_support import run_rolling\n"
+        "from helpers.scale import run_rolling\n"
         "from lifecycle_trace.sink import JsonlWriter\n"
         "sink = JsonlWriter(sys.argv[1])\n"
         "run_rolling(20, (sink,))\n"
@@ -57,7 +57,7 @@ def test_an_unclosed_sink_is_complete_after_a_normal_exit(tmp_path: Path) -> Non
         "print(sink.num_written)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, str(path), str(Path(__file__).parent)],
+        [sys.executable, "-c", script, str(path), str(Path(__file__).parents[1])],
         capture_output=True,
         text=True,
         check=True,

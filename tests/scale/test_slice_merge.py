@@ -8,14 +8,14 @@ from typing import Any
 import attrs
 import orjson
 import pytest
-from scale_support import write_rolling
 
-from lifecycle_trace.merging import DuplicateEngineError, merge_logs
+from helpers.scale import write_rolling
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.log.merge import DuplicateEngineError, merge_logs
+from lifecycle_trace.log.slice import StepRange, parse_step_range, slice_log
 from lifecycle_trace.reader import iter_jsonl
-from lifecycle_trace.slicing import StepRange, parse_step_range, slice_log
 from lifecycle_trace.store import replay
 from lifecycle_trace.streaming import check_records, iter_timelines
-from lifecycle_trace.timeline import Timeline
 from minivllm.events import StepFinished, StepStarted, event_to_dict
 
 CONFIGS: dict[str, dict[str, Any]] = {

@@ -7,10 +7,11 @@ from pathlib import Path
 import attrs
 import orjson
 import pytest
-from scale_support import run_rolling, write_rolling
 
+from helpers.scale import run_rolling, write_rolling
 from lifecycle_trace import EventLog, build_timelines, checker
 from lifecycle_trace.checker import InvariantChecker
+from lifecycle_trace.fold.timeline import Timeline, TimelineBuilder
 from lifecycle_trace.reader import (
     CorruptLogError,
     SkippedLineWarning,
@@ -20,7 +21,6 @@ from lifecycle_trace.reader import (
 )
 from lifecycle_trace.store import read_jsonl
 from lifecycle_trace.streaming import Contiguous, check_records, iter_timelines
-from lifecycle_trace.timeline import Timeline, TimelineBuilder
 from minivllm.events import StatusChanged, event_to_dict
 from minivllm.request import RequestStatus
 

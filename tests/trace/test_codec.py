@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from trace_support import reference, run_logged, workloads
 
+from helpers.trace import reference, run_logged, workloads
 from lifecycle_trace import _codec
 from minivllm.events import EventDecodeError, event_from_dict, event_to_dict
 from minivllm.workload import Workload

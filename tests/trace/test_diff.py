@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-from trace_support import Clock, reference, workloads
 
+from helpers.trace import reference, workloads
 from lifecycle_trace.cli import main
 from lifecycle_trace.diffing import (
     Divergence,
@@ -17,9 +17,9 @@ from lifecycle_trace.diffing import (
     diff_timelines,
     format_divergences,
 )
+from lifecycle_trace.fold.timeline import iter_timelines
 from lifecycle_trace.sink import JsonlWriter
-from lifecycle_trace.streaming import iter_timelines
-from lifecycle_trace.testing import Scenario, assert_same_lifecycle
+from lifecycle_trace.testing import FakeClock, Scenario, assert_same_lifecycle
 from minivllm.bus import Handler
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
@@ -36,7 +36,7 @@ def _log(workload: Workload, path: Path | None = None, **overrides: Any) -> list
         engine.bus.subscribe(log.append)
 
     workload = Workload({**workload.engine_kwargs, **overrides}, workload.requests)
-    for _ in run_workload(workload, on_engine=attach, clock=Clock()):
+    for _ in run_workload(workload, on_engine=attach, clock=FakeClock()):
         pass
     if path is not None:
         with JsonlWriter(path) as sink:
@@ -98,7 +98,10 @@ def test_lives_of_a_reused_id_are_aligned_in_order() -> None:
     def run(second_max_tokens: int) -> list[Event]:
         log: list[Event] = []
         engine = LLMEngine(
-            DummyModelRunner(token_id=7), observers=[log.append], clock=Clock(), max_model_len=64
+            DummyModelRunner(token_id=7),
+            observers=[log.append],
+            clock=FakeClock(),
+            max_model_len=64,
         )
         engine.add_request([5] * 4, SamplingParams(max_tokens=2), request_id="x")
         while engine.has_unfinished_requests():
@@ -167,7 +170,7 @@ def _scenario(max_tokens: int = 6) -> Scenario:
 def _minivllm(**overrides: Any) -> Any:
     def make(scenario: Scenario, observers: list[Handler]) -> LLMEngine:
         kwargs = {**scenario.engine_kwargs, **overrides}
-        return LLMEngine(scenario.model(), **kwargs, observers=observers, clock=Clock())
+        return LLMEngine(scenario.model(), **kwargs, observers=observers, clock=FakeClock())
 
     return make
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from trace_support import reference
 
+from helpers.trace import reference
 from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import StatusChanged

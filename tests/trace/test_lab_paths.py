@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from trace_support import REFERENCE_NAMES, engine_kwargs, reference, workloads
 
+from helpers.trace import REFERENCE_NAMES, engine_kwargs, reference, workloads
 from lifecycle_trace.eventlog import EventLog
 from lifecycle_trace.lab import trace_from_events, trace_request, trace_requests, trace_workload
 from minivllm.engine.llm_engine import LLMEngine

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from trace_support import reference, run_logged
 
-from lifecycle_trace._render import LEGEND, status_chart, timeline_table
-from lifecycle_trace.stats import Summary, summarize, summarize_timelines
-from lifecycle_trace.timeline import build_timelines
+from helpers.trace import reference, run_logged
+from lifecycle_trace.cli._render import LEGEND, status_chart, timeline_table
+from lifecycle_trace.fold.stats import Summary, summarize, summarize_timelines
+from lifecycle_trace.fold.timeline import build_timelines
 
 
 def test_nearest_rank_percentiles() -> None:

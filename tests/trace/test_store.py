@@ -9,8 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
-from trace_support import reference, run_logged, workloads
 
+from helpers.trace import reference, run_logged, workloads
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.logging import make_json_logger
 from lifecycle_trace.store import (
     CorruptLogError,
@@ -22,7 +23,6 @@ from lifecycle_trace.store import (
     replay,
     write_jsonl,
 )
-from lifecycle_trace.timeline import build_timelines
 from minivllm.events import event_to_dict
 from minivllm.workload import Workload, run_workload
 

@@ -7,10 +7,11 @@ import json
 import attrs
 import pytest
 from hypothesis import given, settings
-from trace_support import DATA, REFERENCE_NAMES, Clock, reference, run_logged, workloads
 
+from helpers.trace import DATA, REFERENCE_NAMES, reference, run_logged, workloads
 from lifecycle_trace.eventlog import EventLog
-from lifecycle_trace.timeline import Sample, Segment, TimelineBuilder, build_timelines
+from lifecycle_trace.fold.timeline import Sample, Segment, TimelineBuilder, build_timelines
+from lifecycle_trace.testing.scenario import FakeClock
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import CounterUpdated, RequestAdded, StatusChanged
 from minivllm.request import RequestStatus as S
@@ -110,7 +111,7 @@ def test_state_past_the_end_of_a_log_that_stops_early() -> None:
 
 
 def test_latency_intervals_follow_vllm_definitions() -> None:
-    engine = LLMEngine(max_num_seqs=1, clock=Clock())
+    engine = LLMEngine(max_num_seqs=1, clock=FakeClock())
     log = EventLog()
     engine.bus.subscribe(log)
     engine.add_request("first one", SamplingParams(max_tokens=4))

@@ -16,9 +16,9 @@ prints every mismatch (the case and the first step where a request parts)
 and a summary per mode. Two known differences are kept out by default. vLLM
 frees several requests aborted in one call in ``set()`` order, which depends
 on ``PYTHONHASHSEED``; with prefix caching that order decides which cached
-blocks survive (``--any-aborts`` lets several aborts a step in); and a request whose ``min_tokens`` exceeds the room
-``max_model_len`` leaves never finishes on vLLM, while minivllm caps it
-(``--min-tokens-past-room``).
+blocks survive (``--any-aborts`` lets several aborts a step in). And a
+request whose ``min_tokens`` exceeds the room ``max_model_len`` leaves never
+finishes on vLLM, while minivllm caps it (``--min-tokens-past-room``).
 """
 
 from __future__ import annotations

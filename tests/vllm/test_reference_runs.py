@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from vllm_support import V1, V1_NAMES, skip_without_vllm
+
+from helpers.vllm import V1, V1_NAMES, skip_without_vllm
 
 skip_without_vllm()
 

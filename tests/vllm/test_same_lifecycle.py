@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from vllm_support import V1, V1_NAMES, early_stop_scheduler, skip_without_vllm
+
+from helpers.vllm import V1, V1_NAMES, early_stop_scheduler, skip_without_vllm
 
 skip_without_vllm()
 
 from lifecycle_trace.cli import main  # noqa: E402
 from lifecycle_trace.diffing import diff_logs, diff_timelines  # noqa: E402
+from lifecycle_trace.fold.timeline import iter_timelines  # noqa: E402
 from lifecycle_trace.reader import iter_jsonl  # noqa: E402
 from lifecycle_trace.sink import JsonlWriter  # noqa: E402
-from lifecycle_trace.streaming import iter_timelines  # noqa: E402
 from lifecycle_trace.vllm.driver import VllmEngine, run_workload  # noqa: E402
 from minivllm.engine.llm_engine import LLMEngine  # noqa: E402
 from minivllm.events import EngineConfigured, Event  # noqa: E402

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vllm_support import V1_NAMES, V2_NAMES, Reference, reference, skip_without_vllm
+
+from helpers.vllm import V1_NAMES, V2_NAMES, Reference, reference, skip_without_vllm
 
 skip_without_vllm()
 
+from lifecycle_trace.fold.timeline import TimelineBuilder  # noqa: E402
 from lifecycle_trace.reader import iter_jsonl  # noqa: E402
 from lifecycle_trace.testing import FakeClock  # noqa: E402
-from lifecycle_trace.timeline import TimelineBuilder  # noqa: E402
 from lifecycle_trace.vllm import (  # noqa: E402
     LOG_ENV,
     AsyncTracingScheduler,

@@ -2,9 +2,9 @@
 
 The trace opens in ui.perfetto.dev and chrome://tracing. Layout:
 
-- one process, named after the engine; thread 0 is the engine's steps (one
-  ``X`` slice per step), then one thread per request, named by its id and
-  sorted by arrival;
+- one process per engine, named after it (a merged log has several); thread
+  0 is the engine's steps (one ``X`` slice per step), then one thread per
+  request, named by its id and sorted by arrival;
 - on a request's thread, one ``X`` slice per status interval (WAITING,
   RUNNING, PREEMPTED), which never overlap, and an instant event at its
   finish naming the reason;
@@ -15,9 +15,11 @@ The trace opens in ui.perfetto.dev and chrome://tracing. Layout:
 Timestamps are microseconds since the log's first event, on the event clock
 (``ts_ns``); the first event's raw ``ts_ns`` is kept in ``otherData``.
 
-The trace is built in one pass: :class:`ChromeTraceStream` yields the trace
-events as the log's events complete them (a row is named when its request
-arrives, its slices written when it finishes), holding only live requests;
+The trace is built in one pass over the fold
+(:class:`~lifecycle_trace.fold.requests.RequestFold`, one per engine):
+:class:`ChromeTraceStream` yields the trace events as the log's events
+complete them (a row is named when its request arrives, its slices written
+when it finishes), holding only live requests;
 :func:`write_chrome_trace` writes them to a file as they come, and
 :func:`chrome_trace` collects them into one object.
 """
@@ -26,12 +28,19 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 import orjson
 
-from lifecycle_trace.export.intervals import IntervalFold, RequestIntervals
+from lifecycle_trace.fold.intervals import RequestIntervals, intervals_of
+from lifecycle_trace.fold.requests import (
+    RequestFold,
+    RequestState,
+    Source,
+    engine_runs,
+    peek_records,
+)
 from minivllm.events import (
     CounterUpdated,
     EngineConfigured,
@@ -54,7 +63,7 @@ __all__ = [
 ]
 
 PID = 1
-"""The one process id of the trace."""
+"""The process id of the trace's (first) engine; a merged log's others follow, 2, 3, ..."""
 
 ENGINE_TID = 0
 """Thread id of the engine-steps row; requests get 1, 2, ... in order of arrival."""
@@ -69,7 +78,6 @@ STATUS_COLORS: Mapping[RequestStatus, str] = {
 DISPLAY_TIME_UNIT = "ns"
 """The unit viewers show times in (the trace's own timestamps are microseconds)."""
 
-_RUNNING = RequestStatus.RUNNING
 _BATCH = 1024
 
 
@@ -77,18 +85,18 @@ def _us(ns: int, origin: int) -> float:
     return (ns - origin) / 1000
 
 
-def _meta(name: str, tid: int, args: dict[str, Any]) -> dict[str, Any]:
-    return {"ph": "M", "name": name, "pid": PID, "tid": tid, "args": args}
+def _meta(name: str, pid: int, tid: int, args: dict[str, Any]) -> dict[str, Any]:
+    return {"ph": "M", "name": name, "pid": pid, "tid": tid, "args": args}
 
 
-def _thread(tid: int, name: str) -> list[dict[str, Any]]:
+def _thread(pid: int, tid: int, name: str) -> list[dict[str, Any]]:
     return [
-        _meta("thread_name", tid, {"name": name}),
-        _meta("thread_sort_index", tid, {"sort_index": tid}),
+        _meta("thread_name", pid, tid, {"name": name}),
+        _meta("thread_sort_index", pid, tid, {"sort_index": tid}),
     ]
 
 
-def _request_slices(r: RequestIntervals, tid: int, origin: int) -> list[dict[str, Any]]:
+def _request_slices(r: RequestIntervals, pid: int, tid: int, origin: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for iv in r.intervals:
         start = _us(iv.start_ns, origin)
@@ -97,7 +105,7 @@ def _request_slices(r: RequestIntervals, tid: int, origin: int) -> list[dict[str
                 "ph": "X",
                 "name": iv.status.name,
                 "cat": "status",
-                "pid": PID,
+                "pid": pid,
                 "tid": tid,
                 "ts": start,
                 "dur": iv.duration_ns / 1000,
@@ -118,7 +126,7 @@ def _request_slices(r: RequestIntervals, tid: int, origin: int) -> list[dict[str
                 "s": "t",
                 "name": f"finished: {f.reason}",
                 "cat": "finish",
-                "pid": PID,
+                "pid": pid,
                 "tid": tid,
                 "ts": _us(f.ts_ns, origin),
                 "args": {
@@ -134,17 +142,19 @@ def _request_slices(r: RequestIntervals, tid: int, origin: int) -> list[dict[str
     return out
 
 
-def _counter(name: str, ts: float, args: dict[str, int]) -> dict[str, Any]:
-    return {"ph": "C", "name": name, "pid": PID, "tid": ENGINE_TID, "ts": ts, "args": args}
+def _counter(name: str, pid: int, ts: float, args: dict[str, int]) -> dict[str, Any]:
+    return {"ph": "C", "name": name, "pid": pid, "tid": ENGINE_TID, "ts": ts, "args": args}
 
 
-def _step_slice(started: StepStarted, finished: StepFinished, origin: int) -> dict[str, Any]:
+def _step_slice(
+    started: StepStarted, finished: StepFinished, pid: int, origin: int
+) -> dict[str, Any]:
     start = _us(started.ts_ns, origin)
     return {
         "ph": "X",
         "name": f"step {finished.step}",
         "cat": "step",
-        "pid": PID,
+        "pid": pid,
         "tid": ENGINE_TID,
         "ts": start,
         "dur": (finished.ts_ns - started.ts_ns) / 1000,
@@ -156,8 +166,12 @@ def _step_slice(started: StepStarted, finished: StepFinished, origin: int) -> di
     }
 
 
-class _Trace:
-    """The trace's fold: each event in, the trace events it completes out, in log order.
+def _tid(t: RequestState) -> int:
+    return ENGINE_TID + 1 + t.index
+
+
+class _EngineTrace:
+    """One engine's process in the trace: each of its events in, the trace events it completes out.
 
     A request's row is named when it arrives; its status slices and finish
     mark are written when it finishes (or, for requests still live, at
@@ -165,80 +179,96 @@ class _Trace:
     their events come, hence in time order.
     """
 
-    def __init__(self, origin: int) -> None:
+    def __init__(self, engine: str, pid: int, origin: int) -> None:
+        self.engine = engine
+        self.pid = pid
         self.origin = origin
-        self.first_seq: int | None = None
-        self.last_seq = 0
         self.num_events = 0
-        self._named = False
-        self._tids: dict[str, int] = {}
-        self._next_tid = ENGINE_TID + 1
-        self._finished: list[RequestIntervals] = []
-        self._intervals = IntervalFold(on_finish=self._finished.append)
-        self._running = 0
-        self._waiting = 0
+        self._finished: list[RequestState] = []
+        self.fold = RequestFold(
+            engine or None, on_finish=self._finished.append, keep_finished=False, history=False
+        )
         self._started: StepStarted | None = None
+
+    def _name(self, engine_id: str) -> dict[str, Any]:
+        name = f"minivllm {engine_id}" if engine_id else "minivllm"
+        return _meta("process_name", self.pid, ENGINE_TID, {"name": name})
 
     def feed(self, e: Event) -> list[dict[str, Any]]:
         """The trace events that ``e`` completes."""
-        if self.first_seq is None:
-            self.first_seq = e.seq
-        self.last_seq = e.seq
         out: list[dict[str, Any]] = []
-        if not self._named:
+        pid = self.pid
+        if not self.num_events:
             # The process is named after the engine when the log starts with its configuration.
-            engine = f"minivllm {e.engine_id}" if isinstance(e, EngineConfigured) else "minivllm"
-            out.append(_meta("process_name", ENGINE_TID, {"name": engine}))
-            out.extend(_thread(ENGINE_TID, "engine steps"))
-            self._named = True
-        self._intervals.feed(e)
+            out.append(self._name(e.engine_id if isinstance(e, EngineConfigured) else self.engine))
+            out.extend(_thread(pid, ENGINE_TID, "engine steps"))
+        fold = self.fold
+        fold.feed(e)
         origin = self.origin
-        ts = _us(e.ts_ns, origin)
-        if isinstance(e, CounterUpdated):
+        ts = (e.ts_ns - origin) / 1000
+        if type(e) is CounterUpdated:
             if e.counter == "num_computed_tokens":
-                out.append(_counter(f"request {e.request_id}", ts, {"num_computed_tokens": e.new}))
+                out.append(
+                    _counter(f"request {e.request_id}", pid, ts, {"num_computed_tokens": e.new})
+                )
         elif isinstance(e, RequestAdded):
-            tid = self._tids[e.request_id] = self._next_tid
-            self._next_tid += 1
-            out.extend(_thread(tid, e.request_id))
-            self._waiting += 1
-            out.append(_counter(f"request {e.request_id}", ts, {"num_computed_tokens": 0}))
+            out.extend(_thread(pid, _tid(fold.live[e.request_id]), e.request_id))
+            out.append(_counter(f"request {e.request_id}", pid, ts, {"num_computed_tokens": 0}))
             out.append(self._requests(ts))
         elif isinstance(e, StatusChanged):
-            # A preempted request waits in the waiting queue, as in vLLM.
-            if e.old_status == _RUNNING:
-                self._running -= 1
-            else:
-                self._waiting -= 1
-            if e.new_status == _RUNNING:
-                self._running += 1
-            elif not RequestStatus.is_finished(e.new_status):
-                self._waiting += 1
             out.append(self._requests(ts))
-            for r in self._finished:
-                out.extend(_request_slices(r, self._tids.pop(r.request_id), origin))
+            for t in self._finished:
+                out.extend(_request_slices(intervals_of(t), pid, _tid(t), origin))
             self._finished.clear()
         elif isinstance(e, StepStarted):
             self._started = e
         elif isinstance(e, StepFinished):
             started = self._started
             if started is not None and started.step == e.step:
-                out.append(_step_slice(started, e, origin))
-            out.append(_counter("kv_cache", ts, {"blocks_in_use": e.num_used_blocks}))
+                out.append(_step_slice(started, e, pid, origin))
+            out.append(_counter("kv_cache", pid, ts, {"blocks_in_use": e.num_used_blocks}))
         elif isinstance(e, EngineConfigured) and self.num_events:
-            out.append(_meta("process_name", ENGINE_TID, {"name": f"minivllm {e.engine_id}"}))
+            out.append(self._name(e.engine_id))
         self.num_events += 1
         return out
 
     def _requests(self, ts: float) -> dict[str, Any]:
-        return _counter("requests", ts, {"running": self._running, "waiting": self._waiting})
+        # A preempted request waits in the waiting queue, as in vLLM.
+        fold = self.fold
+        args = {"running": fold.num_running, "waiting": fold.num_waiting}
+        return _counter("requests", self.pid, ts, args)
 
     def close(self) -> list[dict[str, Any]]:
         """The slices of the requests still live when the log ended."""
+        fold = self.fold
         out: list[dict[str, Any]] = []
-        for r in self._intervals.close():
-            out.extend(_request_slices(r, self._tids.pop(r.request_id), self.origin))
+        for t in fold.states():
+            if t.finish_status is None:
+                r = intervals_of(t, fold.last_ts_ns, fold.last_step)
+                out.extend(_request_slices(r, self.pid, _tid(t), self.origin))
         return out
+
+
+class _Trace:
+    """The whole trace's fold: one :class:`_EngineTrace` per engine, a process each."""
+
+    def __init__(self, origin: int) -> None:
+        self.origin = origin
+        self.first_seq: int | None = None
+        self.last_seq = 0
+        self.num_events = 0
+        self.engines: dict[str, _EngineTrace] = {}
+
+    def part(self, engine: str) -> _EngineTrace:
+        """The process of ``engine``, made (numbered after the others) on first use."""
+        part = self.engines.get(engine)
+        if part is None:
+            part = self.engines[engine] = _EngineTrace(engine, PID + len(self.engines), self.origin)
+        return part
+
+    def close(self) -> list[dict[str, Any]]:
+        """The slices of the requests still live when the log ended, engine after engine."""
+        return [element for part in self.engines.values() for element in part.close()]
 
     def other_data(self) -> dict[str, Any]:
         """The trace's ``otherData``: where its clock starts and which events it covers."""
@@ -253,28 +283,38 @@ class _Trace:
 class ChromeTraceStream:
     """A log's Chrome trace, one trace event at a time, holding only the live requests.
 
-    Iterate it for the elements of ``traceEvents``; once the iteration is
-    over, :meth:`other_data` gives the trace's ``otherData``. The log's
-    first event fixes the clock origin, so an empty log is a ``ValueError``.
+    ``source`` is one engine's events, or the ``(engine_id, event)`` records
+    of a merged log (one process per engine). Iterate it for the elements of
+    ``traceEvents``; once the iteration is over, :meth:`other_data` gives the
+    trace's ``otherData``. The log's first event fixes the clock origin, so
+    an empty log is a ``ValueError``.
     """
 
-    def __init__(self, events: Iterable[Event]) -> None:
-        self._events = iter(events)
+    def __init__(self, source: Source) -> None:
+        self._source = source
         self._trace: _Trace | None = None
         self.num_trace_events = 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._trace is not None:
             raise RuntimeError("a ChromeTraceStream is iterated once")
-        first = next(self._events, None)
+        merged, source = peek_records(self._source)
+        items: Iterator[Any] = iter(source)
+        first = next(items, None)
         if first is None:
             raise ValueError("the event log is empty: there is nothing to trace")
-        trace = self._trace = _Trace(first.ts_ns)
+        first_event: Event = first[1] if merged else first
+        trace = self._trace = _Trace(first_event.ts_ns)
+        trace.first_seq = first_event.seq
         count = 0
-        for e in itertools.chain((first,), self._events):
-            out = trace.feed(e)
-            count += len(out)
-            yield from out
+        for engine, events in engine_runs(itertools.chain((first,), items))[1]:
+            feed = trace.part(engine).feed
+            for e in events:
+                out = feed(e)
+                trace.num_events += 1
+                trace.last_seq = e.seq
+                count += len(out)
+                yield from out
         out = trace.close()
         self.num_trace_events = count + len(out)
         yield from out
@@ -291,9 +331,9 @@ class ChromeTraceStream:
         return self._trace.other_data()
 
 
-def chrome_trace(events: Iterable[Event]) -> dict[str, Any]:
+def chrome_trace(source: Source) -> dict[str, Any]:
     """The Chrome Trace Event JSON object (``traceEvents`` plus metadata) for a log."""
-    stream = ChromeTraceStream(events)
+    stream = ChromeTraceStream(source)
     trace_events = list(stream)
     return {
         "traceEvents": trace_events,
@@ -302,16 +342,16 @@ def chrome_trace(events: Iterable[Event]) -> dict[str, Any]:
     }
 
 
-def write_chrome_trace(events: Iterable[Event], out: str | os.PathLike[str] | TextIO) -> int:
-    """Write the trace of ``events`` as JSON as it is built, to a path or text stream.
+def write_chrome_trace(source: Source, out: str | os.PathLike[str] | TextIO) -> int:
+    """Write the trace of a log as JSON as it is built, to a path or text stream.
 
     Returns the number of trace events. The JSON is the same object
     :func:`chrome_trace` returns, written element by element.
     """
     if not isinstance(out, str | os.PathLike):
-        return _write(ChromeTraceStream(events), out)
+        return _write(ChromeTraceStream(source), out)
     with open(out, "w", encoding="utf-8") as f:
-        return _write(ChromeTraceStream(events), f)
+        return _write(ChromeTraceStream(source), f)
 
 
 def _write(stream: ChromeTraceStream, f: TextIO) -> int:

@@ -8,7 +8,8 @@ finish, with vLLM's attributes (``vllm/tracing``: ``gen_ai.request.id``,
 (``queued``, ``prefill``, ``decode``, ``preempted``; see
 :mod:`~lifecycle_trace.export.phases`) so each state's duration is visible.
 Requests still live when the log ended get no span, as in vLLM, which emits
-the span when a request finishes.
+the span when a request finishes. In a merged log of several engines each
+span also names its engine (``minivllm.engine_id``).
 
 Span times are the events' ``ts_ns`` plus ``epoch_ns``: the engine's default
 clock is monotonic, so pass the wall-clock time of ``ts_ns == 0`` to place the
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry import trace
@@ -33,11 +33,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Tracer
 
-from lifecycle_trace.export.finished import finished_requests
-from lifecycle_trace.export.intervals import RequestIntervals
-from lifecycle_trace.export.phases import request_phases
-from lifecycle_trace.timeline import Timeline
-from minivllm.events import Event
+from lifecycle_trace.fold.finished import finished_requests
+from lifecycle_trace.fold.intervals import RequestIntervals
+from lifecycle_trace.fold.phases import request_phases
+from lifecycle_trace.fold.requests import Source, peek_records
+from lifecycle_trace.fold.timeline import Timeline
 
 __all__ = [
     "SPAN_NAME",
@@ -86,8 +86,14 @@ def _seconds(ns: int | float | None) -> float | None:
     return None if ns is None else ns / 1e9
 
 
-def request_attributes(t: Timeline) -> dict[str, Any]:
-    """The ``llm_request`` span attributes of one request (latencies in seconds)."""
+ENGINE_ID = "minivllm.engine_id"
+
+
+def request_attributes(t: Timeline, *, with_engine: bool = False) -> dict[str, Any]:
+    """The ``llm_request`` span attributes of one request (latencies in seconds).
+
+    ``with_engine`` adds the engine's id, which tells apart the spans of a merged log.
+    """
     attributes: dict[str, Any] = {
         REQUEST_ID: t.request_id,
         MAX_TOKENS: t.max_tokens,
@@ -106,15 +112,19 @@ def request_attributes(t: Timeline) -> dict[str, Any]:
     }
     if t.finish_reason is not None:
         attributes[FINISH_REASONS] = (t.finish_reason,)
+    if with_engine:
+        attributes[ENGINE_ID] = t.engine_id
     # OpenTelemetry refuses None values; a request that never got a token has no TTFT.
     return {k: v for k, v in attributes.items() if v is not None}
 
 
-def _emit(tracer: Tracer, t: Timeline, r: RequestIntervals, end_ns: int, epoch_ns: int) -> None:
+def _emit(
+    tracer: Tracer, t: Timeline, r: RequestIntervals, epoch_ns: int, with_engine: bool
+) -> None:
     parent = tracer.start_span(
         SPAN_NAME,
         kind=SpanKind.SERVER,
-        attributes=request_attributes(t),
+        attributes=request_attributes(t, with_engine=with_engine),
         start_time=epoch_ns + r.arrival_ns,
     )
     context = trace.set_span_in_context(parent)
@@ -130,19 +140,21 @@ def _emit(tracer: Tracer, t: Timeline, r: RequestIntervals, end_ns: int, epoch_n
             start_time=epoch_ns + phase.start_ns,
         )
         child.end(end_time=epoch_ns + phase.end_ns)
-    parent.end(end_time=epoch_ns + end_ns)
+    parent.end(end_time=epoch_ns + r.end_ns)
 
 
-def export_spans(events: Iterable[Event], tracer: Tracer, *, epoch_ns: int = 0) -> int:
+def export_spans(source: Source, tracer: Tracer, *, epoch_ns: int = 0) -> int:
     """Emit one ``llm_request`` span tree per finished request of a log; return how many.
 
-    Each request's spans are emitted at the end of the step it finished in
-    and the request is then forgotten, so a log of any length is read in
-    memory that follows its live requests.
+    ``source`` is one engine's events, or the ``(engine_id, event)`` records
+    of a merged log. Each request's spans are emitted at the end of the step
+    it finished in and the request is then forgotten, so a log of any length
+    is read in memory that follows its live requests.
     """
+    merged, source = peek_records(source)
     count = 0
-    for t, r in finished_requests(events):
-        _emit(tracer, t, r, r.end_ns, epoch_ns)
+    for t, r in finished_requests(source):
+        _emit(tracer, t, r, epoch_ns, merged)
         count += 1
     return count
 

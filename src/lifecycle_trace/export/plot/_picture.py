@@ -8,6 +8,10 @@ end of every step (plotted at the step's centre, from the left edge of the
 step it arrived before), so the prefill jump, the slope-one decode line and a
 preemption's drop to zero can be seen.
 
+The rows are the fold's timelines (:func:`picture_of`): of the first
+``limit`` requests added, so a picture of a long log stays legible, and of
+every engine of a merged log, each row then named ``ENGINE/ID``.
+
 Written by hand as SVG with the standard library; :func:`timeline_html` wraps
 it in a self-contained HTML page. Neither loads anything from anywhere:
 no scripts, no fonts, no links. Hovering a cell or a line shows its details.
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from lifecycle_trace.export._svg import element, fmt, text
-from lifecycle_trace.export.plot_layout import (
+import attrs
+
+from lifecycle_trace.export.plot._svg import element, fmt, text
+from lifecycle_trace.export.plot.layout import (
     FINISHED_COLOR,
     REQUEST_PALETTE,
     STATUS_COLORS,
@@ -30,10 +36,19 @@ from lifecycle_trace.export.plot_layout import (
     nice_step,
     status_color,
 )
-from lifecycle_trace.timeline import Timeline, TimelineBuilder
-from minivllm.events import EngineConfigured, Event
+from lifecycle_trace.fold.requests import LogFold, Source
+from lifecycle_trace.fold.timeline import Timeline, timeline_of
+from minivllm.events import EngineConfigured, RequestAdded
 
-__all__ = ["layout_for", "timeline_html", "timeline_svg", "write_plot"]
+__all__ = [
+    "Picture",
+    "layout_for",
+    "picture_of",
+    "plot_format",
+    "timeline_html",
+    "timeline_svg",
+    "write_plot",
+]
 
 _FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 _INK = "#1f2933"
@@ -42,17 +57,58 @@ _GRID = "#e4e7eb"
 _LEGEND_ITEM = 96.0
 
 
-def _load(events: Iterable[Event]) -> tuple[list[Timeline], int, EngineConfigured | None]:
-    builder = TimelineBuilder()
-    builder.feed_all(events)
-    timelines = list(builder.timelines().values())
+@attrs.frozen
+class Picture:
+    """What a picture draws: timelines in order of arrival, their row labels, the step axis."""
+
+    timelines: tuple[Timeline, ...]
+    labels: tuple[str, ...]
+    last_step: int
+    config: EngineConfigured | None
+    num_requests: int
+    """Requests in the log, drawn or not."""
+
+    @property
+    def num_left_out(self) -> int:
+        """Requests of the log the picture does not draw."""
+        return self.num_requests - len(self.timelines)
+
+
+def picture_of(source: Source, limit: int = 0) -> Picture:
+    """The picture of a log: its first ``limit`` requests added (0: all), of every engine.
+
+    Raises ``ValueError`` for a log without requests.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be 0 (all) or more, got {limit}")
+    chosen = 0
+
+    def first(_: RequestAdded) -> bool:
+        nonlocal chosen
+        chosen += 1
+        return chosen <= limit
+
+    folds = LogFold(select=first if limit else None)
+    folds.feed_all(source)
+    timelines = [
+        timeline_of(t, fold.last_step) for fold in folds.folds.values() for t in fold.states()
+    ]
     if not timelines:
         raise ValueError("the event log has no requests: there is nothing to draw")
-    timelines.sort(key=lambda t: t.arrival_ns)
-    return timelines, builder.last_step, builder.config
+    timelines.sort(key=lambda t: (t.arrival_ns, t.engine_id, t.added_seq))
+    engines = len(folds.folds)
+    num_requests = folds.num_added
+    # A picture of some requests ends with them; of all of them, with the log.
+    if num_requests > len(timelines):
+        last_step = max(t.last_step for t in timelines)
+    else:
+        last_step = folds.last_step
+    labels = [f"{t.engine_id}/{t.request_id}" if engines > 1 else t.request_id for t in timelines]
+    config = next(iter(folds.folds.values())).config if engines == 1 else None
+    return Picture(tuple(timelines), tuple(labels), last_step, config, num_requests)
 
 
-def layout_for(timelines: list[Timeline], last_step: int) -> Layout:
+def layout_for(timelines: Sequence[Timeline], last_step: int) -> Layout:
     """The picture's geometry for these timelines (in order of arrival) and last step."""
     max_tokens = max(max(t.change_tokens) for t in timelines)
     probe = Layout(len(timelines), last_step + 1, max(max_tokens, 1))
@@ -61,13 +117,9 @@ def layout_for(timelines: list[Timeline], last_step: int) -> Layout:
     return Layout(len(timelines), last_step + 1, max(max_tokens, 1), legend_height=22 + 18 * lines)
 
 
-def _header(
-    layout: Layout,
-    timelines: list[Timeline],
-    config: EngineConfigured | None,
-    title: str | None,
-) -> str:
-    n, steps = len(timelines), layout.num_steps
+def _header(layout: Layout, picture: Picture, title: str | None) -> str:
+    n, steps = len(picture.timelines), layout.num_steps
+    config = picture.config
     size = f"{n} request{'s' * (n != 1)} over {steps} engine step{'s' * (steps != 1)}"
     heading = escape(title or "Request lifecycle", quote=False) + element(
         "tspan", escape(f" · {size}"), font_weight="normal", font_size=13, fill=_MUTED
@@ -116,15 +168,15 @@ def _step_axis(layout: Layout, y: float, label_below: bool) -> str:
     return "".join(parts)
 
 
-def _status_rows(layout: Layout, timelines: list[Timeline]) -> str:
+def _status_rows(layout: Layout, picture: Picture) -> str:
     parts = []
-    for i, t in enumerate(timelines):
+    for i, (t, label) in enumerate(zip(picture.timelines, picture.labels, strict=True)):
         y = layout.row_y(i)
         color = REQUEST_PALETTE[i % len(REQUEST_PALETTE)]
         parts.append(element("rect", x=layout.left - 16, y=y + 5, width=8, height=8, fill=color))
         parts.append(
             text(
-                t.request_id,
+                label,
                 x=layout.left - 22,
                 y=y + layout.row_height - 5,
                 font_size=12,
@@ -139,7 +191,7 @@ def _status_rows(layout: Layout, timelines: list[Timeline]) -> str:
                 if seg.num_steps == 1
                 else (f"steps {seg.first_step}-{seg.last_step}")
             )
-            tip = element("title", escape(f"{t.request_id}: {seg.status.name}, {steps}"))
+            tip = element("title", escape(f"{label}: {seg.status.name}, {steps}"))
             parts.append(
                 element(
                     "rect",
@@ -149,7 +201,7 @@ def _status_rows(layout: Layout, timelines: list[Timeline]) -> str:
                     width=x1 - x0,
                     height=layout.row_height,
                     fill=status_color(seg.status),
-                    data_request=t.request_id,
+                    data_request=label,
                     data_status=seg.status.name,
                     data_first_step=seg.first_step,
                     data_last_step=seg.last_step,
@@ -181,7 +233,7 @@ def _grid(layout: Layout) -> str:
     return "".join(parts)
 
 
-def _token_chart(layout: Layout, timelines: list[Timeline]) -> str:
+def _token_chart(layout: Layout, picture: Picture) -> str:
     parts = [
         text(
             "tokens at the end of each step: num_computed_tokens (solid), num_tokens (dashed)",
@@ -211,7 +263,7 @@ def _token_chart(layout: Layout, timelines: list[Timeline]) -> str:
             )
         )
         value += tick
-    for i, t in enumerate(timelines):
+    for i, (t, label) in enumerate(zip(picture.timelines, picture.labels, strict=True)):
         color = REQUEST_PALETTE[i % len(REQUEST_PALETTE)]
         samples = t.samples
         start = layout.step_x(t.added_step)
@@ -225,7 +277,7 @@ def _token_chart(layout: Layout, timelines: list[Timeline]) -> str:
             (tokens, "5 4", "num_tokens", t.num_tokens),
             (computed, None, "num_computed_tokens", t.num_computed_tokens),
         ):
-            tip = element("title", escape(f"{t.request_id}: {what}, {final} at the end"))
+            tip = element("title", escape(f"{label}: {what}, {final} at the end"))
             parts.append(
                 element(
                     "polyline",
@@ -236,7 +288,7 @@ def _token_chart(layout: Layout, timelines: list[Timeline]) -> str:
                     stroke_width=2,
                     stroke_dasharray=dash,
                     stroke_linejoin="round",
-                    data_request=t.request_id,
+                    data_request=label,
                     data_series=what,
                 )
             )
@@ -253,34 +305,34 @@ def _token_chart(layout: Layout, timelines: list[Timeline]) -> str:
     return "".join(parts)
 
 
-def _request_legend(layout: Layout, timelines: list[Timeline]) -> str:
+def _request_legend(layout: Layout, picture: Picture) -> str:
     parts = []
     per_line = max(1, int((layout.width - 40) // _LEGEND_ITEM))
     top = layout.chart_bottom + 48
-    for i, t in enumerate(timelines):
+    for i, label in enumerate(picture.labels):
         x = 20 + (i % per_line) * _LEGEND_ITEM
         y = top + (i // per_line) * 18
         color = REQUEST_PALETTE[i % len(REQUEST_PALETTE)]
         parts.append(element("line", x1=x, x2=x + 22, y1=y, y2=y, stroke=color, stroke_width=3))
-        parts.append(text(t.request_id, x=x + 28, y=y + 4, font_size=11, fill=_INK))
+        parts.append(text(label, x=x + 28, y=y + 4, font_size=11, fill=_INK))
     return "".join(parts)
 
 
-def timeline_svg(events: Iterable[Event], title: str | None = None) -> str:
-    """The picture of a log as a standalone SVG document."""
-    timelines, last_step, config = _load(events)
-    layout = layout_for(timelines, last_step)
+def timeline_svg(source: Source | Picture, title: str | None = None) -> str:
+    """The picture of a log (every request) as a standalone SVG document."""
+    picture = source if isinstance(source, Picture) else picture_of(source)
+    layout = layout_for(picture.timelines, picture.last_step)
     body = "".join(
         [
             element("title", escape(title or "Request lifecycle timeline")),
             element("rect", x=0, y=0, width=layout.width, height=layout.height, fill="#ffffff"),
-            _header(layout, timelines, config, title),
+            _header(layout, picture, title),
             _grid(layout),
             _step_axis(layout, layout.top - 8, label_below=False),
-            _status_rows(layout, timelines),
-            _token_chart(layout, timelines),
+            _status_rows(layout, picture),
+            _token_chart(layout, picture),
             _step_axis(layout, layout.chart_bottom + 14, label_below=True),
-            _request_legend(layout, timelines),
+            _request_legend(layout, picture),
         ]
     )
     return (
@@ -297,10 +349,10 @@ def timeline_svg(events: Iterable[Event], title: str | None = None) -> str:
     )
 
 
-def timeline_html(events: Iterable[Event], title: str | None = None) -> str:
+def timeline_html(source: Source | Picture, title: str | None = None) -> str:
     """The picture in a self-contained HTML page (the SVG inline, no external resources)."""
     heading = title or "Request lifecycle timeline"
-    svg = timeline_svg(events, title=heading)
+    svg = timeline_svg(source, title=heading)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -318,17 +370,24 @@ def timeline_html(events: Iterable[Event], title: str | None = None) -> str:
 
 
 def write_plot(
-    events: Iterable[Event], path: str | os.PathLike[str], title: str | None = None
+    source: Source | Picture, path: str | os.PathLike[str], title: str | None = None
 ) -> str:
-    """Write the picture to ``path``, as HTML for ``.html``/``.htm`` and SVG for ``.svg``."""
+    """Write the picture to ``path``, as HTML for ``.html``/``.htm`` and SVG for ``.svg``.
+
+    Returns the format written (``"svg"``, ``"html"`` or ``"htm"``).
+    """
+    kind = plot_format(path)
+    picture = source if isinstance(source, Picture) else picture_of(source)
+    content = timeline_svg(picture, title) if kind == "svg" else timeline_html(picture, title)
+    Path(path).write_text(content, encoding="utf-8")
+    return kind
+
+
+def plot_format(path: str | os.PathLike[str]) -> str:
+    """The picture format a path's suffix asks for: ``"svg"``, ``"html"`` or ``"htm"``."""
     suffix = Path(path).suffix.lower()
-    if suffix == ".svg":
-        content = timeline_svg(events, title)
-    elif suffix in (".html", ".htm"):
-        content = timeline_html(events, title)
-    else:
+    if suffix not in (".svg", ".html", ".htm"):
         raise ValueError(
             f"cannot tell the picture format from {os.fspath(path)!r}: use .svg or .html"
         )
-    Path(path).write_text(content, encoding="utf-8")
     return suffix.lstrip(".")

@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import sys
-import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lifecycle_trace import _render
-from lifecycle_trace.eventlog import SequenceError
-from lifecycle_trace.merging import merge_logs
-from lifecycle_trace.reader import LogReader
-from lifecycle_trace.slicing import parse_step_range, slice_log
-from lifecycle_trace.stats import StatsAccumulator
-from lifecycle_trace.streaming import Contiguous, check_records, iter_timelines
-from lifecycle_trace.timeline import Timeline
+from lifecycle_trace.cli import _render
+from lifecycle_trace.cli._open import open_log, printed_warnings
+from lifecycle_trace.fold.stats import StatsAccumulator
+from lifecycle_trace.fold.timeline import Timeline, iter_timelines
+from lifecycle_trace.log.merge import merge_logs
+from lifecycle_trace.log.slice import parse_step_range, slice_log
+from lifecycle_trace.streaming import check_records
 
 __all__ = ["COMMANDS", "add_commands"]
 
@@ -79,32 +75,6 @@ def add_commands(sub: Any) -> None:
     merge.add_argument("--lenient", action="store_true", help="skip corrupt lines (with a warning)")
 
 
-def _warn(message: object) -> None:
-    print(f"lifecycle-trace: warning: {message}", file=sys.stderr)
-
-
-@contextmanager
-def _reading(path: Path, lenient: bool) -> Iterator[Contiguous]:
-    """The log's records, stopping at a gap left by dropped lines; warnings go to stderr."""
-    if not path.is_file():
-        raise ValueError(f"no such log file: {path}")
-    reader = LogReader(path, lenient=lenient)
-
-    def on_gap(error: SequenceError) -> bool:
-        if reader.complete:
-            return False  # a gap in an undamaged file is an error, not damage
-        _warn(f"{error}; reading stops there")
-        return True
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield Contiguous(reader.records(), on_gap)
-        finally:
-            for w in caught:
-                _warn(w.message)
-
-
 def _order(t: Timeline) -> tuple[int, str, int]:
     return t.arrival_ns, t.engine_id, t.added_seq
 
@@ -127,8 +97,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                 matched += 1
                 yield t
 
-    with _reading(args.log, args.lenient) as records:
-        found = matching(iter_timelines(records))
+    with open_log(args.log, args.lenient) as log:
+        found = matching(iter_timelines(log.records))
         if args.limit > 0:
             chosen = heapq.nsmallest(args.limit, found, key=_order)
         else:
@@ -152,11 +122,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """``lifecycle-trace check``: the invariants, per engine; exit status 1 on any violation."""
-    with _reading(args.log, args.lenient) as records:
-        by_engine = check_records(records)
+    with open_log(args.log, args.lenient) as log:
+        by_engine = check_records(log.records)
     violations = [(engine, v) for engine, vs in by_engine.items() for v in vs]
     if not violations:
-        print(f"{args.log}: {records.num_records} events, no invariant violated")
+        print(f"{args.log}: {log.num_records} events, no invariant violated")
         return 0
     print(f"{args.log}: {len(violations)} violation(s)")
     merged = len(by_engine) > 1
@@ -173,8 +143,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     """``lifecycle-trace stats``: latency summaries over every request of the log."""
     acc = StatsAccumulator()
     engines: set[str] = set()
-    with _reading(args.log, args.lenient) as records:
-        for t in iter_timelines(records):
+    with open_log(args.log, args.lenient) as log:
+        for t in iter_timelines(log.records):
             engines.add(t.engine_id)
             acc.add(t)
     across = f" across {len(engines)} engines" if len(engines) > 1 else ""
@@ -186,26 +156,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_warnings(run: Callable[[], int]) -> int:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            return run()
-        finally:
-            for w in caught:
-                _warn(w.message)
-
-
 def cmd_slice(args: argparse.Namespace) -> int:
     """``lifecycle-trace slice``: write the part of a log that holds some requests or steps."""
     if not args.log.is_file():
         raise ValueError(f"no such log file: {args.log}")
     steps = parse_step_range(args.steps) if args.steps is not None else None
-    n = _print_warnings(
-        lambda: slice_log(
+    with printed_warnings():
+        n = slice_log(
             args.log, args.output, requests=args.requests or (), steps=steps, lenient=args.lenient
         )
-    )
     print(f"{n} events written to {args.output}")
     return 0
 
@@ -215,7 +174,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     for path in args.logs:
         if not path.is_file():
             raise ValueError(f"no such log file: {path}")
-    n = _print_warnings(lambda: merge_logs(args.logs, args.output, lenient=args.lenient))
+    with printed_warnings():
+        n = merge_logs(args.logs, args.output, lenient=args.lenient)
     print(f"{n} events from {len(args.logs)} logs written to {args.output}")
     return 0
 

@@ -1,12 +1,10 @@
-"""Helpers for engine tests."""
+"""Helpers for engine tests: the reference runs' engine, snapshots, leak checks, draining."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from minivllm import DummyModelRunner, LLMEngine, RequestStatus
+from minivllm import DummyModelRunner, LLMEngine
 
 
 def make_engine(**kwargs: Any) -> LLMEngine:
@@ -41,9 +39,3 @@ def run_to_end(engine: LLMEngine, max_steps: int = 10_000) -> dict[str, Any]:
             if out.finished:
                 final[out.request_id] = out
     raise AssertionError("engine did not drain")
-
-
-@pytest.fixture
-def finished_status() -> type[RequestStatus]:
-    """The status enum, for readability in parametrised tests."""
-    return RequestStatus

@@ -7,19 +7,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from lifecycle_trace.cli import main
 from lifecycle_trace.sink import JsonlWriter
+from lifecycle_trace.testing.scenario import FakeClock
 from minivllm import LLMEngine, SamplingParams
-
-
-class Clock:
-    """A deterministic bus clock: each reading is 1 µs after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = 0
-
-    def __call__(self) -> int:
-        self.now += 1000
-        return self.now
 
 
 def run_rolling(
@@ -50,7 +41,7 @@ def run_rolling(
         "max_model_len": 128,
     }
     kwargs.update(engine_kwargs)
-    engine = LLMEngine(observers=list(observers), clock=Clock(), engine_id=engine_id, **kwargs)
+    engine = LLMEngine(observers=list(observers), clock=FakeClock(), engine_id=engine_id, **kwargs)
     added = 0
     while added < num_requests or engine.has_unfinished_requests():
         while added < num_requests and engine.get_num_unfinished_requests() < in_flight:
@@ -70,3 +61,14 @@ def write_rolling(path: Path, num_requests: int, **kwargs: Any) -> Path:
     with JsonlWriter(path) as sink:
         run_rolling(num_requests, (sink,), **kwargs)
     return path
+
+
+def write_merged(directory: Path, num_requests: int = 30, num_engines: int = 2) -> Path:
+    """Logs of ``num_engines`` engines (``rank-0``, ...), merged into ``directory/merged.jsonl``."""
+    logs = [
+        write_rolling(directory / f"rank{i}.jsonl", num_requests, engine_id=f"rank-{i}", seed=i)
+        for i in range(num_engines)
+    ]
+    out = directory / "merged.jsonl"
+    assert main(["merge", *map(str, logs), "-o", str(out)]) == 0
+    return out

@@ -8,7 +8,10 @@ which return the exit status and raise ``ValueError`` for a user error.
 ``export`` reads the log in one streaming pass and writes as it reads, in
 memory that follows the log's live requests, not its size. ``plot`` draws
 the first requests added (``--limit``), since a picture of a whole long run
-would show nothing.
+would show nothing. Both read a merged log as ``show``, ``check`` and
+``stats`` do, every engine on its own: the Chrome trace gets a process per
+engine, each span names its engine, the metrics carry each engine's id as
+their ``engine`` label and the picture's rows are named ``ENGINE/ID``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import argparse
 import contextlib
 import os
 import sys
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,13 +27,9 @@ from typing import Any, TextIO
 
 import orjson
 
-from lifecycle_trace.eventlog import SequenceError
+from lifecycle_trace.cli._open import OpenLog, open_log
 from lifecycle_trace.export.chrome import write_chrome_trace
-from lifecycle_trace.export.plot import write_plot
-from lifecycle_trace.export.plot_select import FirstRequests
-from lifecycle_trace.reader import LogReader
-from lifecycle_trace.streaming import Contiguous
-from minivllm.events import Event
+from lifecycle_trace.export.plot import picture_of, plot_format, write_plot
 
 __all__ = ["COMMANDS", "DEFAULT_PLOT_LIMIT", "FORMATS", "add_commands", "last_ts_ns"]
 
@@ -86,55 +84,6 @@ def add_commands(sub: Any) -> None:
     plot.add_argument("--lenient", action="store_true", help="skip corrupt lines (with a warning)")
 
 
-def _warn(message: object) -> None:
-    print(f"lifecycle-trace: warning: {message}", file=sys.stderr)
-
-
-class _Events:
-    """A stored log's events, streamed in one pass; stops (with a warning) at a sequence gap.
-
-    A gap is left by lines a lenient read skipped; what follows it cannot be
-    folded correctly. :attr:`num_events` counts the events handed out.
-    """
-
-    def __init__(self, path: Path, lenient: bool) -> None:
-        if not path.is_file():
-            raise ValueError(f"no such log file: {path}")
-        self.path = path
-        self._records = Contiguous((("", e) for e in LogReader(path, lenient=lenient)), self._gap)
-
-    @staticmethod
-    def _gap(error: SequenceError) -> bool:
-        _warn(f"{error}; reading stops there")
-        return True
-
-    @property
-    def num_events(self) -> int:
-        """Events handed out so far."""
-        return self._records.num_records
-
-    def __iter__(self) -> Iterator[Event]:
-        records = iter(self._records)
-        first = next(records, None)
-        if first is None:
-            raise ValueError(f"{self.path}: the log holds no events")
-        yield first[1]
-        for _, event in records:
-            yield event
-
-
-@contextmanager
-def _reading(args: argparse.Namespace) -> Iterator[_Events]:
-    """The log of ``args``, with the reader's warnings printed once the command is done."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield _Events(args.log, args.lenient)
-        finally:
-            for w in caught:
-                _warn(w.message)
-
-
 @contextmanager
 def _output(path: Path | None) -> Iterator[TextIO]:
     """Standard output, or ``path`` opened for writing and removed again if the export fails."""
@@ -175,12 +124,12 @@ def last_ts_ns(path: Path) -> int:
     raise ValueError(f"{path}: the log holds no events")
 
 
-def _chrome(events: _Events, args: argparse.Namespace) -> None:
+def _chrome(log: OpenLog, args: argparse.Namespace) -> None:
     with _output(args.output) as out:
-        write_chrome_trace(events, out)
+        write_chrome_trace(log.source(), out)
 
 
-def _otel(events: _Events, args: argparse.Namespace) -> None:
+def _otel(log: OpenLog, args: argparse.Namespace) -> None:
     try:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
@@ -207,7 +156,7 @@ def _otel(events: _Events, args: argparse.Namespace) -> None:
         provider = otel.tracer_provider(exporter)
         try:
             count = otel.export_spans(
-                events, provider.get_tracer("lifecycle_trace"), epoch_ns=epoch
+                log.source(), provider.get_tracer("lifecycle_trace"), epoch_ns=epoch
             )
         finally:
             provider.shutdown()
@@ -215,7 +164,7 @@ def _otel(events: _Events, args: argparse.Namespace) -> None:
         print(f"{count} llm_request span(s) handed to {type(exporter).__name__}", file=sys.stderr)
 
 
-def _prometheus(events: _Events, args: argparse.Namespace) -> None:
+def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:
     try:
         from prometheus_client import CollectorRegistry, generate_latest
 
@@ -226,12 +175,12 @@ def _prometheus(events: _Events, args: argparse.Namespace) -> None:
             "pip install 'minivllm-lifecycle-trace[prometheus]'"
         ) from None
     registry = CollectorRegistry()
-    project_metrics(events, registry, model_name=args.model_name)
+    project_metrics(log.source(), registry, model_name=args.model_name)
     with _output(args.output) as out:
         out.write(generate_latest(registry).decode())
 
 
-_WRITERS: Mapping[str, Callable[[_Events, argparse.Namespace], None]] = {
+_WRITERS: Mapping[str, Callable[[OpenLog, argparse.Namespace], None]] = {
     "chrome": _chrome,
     "otel": _otel,
     "prometheus": _prometheus,
@@ -240,10 +189,10 @@ _WRITERS: Mapping[str, Callable[[_Events, argparse.Namespace], None]] = {
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``lifecycle-trace export``: write the log in another tool's format, in one streaming pass."""
-    with _reading(args) as events:
-        _WRITERS[args.format](events, args)
+    with open_log(args.log, args.lenient) as log:
+        _WRITERS[args.format](log, args)
     if args.output is not None:
-        print(f"{args.format} export of {events.num_events} events written to {args.output}")
+        print(f"{args.format} export of {log.num_records} events written to {args.output}")
     return 0
 
 
@@ -251,14 +200,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """``lifecycle-trace plot``: draw the log's first requests as an SVG or HTML timeline."""
     if args.limit < 0:
         raise ValueError(f"--limit must be 0 (all) or more, got {args.limit}")
-    with _reading(args) as events:
-        chosen = FirstRequests(events, args.limit)
-        kind = write_plot(chosen, args.output, title=args.title)
+    plot_format(args.output)  # a wrong suffix is refused before the log is read
+    with open_log(args.log, args.lenient) as log:
+        picture = picture_of(log.source(), args.limit)
+    kind = write_plot(picture, args.output, title=args.title)
     print(f"{kind.upper()} timeline of {args.log} written to {args.output}")
-    if chosen.num_left_out:
+    if picture.num_left_out:
         print(
-            f"drew {chosen.num_kept} of {chosen.num_requests} requests (the first added); "
-            f"--limit N to draw more (0 for all)"
+            f"drew {len(picture.timelines)} of {picture.num_requests} requests (the first "
+            f"added); --limit N to draw more (0 for all)"
         )
     return 0
 

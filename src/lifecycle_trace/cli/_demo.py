@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lifecycle_trace.eventlog import EventLog
-from lifecycle_trace.timeline import Timeline
+from lifecycle_trace.fold.timeline import Timeline
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.request import RequestStatus
 from minivllm.sampling_params import SamplingParams

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from lifecycle_trace.stats import Summary
-from lifecycle_trace.timeline import Timeline
+from lifecycle_trace.fold.stats import Summary
+from lifecycle_trace.fold.timeline import Timeline
 from minivllm.request import RequestStatus
 
 STATUS_LETTERS: Mapping[RequestStatus, str] = {

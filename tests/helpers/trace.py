@@ -33,17 +33,6 @@ def run_logged(workload: Workload, **engine_kwargs: Any) -> tuple[EventLog, list
     return log, records
 
 
-class Clock:
-    """A deterministic bus clock: each reading is 1 µs after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = 0
-
-    def __call__(self) -> int:
-        self.now += 1000
-        return self.now
-
-
 @st.composite
 def engine_kwargs(draw: st.DrawFn) -> dict[str, Any]:
     """Small, often tight engine configurations: chunking, preemption and cache hits happen."""

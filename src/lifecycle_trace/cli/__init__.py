@@ -1,0 +1,52 @@
+"""``lifecycle-trace``: run, store, show, check, summarise and export request lifecycles.
+
+Commands: ``demo`` (a small traced workload, explained), ``lab`` (lab 01's
+``trace_request`` for one prompt, with the lab's answers), ``run`` (prompts to a
+stored log), ``show LOG`` (timeline table and status chart), ``check LOG``
+(invariants; exit status 1 on any violation), ``stats LOG`` (latency summaries),
+``slice LOG`` (some requests or steps, as a log), ``merge LOG...`` (several
+engines' logs in one), ``export LOG`` (Chrome trace, OpenTelemetry spans,
+Prometheus metrics), ``plot LOG`` (an SVG or HTML picture) and ``diff A B``
+(where two logs part, per request and step).
+
+Every command that reads a log opens it one way (:mod:`._open`): streamed,
+of one engine or merged from several; the commands that run the engine share
+one set of engine and sampling options (:mod:`._options`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lifecycle_trace.cli import _diff, _export, _log, _run
+from lifecycle_trace.store import CorruptLogError, UnsupportedEventError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lifecycle-trace`` argument parser."""
+    parser = argparse.ArgumentParser(prog="lifecycle-trace", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for commands in (_run, _log, _export, _diff):
+        commands.add_commands(sub)
+    return parser
+
+
+_COMMANDS = {**_run.COMMANDS, **_log.COMMANDS, **_export.COMMANDS, **_diff.COMMANDS}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lifecycle-trace`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (CorruptLogError, UnsupportedEventError, ValueError) as exc:
+        print(f"lifecycle-trace: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

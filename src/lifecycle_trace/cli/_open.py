@@ -1,0 +1,105 @@
+"""The one way every command opens a stored log, of one engine or merged from several.
+
+:func:`open_log` checks the path, reads the log in one streaming pass as
+``(engine_id, event)`` records, stops at a sequence gap left by lines a
+lenient read skipped (a gap in an undamaged file is an error), and prints the
+reader's warnings once the command is done.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+from lifecycle_trace.eventlog import SequenceError
+from lifecycle_trace.fold.requests import Record, Source
+from lifecycle_trace.reader import ENGINE_KEY, LogReader
+from lifecycle_trace.streaming import Contiguous
+
+__all__ = ["OpenLog", "open_log", "printed_warnings", "warn"]
+
+
+def warn(message: object) -> None:
+    """Print a warning the way every command does."""
+    print(f"lifecycle-trace: warning: {message}", file=sys.stderr)
+
+
+def _names_engines(path: Path) -> bool:
+    """Whether the log's lines name their engine, as a merged log's do."""
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    data = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    return False
+                return isinstance(data, dict) and ENGINE_KEY in data
+    return False
+
+
+class OpenLog:
+    """A stored log opened for one streaming pass.
+
+    :attr:`merged` says whether it holds several engines' events (written by
+    ``merge``); :attr:`records` are its ``(engine_id, event)`` records and
+    :meth:`source` what the exporters take: records for a merged log, so
+    their output names each engine, plain events otherwise.
+    """
+
+    def __init__(self, path: Path, lenient: bool) -> None:
+        if not path.is_file():
+            raise ValueError(f"no such log file: {path}")
+        self.path = path
+        self.merged = _names_engines(path)
+        self._reader = LogReader(path, lenient=lenient)
+        self.records = Contiguous(self._reader.records(), self._on_gap)
+
+    def _on_gap(self, error: SequenceError) -> bool:
+        if self._reader.complete:
+            return False  # a gap in an undamaged file is an error, not damage
+        warn(f"{error}; reading stops there")
+        return True
+
+    @property
+    def num_records(self) -> int:
+        """Records read so far."""
+        return self.records.num_records
+
+    def nonempty(self) -> Iterator[Record]:
+        """The records, refusing a log that holds none."""
+        records = iter(self.records)
+        first = next(records, None)
+        if first is None:
+            raise ValueError(f"{self.path}: the log holds no events")
+        yield first
+        yield from records
+
+    def source(self) -> Source:
+        """Records for a merged log, else its events; a log without events is refused."""
+        if self.merged:
+            return self.nonempty()
+        return (event for _, event in self.nonempty())
+
+
+@contextmanager
+def printed_warnings() -> Iterator[None]:
+    """Warnings raised inside, printed once the block is done (a reader's damage reports)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for w in caught:
+                warn(w.message)
+
+
+@contextmanager
+def open_log(path: Path, lenient: bool) -> Iterator[OpenLog]:
+    """The log at ``path``, with the reader's warnings printed once the command is done."""
+    with printed_warnings():
+        yield OpenLog(path, lenient)

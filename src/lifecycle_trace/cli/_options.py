@@ -1,0 +1,81 @@
+"""The engine and sampling options, shared by every command that runs the engine.
+
+One definition, so an option means one thing in every command: ``--seed`` is
+the engine's seed (vLLM's ``--seed``), which keys the sampling of every
+request that has no seed of its own; ``--sampling-seed`` is
+``SamplingParams.seed``, the same seed for every request.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from minivllm.sampling_params import SamplingParams
+
+__all__ = ["add_engine_options", "add_sampling_options", "engine_kwargs", "sampling_params"]
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """The ``engine`` option group: the model and the scheduler's and cache's limits."""
+    g = p.add_argument_group("engine")
+    g.add_argument("--model", default="dummy", help="'dummy', 'tiny' or a path to an .npz file")
+    g.add_argument("--max-num-seqs", type=int, default=128)
+    g.add_argument("--max-num-batched-tokens", type=int, default=2048)
+    g.add_argument("--max-model-len", type=int, default=1024)
+    g.add_argument("--num-gpu-blocks", type=int, default=2048)
+    g.add_argument("--block-size", type=int, default=16)
+    g.add_argument("--long-prefill-token-threshold", type=int, default=0)
+    g.add_argument("--no-chunked-prefill", action="store_true")
+    g.add_argument("--enable-prefix-caching", action="store_true")
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the engine's seed: keys the sampling of requests without --sampling-seed",
+    )
+
+
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """The ``sampling`` option group: one ``SamplingParams`` for every prompt."""
+    g = p.add_argument_group("sampling")
+    g.add_argument("--max-tokens", type=int, default=16)
+    g.add_argument("--min-tokens", type=int, default=0)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--top-k", type=int, default=0)
+    g.add_argument("--sampling-seed", type=int, help="SamplingParams.seed for every request")
+    g.add_argument("--ignore-eos", action="store_true")
+    g.add_argument("--stop-token-id", type=int, action="append", default=[])
+    g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+
+
+def sampling_params(args: argparse.Namespace) -> SamplingParams:
+    """The sampling options as ``SamplingParams`` (validated there)."""
+    return SamplingParams(
+        max_tokens=args.max_tokens,
+        min_tokens=args.min_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        seed=args.sampling_seed,
+        ignore_eos=args.ignore_eos,
+        stop_token_ids=tuple(args.stop_token_id),
+        stop=tuple(args.stop),
+    )
+
+
+def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine options as ``LLMEngine`` keyword arguments."""
+    return dict(
+        model=args.model,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        max_model_len=args.max_model_len,
+        num_gpu_blocks=args.num_gpu_blocks,
+        block_size=args.block_size,
+        long_prefill_token_threshold=args.long_prefill_token_threshold,
+        enable_chunked_prefill=not args.no_chunked_prefill,
+        enable_prefix_caching=args.enable_prefix_caching,
+        seed=args.seed,
+    )
