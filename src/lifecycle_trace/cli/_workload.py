@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give prompts or --workload FILE, not both")
     workload = load_workload(args.workload)
     if args.engine == "vllm":
-        from lifecycle_trace.vllm import vllm_missing_reason
+        from lifecycle_trace.vllm import quiet_vllm_logging, vllm_missing_reason
 
+        quiet_vllm_logging()
         reason = vllm_missing_reason()
         if reason is not None:
             raise ValueError(f"--engine vllm: {reason}")

@@ -14,20 +14,37 @@ not importable without raising.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __all__ = [
     "LOG_ENV",
+    "VLLM_LOG_DEFAULTS",
     "VLLM_VERSION",
     "AsyncTracingScheduler",
     "TracingScheduler",
     "attach",
+    "quiet_vllm_logging",
     "tracer_of",
     "vllm_missing_reason",
 ]
 
 VLLM_VERSION = "0.22.1"
 """The vLLM release this package reproduces and traces."""
+
+VLLM_LOG_DEFAULTS = {"VLLM_LOGGING_LEVEL": "CRITICAL", "VLLM_LOGGING_STREAM": "ext://sys.stderr"}
+"""What a command line run sets unless the user did: vLLM logs INFO lines to stdout otherwise,
+and on a CPU without triton it logs an irrelevant error about triton kernels."""
+
+
+def quiet_vllm_logging() -> None:
+    """Send vLLM's log to stderr, critical messages only, unless ``VLLM_LOGGING_*`` say otherwise.
+
+    Takes effect only before vLLM is first imported (it configures its logger then).
+    """
+    for name, value in VLLM_LOG_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
 
 _FROM_SCHEDULER = ("LOG_ENV", "AsyncTracingScheduler", "TracingScheduler", "attach", "tracer_of")
 
