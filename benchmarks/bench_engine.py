@@ -33,12 +33,14 @@ def make_engine(
     num_requests: int = NUM_REQUESTS,
     history: int = 0,
     attach: Callable[[LLMEngine], None] | None = None,
+    async_scheduling: bool = False,
 ) -> LLMEngine:
     """An engine with ``num_requests`` requests past prefill, ready to decode.
 
     With ``history``, that many short requests have run to completion on it first.
     ``attach`` is called with the new engine before any request, to subscribe
-    handlers to some event types only.
+    handlers to some event types only. ``async_scheduling`` runs the engine
+    with vLLM's async scheduler and a batch queue of two.
     """
     engine = LLMEngine(
         DummyModelRunner(token_id=7),
@@ -48,6 +50,7 @@ def make_engine(
         num_gpu_blocks=num_requests * 17 + 1,
         max_model_len=1024,
         observers=observers,
+        async_scheduling=async_scheduling,
     )
     if attach is not None:
         attach(engine)
@@ -75,9 +78,12 @@ def decode_sample_us(
     num_requests: int = NUM_REQUESTS,
     history: int = 0,
     attach: Callable[[LLMEngine], None] | None = None,
+    async_scheduling: bool = False,
 ) -> float:
     """One measurement of decode step time / requests on a fresh engine, in microseconds."""
-    engine = make_engine(observers, output_kind, num_requests, history, attach)
+    engine = make_engine(
+        observers, output_kind, num_requests, history, attach, async_scheduling=async_scheduling
+    )
     gc.collect()
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -90,9 +96,13 @@ def decode_cost_us(
     observers_factory: Callable[[], list[Callable[[Any], None]]],
     steps: int,
     output_kind: RequestOutputKind = RequestOutputKind.FINAL_ONLY,
+    async_scheduling: bool = False,
 ) -> float:
     """Median over repeats of (decode step time / requests), in microseconds."""
-    samples = [decode_sample_us(observers_factory(), steps, output_kind) for _ in range(5)]
+    samples = [
+        decode_sample_us(observers_factory(), steps, output_kind, async_scheduling=async_scheduling)
+        for _ in range(5)
+    ]
     return statistics.median(samples)
 
 
@@ -150,6 +160,11 @@ def main() -> None:
             "list subscriber (every event)",
             decode_cost_us(lambda: [[].append], args.steps, final),
             3.5,
+        ),
+        (
+            "no subscriber, async scheduling",
+            decode_cost_us(lambda: [], args.steps, final, async_scheduling=True),
+            None,
         ),
         ("no subscriber, DELTA outputs", decode_cost_us(lambda: [], args.steps, delta), None),
         (

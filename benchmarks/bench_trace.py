@@ -32,32 +32,40 @@ from lifecycle_trace.logging import JsonLogObserver, json_processors, make_json_
 from lifecycle_trace.store import read_jsonl, replay, write_jsonl
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event, event_to_dict
+from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.sampling_params import SamplingParams
+from minivllm.workload import Workload, WorkloadRequest, WorkloadRun
+
+TRACE_ENGINE = {
+    "max_num_seqs": 64,
+    "max_num_batched_tokens": 512,
+    "num_gpu_blocks": 400,
+    "block_size": 16,
+    "max_model_len": 1024,
+}
 
 
-def workload_engine(num_requests: int, observers: tuple[Any, ...] = ()) -> LLMEngine:
-    """A busy engine: mixed prompt and output lengths, chunked prefill, some preemption."""
+def trace_workload(num_requests: int) -> Workload:
+    """A busy workload: mixed prompt and output lengths, chunked prefill, some preemption."""
     rng = random.Random(0)
-    engine = LLMEngine(
-        max_num_seqs=64,
-        max_num_batched_tokens=512,
-        num_gpu_blocks=400,
-        block_size=16,
-        max_model_len=1024,
-        observers=observers,
-    )
-    for i in range(num_requests):
-        prompt = [rng.randrange(256)] * rng.randint(8, 400)
-        engine.add_request(
-            prompt, SamplingParams(max_tokens=rng.randint(8, 200), ignore_eos=True), str(i)
+    requests = [
+        WorkloadRequest(
+            str(i),
+            [rng.randrange(256)] * rng.randint(8, 400),
+            SamplingParams(max_tokens=rng.randint(8, 200), ignore_eos=True),
         )
+        for i in range(num_requests)
+    ]
+    return Workload(TRACE_ENGINE, requests)
+
+
+def run_trace_workload(num_requests: int, observers: tuple[Any, ...] = ()) -> LLMEngine:
+    """Run the workload to the end through the workload driver; return the engine."""
+    workload = trace_workload(num_requests)
+    engine = LLMEngine(DummyModelRunner(), **workload.engine_kwargs, observers=observers)
+    for _ in WorkloadRun(engine, workload):
+        pass
     return engine
-
-
-def drain(engine: LLMEngine) -> None:
-    """Step until every request finished."""
-    while engine.has_unfinished_requests():
-        engine.step()
 
 
 def best_of(fn: Callable[[], Any], repeat: int = 5) -> float:
@@ -81,7 +89,7 @@ def _timed_once(fn: Callable[[], None]) -> float:
 def recorded_events(num_requests: int) -> list[Event]:
     """The events of one run of the workload, recorded in memory."""
     log = EventLog()
-    drain(workload_engine(num_requests, (log,)))
+    run_trace_workload(num_requests, (log,))
     return list(log)
 
 
@@ -91,8 +99,7 @@ def bytes_per_event(num_requests: int) -> float:
     tracemalloc.start()
     log = EventLog()
     before = tracemalloc.get_traced_memory()[0]
-    engine = workload_engine(num_requests, (log,))
-    drain(engine)
+    engine = run_trace_workload(num_requests, (log,))
     del engine
     gc.collect()
     per_event = (tracemalloc.get_traced_memory()[0] - before) / len(log)
@@ -104,10 +111,10 @@ def run_times(num_requests: int, repeat: int = 3) -> tuple[float, float]:
     """Seconds for the workload with a recorder attached and with none (best of ``repeat``)."""
 
     def recorded() -> None:
-        drain(workload_engine(num_requests, (EventLog(),)))
+        run_trace_workload(num_requests, (EventLog(),))
 
     with_log = min(_timed_once(recorded) for _ in range(repeat))
-    bare = min(_timed_once(lambda: drain(workload_engine(num_requests))) for _ in range(repeat))
+    bare = min(_timed_once(lambda: run_trace_workload(num_requests)) for _ in range(repeat))
     return with_log, bare
 
 

@@ -3,8 +3,11 @@
 from minivllm.bus import EventBus, Subscription
 from minivllm.config import EngineConfig
 from minivllm.core.kv_cache_manager import KVCacheManager
+from minivllm.core.sched.async_scheduler import AsyncScheduler
+from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.core.sched.scheduler import Scheduler
+from minivllm.engine.core import EngineCore
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.entrypoints.llm import LLM
 from minivllm.model_executor import DummyModelRunner, ModelRunner, ModelRunnerOutput
@@ -15,10 +18,12 @@ from minivllm.tokenizer import ByteTokenizer
 
 __all__ = [
     "LLM",
+    "AsyncScheduler",
     "ByteTokenizer",
     "CompletionOutput",
     "DummyModelRunner",
     "EngineConfig",
+    "EngineCore",
     "EventBus",
     "KVCacheManager",
     "LLMEngine",
@@ -30,6 +35,7 @@ __all__ = [
     "RequestStatus",
     "SamplingParams",
     "Scheduler",
+    "SchedulerInterface",
     "SchedulerOutput",
     "Subscription",
 ]

@@ -15,6 +15,15 @@ def _non_negative(instance: object, attribute: attrs.Attribute[int], value: int)
         raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
 
 
+POLICIES = ("fcfs", "priority")
+"""The scheduling policies (vLLM's ``SchedulerConfig.policy``)."""
+
+
+def _policy(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in POLICIES:
+        raise ValueError(f"{attribute.name} must be one of {POLICIES}, got {value!r}")
+
+
 def _bool(instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{attribute.name} must be a bool, got {value!r}")
@@ -25,7 +34,10 @@ class EngineConfig:
     """The scheduler's and KV cache's limits (vLLM's SchedulerConfig and CacheConfig in one).
 
     ``num_gpu_blocks`` counts the reserved null block, so ``num_gpu_blocks - 1``
-    blocks hold tokens.
+    blocks hold tokens. ``async_scheduling`` runs vLLM's ``AsyncScheduler``
+    under a batch queue of two (the model runs one batch while the next is
+    scheduled); ``policy`` is ``"fcfs"`` or ``"priority"`` (lower
+    ``priority`` first, then earlier arrival).
     """
 
     max_num_seqs: int = attrs.field(default=128, validator=_positive)
@@ -37,6 +49,8 @@ class EngineConfig:
     long_prefill_token_threshold: int = attrs.field(default=0, validator=_non_negative)
     enable_prefix_caching: bool = attrs.field(default=False, validator=_bool)
     scheduler_reserve_full_isl: bool = attrs.field(default=True, validator=_bool)
+    async_scheduling: bool = attrs.field(default=False, validator=_bool)
+    policy: str = attrs.field(default="fcfs", validator=_policy)
 
     def __attrs_post_init__(self) -> None:
         if self.max_num_batched_tokens < self.max_num_seqs:

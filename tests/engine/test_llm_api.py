@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +71,32 @@ def test_cli_generate(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_reports_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "hi", "--max-tokens", "0"]) == 2
     assert "max_tokens must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_generate_with_async_scheduling_and_priorities() -> None:
+    llm = LLM(max_num_seqs=1, async_scheduling=True, policy="priority")
+    prompts = ["first", "second", "third"]
+    outs = llm.generate(prompts, SamplingParams(max_tokens=3), use_tqdm=False, priority=[2, 0, 1])
+    assert [o.outputs[0].text for o in outs] == ["fir", "sec", "thi"]
+    with pytest.raises(ValueError, match="priority has 1 entries for 3 prompts"):
+        llm.generate(prompts, priority=[0])
+
+
+def test_cli_replays_a_reference_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    data = Path(__file__).parent.parent / "data" / "vllm_examples_v2"
+    assert main(["replay", str(data / "h_async_priority.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    want = (data / "h_async_priority.expected.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [json.loads(line) for line in want]
+
+
+def test_cli_replay_reports_a_bad_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["replay", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"config": {}, "requests": []}')
+    assert main(["replay", str(bad)]) == 2
+    assert "bad.json is not a workload" in capsys.readouterr().err
 
 
 def test_python_dash_m() -> None:

@@ -101,7 +101,7 @@ MUTANTS = (
         Scheduler,
         "finish_requests",
         "self._free_request(request)",
-        "self.kv_cache_manager.req_to_blocks.get(request_id, [None]).pop()\n"
+        "self.kv_cache_manager.req_to_blocks.get(request.request_id, [None]).pop()\n"
         "self._free_request(request)",
     ),
     Mutant(

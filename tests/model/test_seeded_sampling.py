@@ -34,10 +34,12 @@ def _crowd(n: int) -> list[Job]:
     return [Job(tuple(range(30 + i, 45 + 2 * i)), params, arrival=i % 3) for i in range(n)]
 
 
-def test_seeded_request_ignores_batch_chunking_and_preemption() -> None:
+@pytest.mark.parametrize("async_scheduling", [False, True])
+def test_seeded_request_ignores_batch_chunking_and_preemption(async_scheduling: bool) -> None:
     target = Job(tuple(b"the same prompt"), SEEDED, arrival=1)
     alone = _run([target], AMPLE)[0]
-    engine = LLMEngine(make_runner(**CRAMPED), **CRAMPED)
+    config = {**CRAMPED, "async_scheduling": async_scheduling}
+    engine = LLMEngine(make_runner(**config), **config)
     preempted: list[str] = []
     engine.bus.subscribe(lambda event: preempted.extend(event.preempted_req_ids), StepFinished)
     crowded = run_jobs(engine, [*_crowd(5), target, *_crowd(2)])[5]

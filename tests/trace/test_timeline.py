@@ -153,7 +153,7 @@ def test_samples_equal_the_engine_state_after_every_step(workload: Workload) -> 
     log, records = run_logged(workload)
     timelines = build_timelines(log)
     for record in records:
-        for rid, (status, computed, tokens, outputs) in record.reqs.items():
+        for rid, (status, computed, tokens, outputs, *_) in record.reqs.items():
             got = timelines[rid].state_at(record.step)
             assert got == Sample(record.step, S[status], computed, tokens, outputs)
     for t in timelines.values():

@@ -170,7 +170,9 @@ class KVCacheManager:
         return new_blocks
 
     def cache_blocks(self, request: Request, num_tokens: int) -> None:
-        """Register the request's newly full blocks in the prefix cache."""
+        """Register the request's newly full blocks in the prefix cache, if enabled."""
+        if not self.enable_caching:
+            return
         request_id = request.request_id
         num_cached = self.num_cached_block.get(request_id, 0)
         num_full = num_tokens // self.block_size

@@ -43,11 +43,13 @@ class LLM:
         prompts: str | Sequence[str] | Sequence[Sequence[int]],
         sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
         use_tqdm: bool = True,
+        priority: Sequence[int] | None = None,
     ) -> list[RequestOutput]:
         """Run every prompt to completion; outputs come back in prompt order.
 
         A progress bar is drawn on stderr for batches of 8 or more prompts
-        unless ``use_tqdm=False``.
+        unless ``use_tqdm=False``. ``priority`` gives each prompt its priority
+        (used by an engine with ``policy="priority"``).
         """
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
             prompts = [prompts]  # type: ignore[assignment]
@@ -59,11 +61,20 @@ class LLM:
                 raise ValueError(
                     f"sampling_params has {len(params_list)} entries for {len(prompts)} prompts"
                 )
+        if priority is None:
+            priorities = [0] * len(prompts)
+        else:
+            priorities = list(priority)
+            if len(priorities) != len(prompts):
+                raise ValueError(
+                    f"priority has {len(priorities)} entries for {len(prompts)} prompts"
+                )
         engine = self.llm_engine
         order: dict[str, int] = {}
         for i, (prompt, params) in enumerate(zip(prompts, params_list, strict=True)):
             final = attrs.evolve(params, output_kind=RequestOutputKind.FINAL_ONLY)
-            order[engine.add_request(prompt, final)] = i  # type: ignore[arg-type]
+            request_id = engine.add_request(prompt, final, priority=priorities[i])  # type: ignore[arg-type]
+            order[request_id] = i
         bar = _ProgressBar(len(order), sys.stderr) if use_tqdm and len(order) >= 8 else None
         results: dict[str, RequestOutput] = {}
         while len(results) < len(order) and engine.has_unfinished_requests():

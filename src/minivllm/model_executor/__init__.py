@@ -1,6 +1,6 @@
 """Model runners: they turn a scheduled batch into one sampled token per finished prefill."""
 
 from minivllm.model_executor.dummy import DummyModelRunner
-from minivllm.model_executor.runner import ModelRunner, ModelRunnerOutput
+from minivllm.model_executor.runner import ModelRunner, ModelRunnerOutput, output_index
 
-__all__ = ["DummyModelRunner", "ModelRunner", "ModelRunnerOutput"]
+__all__ = ["DummyModelRunner", "ModelRunner", "ModelRunnerOutput", "output_index"]

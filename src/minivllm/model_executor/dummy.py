@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.model_executor.runner import ModelRunnerOutput
+from minivllm.model_executor.runner import ModelRunnerOutput, output_index
 from minivllm.request import Request
 
 
@@ -16,7 +16,9 @@ class DummyModelRunner:
     ``k mod num_prompt_tokens``), so generated text is readable; ``token_id``
     makes it sample that one token always (as the reference runs do, with 7);
     ``sample_fn(request)`` decides each token, e.g. to emit EOS at a chosen
-    position. A request still in the middle of its prefill gets ``[]``.
+    position: the output index being sampled is :func:`output_index`
+    (under async scheduling the request's ``num_output_tokens`` lags behind
+    it). A request in the middle of its prefill (``is_prefill_chunk``) gets ``[]``.
     """
 
     def __init__(
@@ -31,24 +33,15 @@ class DummyModelRunner:
         if self.sample_fn is not None:
             return self.sample_fn(request)
         prompt = request.prompt_token_ids
-        return prompt[len(request._output_token_ids) % len(prompt)]
+        return prompt[output_index(request) % len(prompt)]
 
     def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
-        """Sample for every scheduled request whose prefill is now complete."""
-        req_ids: list[str] = []
-        sampled: list[list[int]] = []
+        """Sample for every scheduled request that is not in the middle of its prefill."""
+        requests = scheduler_output.scheduled_reqs
         token_id = self.token_id
-        for group in (
-            scheduler_output.scheduled_running_reqs,
-            scheduler_output.scheduled_resumed_reqs,
-            scheduler_output.scheduled_new_reqs,
-        ):
-            for request in group:
-                req_ids.append(request.request_id)
-                if request.num_computed_tokens < len(request._all_token_ids):
-                    sampled.append([])
-                elif token_id is not None:
-                    sampled.append([token_id])
-                else:
-                    sampled.append([self._sample(request)])
-        return ModelRunnerOutput(req_ids=req_ids, sampled_token_ids=sampled)
+        if token_id is not None:
+            sampled = [[] if r.is_prefill_chunk else [token_id] for r in requests]
+        else:
+            sample = self._sample
+            sampled = [[] if r.is_prefill_chunk else [sample(r)] for r in requests]
+        return ModelRunnerOutput([r.request_id for r in requests], sampled)

@@ -67,21 +67,27 @@ class SamplingMetadata:
 
 
 def make_sampling_metadata(
-    requests: Sequence[Request], keys: Sequence[GeneratorKey], vocab_size: int
+    requests: Sequence[Request],
+    positions: Sequence[int],
+    keys: Sequence[GeneratorKey],
+    vocab_size: int,
 ) -> SamplingMetadata:
-    """Collect the sampling settings of ``requests`` (one row each), with their generator keys."""
+    """Collect the sampling settings of ``requests`` (one row each), with their generator keys.
+
+    ``positions`` are the output indices being sampled (under async
+    scheduling a request's ``num_output_tokens`` lags behind them).
+    """
     temperature, top_k, top_p, uniforms = [], [], [], []
     banned_rows: list[int] = []
     banned_tokens: list[int] = []
-    for row, (request, key) in enumerate(zip(requests, keys, strict=True)):
+    for row, (request, position, key) in enumerate(zip(requests, positions, keys, strict=True)):
         params = request.sampling_params
         temperature.append(params.temperature)
         top_k.append(params.top_k if 0 < params.top_k < vocab_size else vocab_size)
         top_p.append(params.top_p)
-        num_output_tokens = request.num_output_tokens
         greedy = params.temperature < SAMPLING_EPS
-        uniforms.append(0.0 if greedy else draw_uniform(key, num_output_tokens))
-        if num_output_tokens < params.min_tokens:
+        uniforms.append(0.0 if greedy else draw_uniform(key, position))
+        if position < params.min_tokens:
             stops = set(params.stop_token_ids)
             if request.eos_token_id is not None:
                 stops.add(request.eos_token_id)

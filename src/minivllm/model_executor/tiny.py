@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from minivllm.config import EngineConfig
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.model_executor.runner import ModelRunnerOutput
+from minivllm.model_executor.runner import ModelRunnerOutput, output_index
 from minivllm.model_executor.sampler import (
     GeneratorKey,
     generator_key,
@@ -76,6 +76,11 @@ class TinyModelRunner:
         self.block_size = block_size
         self.seed = seed
         self._generator_keys: dict[str, GeneratorKey] = {}
+        # Every token this runner sampled for a request, by output index. Under
+        # async scheduling a batch's input can end in tokens sampled by the
+        # batch before it, which the scheduler has not appended yet (vLLM's
+        # GPU runner reads them from its previous sampled token ids).
+        self._sampled_token_ids: dict[str, list[int]] = {}
 
     @classmethod
     def from_name(cls, name: str, *, config: EngineConfig, seed: int = 0) -> TinyModelRunner:
@@ -94,14 +99,18 @@ class TinyModelRunner:
         """Compute every scheduled token in one pass; sample for requests whose prefill is done."""
         for request_id in scheduler_output.finished_req_ids:
             self._generator_keys.pop(request_id, None)
+            self._sampled_token_ids.pop(request_id, None)
         if not scheduler_output.num_scheduled_tokens:
             return ModelRunnerOutput(req_ids=[], sampled_token_ids=[])
         inputs = self.prepare_inputs(scheduler_output)
         hidden = self.forward(inputs)
         sampled = self.sample(hidden[inputs.sample_rows], inputs.sampling_requests)
-        tokens_by_id = {
-            r.request_id: [int(t)] for r, t in zip(inputs.sampling_requests, sampled, strict=True)
-        }
+        tokens_by_id = {}
+        for request, token in zip(inputs.sampling_requests, sampled, strict=True):
+            history = self._sampled_token_ids.setdefault(request.request_id, [])
+            del history[output_index(request) :]
+            history.append(int(token))
+            tokens_by_id[request.request_id] = [int(token)]
         req_ids = [r.request_id for r in inputs.requests]
         return ModelRunnerOutput(
             req_ids=req_ids, sampled_token_ids=[tokens_by_id.get(rid, []) for rid in req_ids]
@@ -116,7 +125,13 @@ class TinyModelRunner:
             request_id = request.request_id
             end = request.num_computed_tokens  # already advanced past this step's chunk
             start = end - scheduler_output.num_scheduled_tokens[request_id]
-            chunks.append(request.all_token_ids[start:end])
+            chunk = request.all_token_ids[start:end]
+            if end > request.num_tokens:
+                # Async scheduling: the last inputs were sampled but not appended yet.
+                history = self._sampled_token_ids[request_id]
+                first = max(start, request.num_tokens) - request.num_prompt_tokens
+                chunk = chunk + history[first : end - request.num_prompt_tokens]
+            chunks.append(chunk)
             blocks = scheduler_output.req_to_blocks[request_id]
             if len(blocks) * block_size < end:
                 raise ValueError(
@@ -140,8 +155,8 @@ class TinyModelRunner:
         slot_mapping = (
             block_tables[row_request, positions // block_size] * block_size + positions % block_size
         )
-        # A request samples once its whole sequence has been computed.
-        samples = np.array([r.num_computed_tokens >= r.num_tokens for r in requests], dtype=bool)
+        # Every request but a non-final prefill chunk samples.
+        samples = np.array([not r.is_prefill_chunk for r in requests], dtype=bool)
         return StepInputs(
             requests=requests,
             token_ids=token_ids,
@@ -170,5 +185,6 @@ class TinyModelRunner:
                 key = self._generator_keys[request.request_id] = generator_key(request, self.seed)
             keys.append(key)
         logits = self.model.compute_logits(hidden_states)
-        metadata = make_sampling_metadata(requests, keys, self.model.config.vocab_size)
+        positions = [output_index(r) for r in requests]
+        metadata = make_sampling_metadata(requests, positions, keys, self.model.config.vocab_size)
         return sample(logits, metadata)

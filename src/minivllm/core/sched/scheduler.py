@@ -1,20 +1,24 @@
 """The scheduler: who runs this step and with how many tokens (vLLM's ``Scheduler``).
 
-Synchronous, first come first served, one step at a time, as
-``vllm/v1/core/sched/scheduler.py`` in vLLM 0.22.1. Every status change and
-counter change is emitted on the bus at the line where it happens.
+``vllm/v1/core/sched/scheduler.py`` of vLLM 0.22.1, reduced to what a
+text-only model on one KV cache group needs: no encoder inputs, speculative
+decoding, KV connectors, LoRA, structured output or pausing. vLLM's comments
+and asserts are kept where its code is. Every status and counter change is
+also emitted on the bus, through the ``_emit_*`` helpers (a reader following
+vLLM can skip every line that calls one).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from minivllm.bus import EventBus
 from minivllm.core.kv_cache_manager import KVCacheManager
+from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.core.sched.utils import check_stop
+from minivllm.core.sched.request_queue import SchedulingPolicy, create_request_queue
+from minivllm.core.sched.utils import check_stop, remove_all
 from minivllm.events import CounterUpdated, RequestAdded, StatusChanged
 from minivllm.request import Request, RequestStatus
 
@@ -22,16 +26,18 @@ if TYPE_CHECKING:
     from minivllm.config import EngineConfig
     from minivllm.model_executor.runner import ModelRunnerOutput
 
+# Looking an enum member up on its class costs about 150 ns in Python 3.11;
+# the loops that run for every request in every step use these instead.
 _RUNNING = RequestStatus.RUNNING
-_WAITING = RequestStatus.WAITING
 _PREEMPTED = RequestStatus.PREEMPTED
 
 
-class Scheduler:
+class Scheduler(SchedulerInterface):
     """Owns the ``waiting`` and ``running`` queues and every request's counters."""
 
     def __init__(self, config: EngineConfig, bus: EventBus | None = None) -> None:
         self.config = config
+        # Scheduling constraints.
         self.max_num_running_reqs = config.max_num_seqs
         self.max_num_scheduled_tokens = config.max_num_batched_tokens
         self.max_model_len = config.max_model_len
@@ -39,6 +45,22 @@ class Scheduler:
         self.enable_chunked_prefill = config.enable_chunked_prefill
         self.scheduler_reserve_full_isl = config.scheduler_reserve_full_isl
         self.bus = bus if bus is not None else EventBus()
+
+        # req_id -> Request
+        self.requests: dict[str, Request] = {}
+        # Scheduling policy
+        self.policy = SchedulingPolicy(config.policy)
+        # Priority queues for requests.
+        self.waiting = create_request_queue(self.policy)
+        self.running: list[Request] = []
+
+        # The request IDs that are finished in between the previous and the
+        # current steps. This is used to notify the workers about the finished
+        # requests so that they can free the cached states for those requests.
+        # This is flushed at the end of each scheduling step.
+        self.finished_req_ids: set[str] = set()
+
+        # Create the KV cache manager.
         self.kv_cache_manager = KVCacheManager(
             num_gpu_blocks=config.num_gpu_blocks,
             block_size=config.block_size,
@@ -46,38 +68,426 @@ class Scheduler:
             enable_caching=config.enable_prefix_caching,
             bus=self.bus,
         )
-        # The unfinished requests, by id (finished ones leave, as in vLLM).
-        self.requests: dict[str, Request] = {}
-        self.waiting: deque[Request] = deque()
-        self.running: list[Request] = []
-        # Finished since the last schedule(); handed to the model runner so it
-        # can drop their state.
-        self.finished_req_ids: set[str] = set()
+
         self._on_added = self.bus.channel(RequestAdded)
         self._on_status = self.bus.channel(StatusChanged)
         self._on_counter = self.bus.channel(CounterUpdated)
 
-    # -- events -------------------------------------------------------------
+    def schedule(self) -> SchedulerOutput:
+        """Decide this step's batch: running requests first, then admissions from ``waiting``."""
+        # NOTE(woosuk) on the scheduling algorithm:
+        # There's no "decoding phase" nor "prefill phase" in the scheduler.
+        # Each request just has the num_computed_tokens and
+        # num_tokens_with_spec. num_tokens_with_spec =
+        # len(prompt_token_ids) + len(output_token_ids) + len(spec_token_ids).
+        # At each step, the scheduler tries to assign tokens to the requests
+        # so that each request's num_computed_tokens can catch up its
+        # num_tokens_with_spec. This is general enough to cover
+        # chunked prefills, prefix caching, speculative decoding,
+        # and the "jump decoding" optimization in the future.
 
-    def _emit_status(self, request: Request, old: RequestStatus) -> None:
-        self._on_status.emit(
-            request.request_id,
-            old,
-            request.status,
-            request.num_computed_tokens,
-            len(request._all_token_ids),
-            len(request._output_token_ids),
-            request.stop_reason,
+        scheduled_new_reqs: list[Request] = []
+        scheduled_resumed_reqs: list[Request] = []
+        scheduled_running_reqs: list[Request] = []
+        preempted_reqs: list[Request] = []
+
+        num_scheduled_tokens: dict[str, int] = {}
+        token_budget = self.max_num_scheduled_tokens
+        # Locals: this loop runs for every running request in every step.
+        threshold = self.long_prefill_token_threshold
+        max_model_len = self.max_model_len
+        kv_cache_manager = self.kv_cache_manager
+        running = self.running
+
+        # First, schedule the RUNNING requests.
+        req_index = 0
+        while req_index < len(running) and token_budget > 0:
+            request = running[req_index]
+
+            if (
+                request.num_output_placeholders > 0
+                # This is (num_computed_tokens + 1) - (num_output_placeholders - 1).
+                # Since output placeholders are also included in the computed tokens
+                # count, we subtract (num_output_placeholders - 1) to remove any draft
+                # tokens, so that we can be sure no further steps are needed even if
+                # they are all rejected.
+                and request.num_computed_tokens + 2 - request.num_output_placeholders
+                >= request.num_prompt_tokens + request.max_tokens
+            ):
+                # Async scheduling: Avoid scheduling an extra step when we are sure that
+                # the previous step has reached request.max_tokens. We don't schedule
+                # partial draft tokens since this prevents uniform decode optimizations.
+                req_index += 1
+                continue
+
+            num_new_tokens = (
+                request.num_tokens + request.num_output_placeholders - request.num_computed_tokens
+            )
+            if 0 < threshold < num_new_tokens:
+                num_new_tokens = threshold
+            if num_new_tokens > token_budget:
+                num_new_tokens = token_budget
+
+            # Make sure the input position does not exceed the max model len.
+            # This is necessary when using spec decoding.
+            if num_new_tokens > max_model_len - 1 - request.num_computed_tokens:
+                num_new_tokens = max_model_len - 1 - request.num_computed_tokens
+
+            if num_new_tokens == 0:
+                # The request cannot be scheduled because one of the following
+                # reasons:
+                # 1. No new tokens to schedule. This may happen when
+                #    (1) PP>1 and we have already scheduled all prompt tokens
+                #    but they are not finished yet.
+                #    (2) Async scheduling and the request has reached to either
+                #    its max_total_tokens or max_model_len.
+                # NOTE(woosuk): Here, by doing `continue` instead of `break`,
+                # we do not strictly follow the FCFS scheduling policy and
+                # allow the lower-priority requests to be scheduled.
+                req_index += 1
+                continue
+
+            # Schedule newly needed KV blocks for the request.
+            while True:
+                new_blocks = kv_cache_manager.allocate_slots(request, num_new_tokens)
+
+                if new_blocks is not None:
+                    # The request can be scheduled.
+                    break
+
+                # The request cannot be scheduled.
+                # Preempt the lowest-priority request.
+                if self.policy == SchedulingPolicy.PRIORITY:
+                    preempted_req = max(
+                        running,
+                        key=lambda r: (r.priority, r.arrival_time),
+                    )
+                    running.remove(preempted_req)
+                    if preempted_req in scheduled_running_reqs:
+                        preempted_req_id = preempted_req.request_id
+                        scheduled_running_reqs.remove(preempted_req)
+                        token_budget += num_scheduled_tokens.pop(preempted_req_id)
+                        req_index -= 1
+                else:
+                    preempted_req = running.pop()
+
+                self._preempt_request(preempted_req)
+                preempted_reqs.append(preempted_req)
+                if preempted_req == request:
+                    # No more request to preempt. Cannot schedule this request.
+                    break
+
+            if new_blocks is None:
+                # Cannot schedule this request.
+                break
+
+            # Schedule the request.
+            scheduled_running_reqs.append(request)
+            num_scheduled_tokens[request.request_id] = num_new_tokens
+            token_budget -= num_new_tokens
+            req_index += 1
+
+        # Next, schedule the WAITING requests.
+        if not preempted_reqs:
+            while self.waiting and token_budget > 0:
+                if len(running) == self.max_num_running_reqs:
+                    break
+
+                request = self.waiting.peek_request()
+
+                # Get already-cached tokens. minivllm has no KV connector, so a
+                # waiting request has computed nothing (vLLM's other branch is
+                # for requests whose remote KV load finished).
+                assert request.num_computed_tokens == 0
+                # Get locally-cached tokens.
+                new_computed_blocks, num_new_local_computed_tokens = (
+                    kv_cache_manager.get_computed_blocks(request)
+                )
+                # Total computed tokens (local + external).
+                num_computed_tokens = num_new_local_computed_tokens
+                assert num_computed_tokens <= request.num_tokens
+
+                # Number of tokens to be scheduled.
+                # We use `request.num_tokens` instead of
+                # `request.num_prompt_tokens` to consider the resumed
+                # requests, which have output tokens.
+                num_new_tokens = request.num_tokens - num_computed_tokens
+                if 0 < threshold < num_new_tokens:
+                    num_new_tokens = threshold
+
+                # chunked prefill has to be enabled explicitly to allow
+                # pooling requests to be chunked
+                if not self.enable_chunked_prefill and num_new_tokens > token_budget:
+                    # If chunked_prefill is disabled,
+                    # we can stop the scheduling here.
+                    break
+
+                num_new_tokens = min(num_new_tokens, token_budget)
+                assert num_new_tokens > 0
+
+                new_blocks = kv_cache_manager.allocate_slots(
+                    request,
+                    num_new_tokens,
+                    num_new_computed_tokens=num_new_local_computed_tokens,
+                    new_computed_blocks=new_computed_blocks,
+                    full_sequence_must_fit=self.scheduler_reserve_full_isl,
+                )
+
+                if new_blocks is None:
+                    # The request cannot be scheduled.
+                    break
+
+                request = self.waiting.pop_request()
+                running.append(request)
+                if request.status == RequestStatus.WAITING:
+                    scheduled_new_reqs.append(request)
+                elif request.status == RequestStatus.PREEMPTED:
+                    scheduled_resumed_reqs.append(request)
+                else:
+                    raise RuntimeError(f"Invalid request status: {request.status}")
+
+                num_scheduled_tokens[request.request_id] = num_new_tokens
+                token_budget -= num_new_tokens
+                status_before = request.status
+                request.status = RequestStatus.RUNNING
+                self._emit_status(request, status_before)
+                request.num_computed_tokens = num_computed_tokens
+                self._emit_admitted(request)
+
+        # Check if the scheduling constraints are satisfied.
+        total_num_scheduled_tokens = sum(num_scheduled_tokens.values())
+        assert total_num_scheduled_tokens <= self.max_num_scheduled_tokens
+
+        assert token_budget >= 0
+        assert len(self.running) <= self.max_num_running_reqs
+        # Since some requests in the RUNNING queue may not be scheduled in
+        # this step, the total number of scheduled requests can be smaller than
+        # len(self.running).
+        assert len(scheduled_new_reqs) + len(scheduled_resumed_reqs) + len(
+            scheduled_running_reqs
+        ) <= len(self.running)
+
+        scheduler_output = SchedulerOutput(
+            scheduled_new_reqs=scheduled_new_reqs,
+            scheduled_resumed_reqs=scheduled_resumed_reqs,
+            scheduled_running_reqs=scheduled_running_reqs,
+            num_scheduled_tokens=num_scheduled_tokens,
+            total_num_scheduled_tokens=total_num_scheduled_tokens,
+            preempted_req_ids={req.request_id for req in preempted_reqs},
+            # finished_req_ids is an existing state in the scheduler,
+            # instead of being newly scheduled in this step.
+            # It contains the request IDs that are finished in between
+            # the previous and the current steps.
+            finished_req_ids=self.finished_req_ids,
+            req_to_blocks=kv_cache_manager.req_to_blocks,
         )
 
-    # -- requests in and out ------------------------------------------------
+        self._update_after_schedule(scheduler_output)
+        return scheduler_output
+
+    def _preempt_request(self, request: Request) -> None:
+        """Preempt a request and put it back to the waiting queue.
+
+        NOTE: The request should be popped from the running queue outside of this
+        method.
+        """
+        assert request.status == RequestStatus.RUNNING, "Only running requests can be preempted"
+        self.kv_cache_manager.free(request)
+        request.status = RequestStatus.PREEMPTED
+        self._emit_status(request, RequestStatus.RUNNING)  # counters as they stood
+        num_computed_tokens = request.num_computed_tokens
+        request.num_computed_tokens = 0
+        self._emit_counter(request, "num_computed_tokens", num_computed_tokens)
+        request.num_preemptions += 1
+        self._emit_counter(request, "num_preemptions", request.num_preemptions - 1)
+
+        # Put the request back to the waiting queue.
+        self.waiting.prepend_request(request)
+
+    def _update_after_schedule(self, scheduler_output: SchedulerOutput) -> None:
+        # Advance the number of computed tokens for the request AFTER
+        # the request is scheduled.
+        # 1. The scheduler_output of the current step has to include the
+        #    original number of scheduled tokens to determine input IDs.
+        # 2. Advance the number of computed tokens here allowing us to
+        #    schedule the prefill request again immediately in the next
+        #    scheduling step.
+        # 3. If some tokens (e.g. spec tokens) are rejected later, the number of
+        #    computed tokens will be adjusted in update_from_output.
+        requests = self.requests
+        emit = self._on_counter.emit if self._on_counter.handlers else None
+        for req_id, num_scheduled_token in scheduler_output.num_scheduled_tokens.items():
+            request = requests[req_id]
+            request.num_computed_tokens += num_scheduled_token
+            request.is_prefill_chunk = request.num_computed_tokens < (
+                request.num_tokens + request.num_output_placeholders
+            )
+            if emit is not None:
+                new = request.num_computed_tokens
+                emit(req_id, "num_computed_tokens", new - num_scheduled_token, new)
+
+        # Clear the finished request IDs.
+        # NOTE: We shouldn't do self.finished_req_ids.clear() here because
+        # it will also affect the scheduler output.
+        self.finished_req_ids = set()
+
+    def update_from_output(
+        self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput
+    ) -> list[Request]:
+        """Append sampled tokens, apply stop rules, free finished requests.
+
+        Returns the requests that received a token or finished (vLLM makes an
+        ``EngineCoreOutput`` for each).
+        """
+        sampled_token_ids = model_runner_output.sampled_token_ids
+        num_scheduled_tokens = scheduler_output.num_scheduled_tokens
+        req_id_to_index = model_runner_output.req_id_to_index
+        requests = self.requests
+        outputs: list[Request] = []
+
+        # NOTE(woosuk): As len(num_scheduled_tokens) can be up to 1K or more,
+        # the below loop can be a performance bottleneck. We should do our best
+        # to avoid expensive operations inside the loop.
+        stopped_running_reqs: set[Request] = set()
+        stopped_preempted_reqs: set[Request] = set()
+        for req_id in num_scheduled_tokens:
+            request = requests.get(req_id)
+            if request is None or request.status > _PREEMPTED:
+                # The request is already finished. This can happen if the
+                # request is aborted while the model is executing it (e.g.,
+                # in pipeline parallelism or in async scheduling).
+                continue
+
+            new_token_ids = sampled_token_ids[req_id_to_index[req_id]]
+            if not new_token_ids:
+                # A non-final prefill chunk: nothing was sampled.
+                continue
+
+            status_before_stop = request.status
+            # Check for stop and update request status.
+            new_token_ids, stopped = self._update_request_with_output(request, new_token_ids)
+
+            if stopped:
+                self._emit_status(request, status_before_stop)
+                self._free_request(request)
+                if status_before_stop == _RUNNING:
+                    stopped_running_reqs.add(request)
+                else:
+                    stopped_preempted_reqs.add(request)
+
+            outputs.append(request)
+
+        # Remove the stopped requests from the running and waiting queues.
+        if stopped_running_reqs:
+            self.running = remove_all(self.running, stopped_running_reqs)
+        if stopped_preempted_reqs:
+            # This is a rare case and unlikely to impact performance.
+            self.waiting.remove_requests(stopped_preempted_reqs)
+
+        return outputs
+
+    def _update_request_with_output(
+        self, request: Request, new_token_ids: list[int]
+    ) -> tuple[list[int], bool]:
+        # Append generated tokens and check for stop. Note that if
+        # a request is still being prefilled, we expect the model runner
+        # to return empty token ids for the request.
+        # minivllm has no speculative decoding: a runner samples one token per
+        # request (the engine checks), so vLLM's loop over the new tokens,
+        # which trims them after a stop, runs exactly once here.
+        (output_token_id,) = new_token_ids
+        # request.append_output_token_ids(output_token_id), inlined: this runs
+        # for every request in every step.
+        request._output_token_ids.append(output_token_id)
+        request._all_token_ids.append(output_token_id)
+        request.num_tokens += 1
+        if self._on_counter.handlers:
+            self._emit_counter(request, "num_tokens", request.num_tokens - 1)
+
+        # Check for stop and update request state.
+        # This must be called before we make the EngineCoreOutput.
+        stopped = check_stop(request, self.max_model_len)
+        return new_token_ids, stopped
+
+    def get_request_counts(self) -> tuple[int, int]:
+        """Returns (num_running_reqs, num_waiting_reqs)."""
+        return len(self.running), len(self.waiting)
 
     def add_request(self, request: Request) -> None:
-        """Queue a new request at the back of ``waiting``."""
+        """Queue a new request (at the back under FCFS, by priority under PRIORITY)."""
         if request.request_id in self.requests:
             raise ValueError(f"request_id {request.request_id!r} is already in use")
-        self.waiting.append(request)
+        self.waiting.add_request(request)
         self.requests[request.request_id] = request
+        self._emit_added(request)
+
+    def finish_requests(
+        self, request_ids: str | Iterable[str], finished_status: RequestStatus
+    ) -> None:
+        """Handles the finish signal from outside the scheduler.
+
+        For example, the API server can abort a request when the client
+        disconnects. Unknown or already finished ids are ignored.
+        """
+        if not RequestStatus.is_finished(finished_status):
+            raise ValueError(
+                f"finished_status must be a FINISHED_* status, got {finished_status!r}"
+            )
+        # vLLM iterates a set of the ids; minivllm keeps the caller's order so
+        # that the order in which blocks are freed is reproducible.
+        ids = (request_ids,) if isinstance(request_ids, str) else dict.fromkeys(request_ids)
+
+        running_requests_to_remove = set()
+        waiting_requests_to_remove = []
+        valid_requests = []
+
+        # First pass: collect requests to remove from queues
+        for req_id in ids:
+            request = self.requests.get(req_id)
+            if request is None or request.is_finished():
+                # Invalid request ID.
+                continue
+
+            valid_requests.append(request)
+            if request.status == RequestStatus.RUNNING:
+                running_requests_to_remove.add(request)
+            else:
+                waiting_requests_to_remove.append(request)
+
+        # Remove all requests from queues at once for better efficiency
+        if running_requests_to_remove:
+            self.running = remove_all(self.running, running_requests_to_remove)
+        if waiting_requests_to_remove:
+            self.waiting.remove_requests(waiting_requests_to_remove)
+
+        # Second pass: set status and free requests
+        for request in valid_requests:
+            status_before = request.status
+            request.status = finished_status
+            self._emit_status(request, status_before)
+            self._free_request(request)
+
+    def _free_request(self, request: Request) -> None:
+        assert request.is_finished()
+        self.finished_req_ids.add(request.request_id)
+        self._free_blocks(request)
+
+    def _free_blocks(self, request: Request) -> None:
+        assert request.is_finished()
+        self.kv_cache_manager.free(request)
+        del self.requests[request.request_id]
+
+    def get_num_unfinished_requests(self) -> int:
+        """Waiting plus running requests."""
+        return len(self.waiting) + len(self.running)
+
+    def has_finished_requests(self) -> bool:
+        """Whether requests finished since the last ``schedule()`` (the runner must drop them)."""
+        return bool(self.finished_req_ids)
+
+    # -- events: one line at each change, skippable when reading as vLLM ----
+
+    def _emit_added(self, request: Request) -> None:
         if self._on_added.handlers:
             p = request.sampling_params
             self._on_added.emit(
@@ -89,301 +499,30 @@ class Scheduler:
                 p.ignore_eos,
             )
 
-    def finish_requests(
-        self, request_ids: str | Iterable[str], finished_status: RequestStatus
-    ) -> None:
-        """Finish requests from outside (abort); unknown or finished ids are ignored."""
-        if not RequestStatus.is_finished(finished_status):
-            raise ValueError(
-                f"finished_status must be a FINISHED_* status, got {finished_status!r}"
-            )
-        ids = (request_ids,) if isinstance(request_ids, str) else tuple(dict.fromkeys(request_ids))
-        for request_id in ids:
-            request = self.requests.get(request_id)
-            if request is None:
-                continue
-            if request.status == _RUNNING:
-                self.running.remove(request)
-            else:
-                self.waiting.remove(request)
-            old = request.status
-            request.status = finished_status
-            if self._on_status.handlers:
-                self._emit_status(request, old)
-            self._free_request(request)
-
-    def _free_request(self, request: Request) -> None:
-        self.kv_cache_manager.free(request)
-        self.finished_req_ids.add(request.request_id)
-        del self.requests[request.request_id]
-
-    def has_unfinished_requests(self) -> bool:
-        """Whether any request is waiting or running."""
-        return bool(self.requests)
-
-    def get_num_unfinished_requests(self) -> int:
-        """Waiting plus running requests."""
-        return len(self.requests)
-
-    def get_request_counts(self) -> tuple[int, int]:
-        """``(num_running, num_waiting)``."""
-        return len(self.running), len(self.waiting)
-
-    # -- the step -----------------------------------------------------------
-
-    def schedule(self) -> SchedulerOutput:
-        """Decide this step's batch: running requests first, then admissions."""
-        scheduled_new_reqs: list[Request] = []
-        scheduled_resumed_reqs: list[Request] = []
-        scheduled_running_reqs: list[Request] = []
-        preempted_reqs: list[Request] = []
-        num_scheduled_tokens: dict[str, int] = {}
-        token_budget = self.max_num_scheduled_tokens
-        threshold = self.long_prefill_token_threshold
-        max_model_len = self.max_model_len
-        kv = self.kv_cache_manager
-        running = self.running
-
-        # First, the RUNNING requests, in order.
-        req_index = 0
-        while req_index < len(running) and token_budget > 0:
-            request = running[req_index]
-            num_new_tokens = len(request._all_token_ids) - request.num_computed_tokens
-            if 0 < threshold < num_new_tokens:
-                num_new_tokens = threshold
-            if num_new_tokens > token_budget:
-                num_new_tokens = token_budget
-            # Never compute a position at or past max_model_len.
-            limit = max_model_len - 1 - request.num_computed_tokens
-            if num_new_tokens > limit:
-                num_new_tokens = limit
-            if num_new_tokens <= 0:
-                req_index += 1
-                continue
-
-            while True:
-                new_blocks = kv.allocate_slots(request, num_new_tokens)
-                if new_blocks is not None:
-                    break
-                # Out of blocks: preempt the lowest-priority (last) running request.
-                preempted_req = running.pop()
-                self._preempt_request(preempted_req)
-                preempted_reqs.append(preempted_req)
-                if preempted_req is request:
-                    break
-            if new_blocks is None:
-                break
-
-            scheduled_running_reqs.append(request)
-            num_scheduled_tokens[request.request_id] = num_new_tokens
-            token_budget -= num_new_tokens
-            req_index += 1
-
-        # Next, the WAITING requests, only if nothing was preempted this step.
-        if not preempted_reqs:
-            waiting = self.waiting
-            while waiting and token_budget > 0:
-                if len(running) == self.max_num_running_reqs:
-                    break
-                request = waiting[0]
-                if request.num_computed_tokens == 0:
-                    computed_blocks, num_new_computed_tokens = kv.get_computed_blocks(request)
-                    num_computed_tokens = num_new_computed_tokens
-                else:
-                    computed_blocks, num_new_computed_tokens = [], 0
-                    num_computed_tokens = request.num_computed_tokens
-
-                num_new_tokens = len(request._all_token_ids) - num_computed_tokens
-                if 0 < threshold < num_new_tokens:
-                    num_new_tokens = threshold
-                if not self.enable_chunked_prefill and num_new_tokens > token_budget:
-                    break
-                num_new_tokens = min(num_new_tokens, token_budget)
-
-                new_blocks = kv.allocate_slots(
-                    request,
-                    num_new_tokens,
-                    num_new_computed_tokens=num_new_computed_tokens,
-                    new_computed_blocks=computed_blocks,
-                    full_sequence_must_fit=self.scheduler_reserve_full_isl,
-                )
-                if new_blocks is None:
-                    break
-
-                waiting.popleft()
-                running.append(request)
-                old_status = request.status
-                if old_status == _WAITING:
-                    scheduled_new_reqs.append(request)
-                else:
-                    scheduled_resumed_reqs.append(request)
-                num_scheduled_tokens[request.request_id] = num_new_tokens
-                token_budget -= num_new_tokens
-                request.status = _RUNNING
-                if self._on_status.handlers:
-                    self._emit_status(request, old_status)
-                self._set_admitted_counters(request, num_computed_tokens, num_new_computed_tokens)
-
-        total_num_scheduled_tokens = self.max_num_scheduled_tokens - token_budget
-        scheduler_output = SchedulerOutput(
-            scheduled_new_reqs=scheduled_new_reqs,
-            scheduled_resumed_reqs=scheduled_resumed_reqs,
-            scheduled_running_reqs=scheduled_running_reqs,
-            num_scheduled_tokens=num_scheduled_tokens,
-            total_num_scheduled_tokens=total_num_scheduled_tokens,
-            preempted_req_ids={r.request_id for r in preempted_reqs},
-            finished_req_ids=self.finished_req_ids,
-            req_to_blocks=kv.req_to_blocks,
-        )
-        self._update_after_schedule(scheduler_output)
-        return scheduler_output
-
-    def _set_admitted_counters(
-        self, request: Request, num_computed_tokens: int, num_cache_hit_tokens: int
-    ) -> None:
-        old = request.num_computed_tokens
-        request.num_computed_tokens = num_computed_tokens
-        if old != num_computed_tokens and self._on_counter.handlers:
-            self._on_counter.emit(
-                request.request_id, "num_computed_tokens", old, num_computed_tokens
-            )
-        # Tokens served by the prefix cache at the last admission from scratch.
-        if old == 0 and request.num_cached_tokens != num_cache_hit_tokens:
-            old_cached = request.num_cached_tokens
-            request.num_cached_tokens = num_cache_hit_tokens
-            if self._on_counter.handlers:
-                self._on_counter.emit(
-                    request.request_id,
-                    "num_cached_tokens",
-                    old_cached,
-                    num_cache_hit_tokens,
-                )
-
-    def _preempt_request(self, request: Request) -> None:
-        """Evict a running request: free its blocks and send it to the front of ``waiting``.
-
-        The caller has already removed it from ``running``. Its output tokens are
-        kept; on resume it recomputes prompt plus outputs.
-        """
-        self.kv_cache_manager.free(request)
-        request.status = _PREEMPTED
+    def _emit_status(self, request: Request, old_status: RequestStatus) -> None:
         if self._on_status.handlers:
-            self._emit_status(request, _RUNNING)  # counters as they stood
-        old_computed = request.num_computed_tokens
-        request.num_computed_tokens = 0
-        request.num_preemptions += 1
-        if self._on_counter.handlers:
-            emit, rid = self._on_counter.emit, request.request_id
-            emit(rid, "num_computed_tokens", old_computed, 0)
-            emit(rid, "num_preemptions", request.num_preemptions - 1, request.num_preemptions)
-        self.waiting.appendleft(request)
-
-    def _update_after_schedule(self, scheduler_output: SchedulerOutput) -> None:
-        # Advance num_computed_tokens at schedule time, as vLLM does, so the
-        # next schedule() already sees this step's chunk as computed.
-        requests = self.requests
-        if self._on_counter.handlers:
-            emit = self._on_counter.emit
-            for req_id, n in scheduler_output.num_scheduled_tokens.items():
-                request = requests[req_id]
-                old = request.num_computed_tokens
-                request.num_computed_tokens = old + n
-                emit(req_id, "num_computed_tokens", old, old + n)
-        else:
-            for req_id, n in scheduler_output.num_scheduled_tokens.items():
-                requests[req_id].num_computed_tokens += n
-        # A new set: the old one travels with the scheduler output.
-        self.finished_req_ids = set()
-
-    def update_from_output(
-        self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput
-    ) -> list[Request]:
-        """Append sampled tokens, apply stop rules, free finished requests.
-
-        Returns the requests that received a token this step (finished ones included).
-        """
-        sampled = model_runner_output.sampled_token_ids
-        index = dict(zip(model_runner_output.req_ids, range(len(sampled)), strict=True))
-        requests = self.requests
-        max_model_len = self.max_model_len
-        on_counter = self._on_counter.handlers
-        outputs: list[Request] = []
-        stopped: list[Request] = []
-        # vLLM's order (the scheduled order), not the runner's: it decides the
-        # order in which finished requests free their blocks.
-        for req_id in scheduler_output.num_scheduled_tokens:
-            request = requests.get(req_id)
-            if request is None or request.status > _PREEMPTED:
-                continue
-            new_token_ids = sampled[index[req_id]]
-            if not new_token_ids:
-                continue  # still in the middle of a chunked prefill
-            for token_id in new_token_ids:
-                all_token_ids = request._all_token_ids
-                request._output_token_ids.append(token_id)
-                all_token_ids.append(token_id)
-                if on_counter:
-                    n = len(all_token_ids)
-                    self._on_counter.emit(req_id, "num_tokens", n - 1, n)
-                if check_stop(request, max_model_len):
-                    stopped.append(request)
-                    break
-            outputs.append(request)
-
-        if stopped:
-            stopped_set = set(stopped)
-            self.running = [r for r in self.running if r not in stopped_set]
-            for request in stopped:
-                if self._on_status.handlers:
-                    self._emit_status(request, _RUNNING)
-                self._free_request(request)
-        return outputs
-
-    def validate_runner_output(
-        self,
-        scheduler_output: SchedulerOutput,
-        model_runner_output: ModelRunnerOutput,
-        vocab_size: int,
-    ) -> None:
-        """Refuse a runner output that does not match what was scheduled, before it is applied."""
-        req_ids = model_runner_output.req_ids
-        sampled = model_runner_output.sampled_token_ids
-        scheduled = scheduler_output.num_scheduled_tokens
-        if len(req_ids) != len(sampled):
-            raise ValueError(
-                f"model runner output: req_ids has {len(req_ids)} entries but "
-                f"sampled_token_ids has {len(sampled)}"
+            self._on_status.emit(
+                request.request_id,
+                old_status,
+                request.status,
+                request.num_computed_tokens,
+                request.num_tokens,
+                len(request._output_token_ids),
+                request.stop_reason,
             )
-        if set(req_ids) != scheduled.keys() or len(req_ids) != len(scheduled):
-            raise ValueError(
-                f"model runner output: req_ids {sorted(req_ids)!r} do not match the "
-                f"scheduled requests {sorted(scheduled)!r}"
-            )
-        requests = self.requests
-        for req_id, tokens in zip(req_ids, sampled, strict=True):
-            request = requests[req_id]
-            if request.num_computed_tokens < len(request._all_token_ids):
-                if tokens:
-                    raise ValueError(
-                        f"model runner output: request {req_id!r} is mid-prefill and must get "
-                        f"[], got {tokens!r}"
-                    )
-            elif len(tokens) != 1 or type(tokens[0]) is not int or not 0 <= tokens[0] < vocab_size:
-                raise ValueError(
-                    f"model runner output: request {req_id!r} must get exactly one token id "
-                    f"in the vocabulary [0, {vocab_size}), got {tokens!r}"
-                )
 
-    def revert_schedule(self, scheduler_output: SchedulerOutput) -> None:
-        """Undo the schedule-time advance of a step whose model output was refused.
+    def _emit_counter(self, request: Request, counter: str, old: int) -> None:
+        """Emit the change of ``counter`` from ``old`` to its current value on ``request``."""
+        if self._on_counter.handlers:
+            self._on_counter.emit(request.request_id, counter, old, getattr(request, counter))
 
-        The requests keep their KV slots and run again next step.
-        """
-        requests = self.requests
-        on_counter = self._on_counter.handlers
-        for req_id, n in scheduler_output.num_scheduled_tokens.items():
-            request = requests[req_id]
-            old = request.num_computed_tokens
-            request.num_computed_tokens = old - n
-            if on_counter:
-                self._on_counter.emit(req_id, "num_computed_tokens", old, old - n)
+    def _emit_admitted(self, request: Request) -> None:
+        """Emit an admission's counter changes; record minivllm's ``num_cached_tokens``."""
+        if request.num_computed_tokens:
+            self._emit_counter(request, "num_computed_tokens", 0)
+        # Tokens served by the prefix cache at this admission from scratch
+        # (vLLM keeps this in its prefill statistics, not on the request).
+        if request.num_cached_tokens != request.num_computed_tokens:
+            old = request.num_cached_tokens
+            request.num_cached_tokens = request.num_computed_tokens
+            self._emit_counter(request, "num_cached_tokens", old)

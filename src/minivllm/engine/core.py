@@ -1,0 +1,227 @@
+"""The engine core: schedule, run the model, apply its output (vLLM's ``EngineCore``).
+
+Synchronous scheduling steps with :meth:`EngineCore.step`: schedule a batch,
+run the model on it, update the scheduler from its output. Async scheduling
+steps with :meth:`EngineCore.step_with_batch_queue` and a batch queue of two
+(vLLM's uniproc executor has ``max_concurrent_batches == 2`` under async
+scheduling): the batch scheduled in one step is processed in the next.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+
+import attrs
+
+from minivllm.bus import EventBus
+from minivllm.config import EngineConfig
+from minivllm.core.sched.async_scheduler import AsyncScheduler
+from minivllm.core.sched.output import SchedulerOutput
+from minivllm.core.sched.scheduler import Scheduler
+from minivllm.events import CounterUpdated
+from minivllm.model_executor.runner import ModelRunner, ModelRunnerOutput
+from minivllm.request import Request
+
+
+@attrs.frozen
+class EngineCoreStep:
+    """What one engine-core step did.
+
+    ``scheduled`` is the batch this step scheduled (None when the scheduler
+    had nothing, not even finished ids to hand on); ``processed`` is the batch
+    whose model output this step consumed (None when none was), and
+    ``outputs`` the requests that received a token or finished then. Under
+    synchronous scheduling both batches are the same one.
+    """
+
+    scheduled: SchedulerOutput | None
+    processed: SchedulerOutput | None
+    outputs: list[Request]
+
+
+NOTHING_DONE = EngineCoreStep(None, None, [])
+
+
+class ModelRunnerOutputError(ValueError):
+    """A model runner output that does not match the batch it was given; nothing was applied."""
+
+    def __init__(self, message: str, scheduler_output: SchedulerOutput) -> None:
+        super().__init__(message)
+        self.scheduler_output = scheduler_output
+
+
+class EngineCore:
+    """Owns the scheduler, the model runner and, under async scheduling, the batch queue."""
+
+    def __init__(
+        self, config: EngineConfig, model_runner: ModelRunner, bus: EventBus, vocab_size: int
+    ) -> None:
+        self.config = config
+        scheduler_cls = AsyncScheduler if config.async_scheduling else Scheduler
+        self.scheduler: Scheduler = scheduler_cls(config, bus)
+        self.model_runner = model_runner
+        self.vocab_size = vocab_size
+        self._on_counter = bus.channel(CounterUpdated)
+
+        # The uniproc executor runs two batches at once under async scheduling.
+        self.batch_queue_size = 2 if config.async_scheduling else 1
+        self.batch_queue: deque[tuple[ModelRunnerOutput, SchedulerOutput]] | None = None
+        if self.batch_queue_size > 1:
+            self.batch_queue = deque(maxlen=self.batch_queue_size)
+        self.step_fn: Callable[[], EngineCoreStep] = (
+            self.step if self.batch_queue is None else self.step_with_batch_queue
+        )
+
+    def step(self) -> EngineCoreStep:
+        """Schedule, execute, and make output."""
+        # Check for any requests remaining in the scheduler - unfinished,
+        # or finished and not yet removed from the batch.
+        if not self.scheduler.has_requests():
+            return NOTHING_DONE
+        scheduler_output = self.scheduler.schedule()
+        model_output = self.execute_model(scheduler_output)
+        outputs = self.scheduler.update_from_output(scheduler_output, model_output)
+        return EngineCoreStep(scheduler_output, scheduler_output, outputs)
+
+    def step_with_batch_queue(self) -> EngineCoreStep:
+        """Schedule and execute batches with the batch queue.
+
+        The execution flow is as follows:
+        1. Try to schedule a new batch if the batch queue is not full.
+        If a new batch is scheduled, directly return an empty engine core
+        output. In other words, fulfilling the batch queue has a higher priority
+        than getting model outputs.
+        2. If there is no new scheduled batch, meaning that the batch queue
+        is full or no other requests can be scheduled, we block until the first
+        batch in the job queue is finished.
+        3. Update the scheduler from the output.
+
+        minivllm runs the regime in which the model is still busy with the
+        oldest batch whenever a new one has been scheduled (vLLM's
+        ``not batch_queue[-1][0].done()`` always holds), so every run
+        interleaves the same way.
+        """
+        batch_queue = self.batch_queue
+        assert batch_queue is not None
+
+        # Try to schedule a new batch if the batch queue is not full, but
+        # the scheduler may return an empty batch if all requests are scheduled.
+        # Note that this is not blocking.
+        assert len(batch_queue) < self.batch_queue_size
+
+        scheduled = None
+        if self.scheduler.has_requests():
+            scheduler_output = self.scheduler.schedule()
+            model_output = self.execute_model(scheduler_output)
+            model_executed = scheduler_output.total_num_scheduled_tokens > 0
+
+            # Add this step's batch to the queue.
+            batch_queue.appendleft((model_output, scheduler_output))
+            if model_executed and len(batch_queue) < self.batch_queue_size:
+                # Don't block on next worker response unless the queue is full
+                # or there are no more requests to schedule.
+                return EngineCoreStep(scheduler_output, None, [])
+            scheduled = scheduler_output
+
+        elif not batch_queue:
+            # Queue is empty. We should not reach here since this method should
+            # only be called when the scheduler contains requests or the queue
+            # is non-empty.
+            return NOTHING_DONE
+
+        # Block until the next result is available.
+        model_output, scheduler_output = batch_queue.pop()
+        outputs = self.scheduler.update_from_output(scheduler_output, model_output)
+        return EngineCoreStep(scheduled, scheduler_output, outputs)
+
+    def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
+        """Run the model on a batch right after it was scheduled.
+
+        An output that does not match the batch is refused before anything
+        applies it: the batch's schedule-time advance is undone and
+        :class:`ModelRunnerOutputError` is raised, so the engine keeps serving.
+        """
+        model_output = self.model_runner.execute_model(scheduler_output)
+        requests = self.scheduler.requests
+        try:
+            validate_runner_output(scheduler_output, model_output, requests, self.vocab_size)
+        except ValueError as exc:
+            emit = self._on_counter.emit if self._on_counter.handlers else None
+            revert_schedule(scheduler_output, requests, emit)
+            raise ModelRunnerOutputError(str(exc), scheduler_output) from None
+        return model_output
+
+    def has_work(self) -> bool:
+        """Returns true if the engine should be stepped."""
+        return self.scheduler.has_requests() or bool(self.batch_queue)
+
+
+def validate_runner_output(
+    scheduler_output: SchedulerOutput,
+    model_runner_output: ModelRunnerOutput,
+    requests: Mapping[str, Request],
+    vocab_size: int,
+) -> None:
+    """Refuse a runner output that does not match the batch it was given, before it is applied.
+
+    Checked right after the batch was scheduled, when ``is_prefill_chunk``
+    says which requests sample: those get exactly one token id of the
+    vocabulary, the others ``[]``.
+    """
+    req_ids = model_runner_output.req_ids
+    sampled = model_runner_output.sampled_token_ids
+    scheduled = scheduler_output.num_scheduled_tokens
+    if len(req_ids) != len(sampled):
+        raise ValueError(
+            f"model runner output: req_ids has {len(req_ids)} entries but "
+            f"sampled_token_ids has {len(sampled)}"
+        )
+    batch = scheduler_output.scheduled_reqs
+    if req_ids != [r.request_id for r in batch]:  # the engine's own runners keep this order
+        if len(req_ids) != len(scheduled) or set(req_ids) != scheduled.keys():
+            raise ValueError(
+                f"model runner output: req_ids {sorted(req_ids)!r} do not match the "
+                f"scheduled requests {sorted(scheduled)!r}"
+            )
+        batch = [requests[req_id] for req_id in req_ids]
+    for request, token_ids in zip(batch, sampled, strict=True):
+        if request.is_prefill_chunk:
+            if token_ids:
+                raise ValueError(
+                    f"model runner output: request {request.request_id!r} is mid-prefill and "
+                    f"must get [], got {token_ids!r}"
+                )
+        elif (
+            len(token_ids) != 1
+            or type(token_ids[0]) is not int
+            or not 0 <= token_ids[0] < vocab_size
+        ):
+            raise ValueError(
+                f"model runner output: request {request.request_id!r} must get exactly one "
+                f"token id in the vocabulary [0, {vocab_size}), got {token_ids!r}"
+            )
+
+
+def revert_schedule(
+    scheduler_output: SchedulerOutput,
+    requests: Mapping[str, Request],
+    emit: Callable[[str, str, int, int], object] | None = None,
+) -> None:
+    """Undo the schedule-time advance of a batch whose model output was refused.
+
+    The requests keep their KV slots and run again next step; an output
+    placeholder the batch gave a request is taken back too. ``emit`` reports
+    each counter change as ``emit(request_id, counter, old, new)``.
+    """
+    for req_id, n in scheduler_output.num_scheduled_tokens.items():
+        request = requests[req_id]
+        if request.num_output_placeholders and not request.is_prefill_chunk:
+            request.num_output_placeholders -= 1
+            if emit is not None:
+                new = request.num_output_placeholders
+                emit(req_id, "num_output_placeholders", new + 1, new)
+        request.num_computed_tokens -= n
+        if emit is not None:
+            new = request.num_computed_tokens
+            emit(req_id, "num_computed_tokens", new + n, new)
