@@ -314,15 +314,13 @@ def drive_scenario(
     scenario: Any,
     live: Callable[[], Mapping[str, Any]],
     limit: int,
-    priorities: Mapping[str, int] | None = None,
 ) -> None:
     """Run ``scenario`` on ``engine``: arrivals and aborts before each step, until it drains.
 
     ``live()`` returns the engine's live requests by id (for aborts);
-    ``limit`` bounds the steps; ``priorities`` gives requests a priority
-    (passed as ``add_request(..., priority=p)`` when not 0).
+    ``limit`` bounds the steps. A request's ``priority`` (if it has one and
+    it is not 0) is passed as ``add_request(..., priority=p)``.
     """
-    priorities = priorities or {}
     pending = sorted(scenario.requests, key=lambda r: r.arrival)
     aborts: dict[int, list[str]] = {}
     for r in scenario.requests:
@@ -331,7 +329,7 @@ def drive_scenario(
     for step in range(limit + 1):
         while pending and pending[0].arrival <= step:
             r = pending.pop(0)
-            priority = priorities.get(r.id, 0)
+            priority = getattr(r, "priority", 0)
             if priority:
                 engine.add_request(  # type: ignore[call-arg]
                     list(r.prompt_token_ids), r.sampling_params, r.id, priority=priority
@@ -359,18 +357,13 @@ class LifecycleMismatch(AssertionError):
         )
 
 
-def run_logged(
-    make_engine: EngineFactory,
-    scenario: Any,
-    limit: int,
-    priorities: Mapping[str, int] | None = None,
-) -> list[Event]:
+def run_logged(make_engine: EngineFactory, scenario: Any, limit: int) -> list[Event]:
     """Run ``scenario`` on a fresh engine from ``make_engine``; return the event log."""
     log: list[Event] = []
     engine = make_engine(scenario, [log.append])
     live = _live_requests(engine)
     try:
-        drive_scenario(engine, scenario, live, limit, priorities)
+        drive_scenario(engine, scenario, live, limit)
     finally:
         close = getattr(engine, "shutdown", None)
         if callable(close):
@@ -402,22 +395,21 @@ def assert_same_lifecycle(
     scenario: Any,
     *,
     limit: int | None = None,
-    priorities: Mapping[str, int] | None = None,
 ) -> list[Event]:
     """Run ``scenario`` on two engines; raise :class:`LifecycleMismatch` if any request parts.
 
     Each factory is ``make_engine(scenario, observers)`` and returns a fresh
     engine with ``observers`` subscribed (``LLMEngine(..., observers=observers)``;
     for the real vLLM scheduler, :class:`lifecycle_trace.vllm.driver.VllmEngine`).
-    ``limit`` bounds the steps (default: ``step_limit(scenario)``);
-    ``priorities`` maps request ids to priorities. Returns engine A's log.
+    ``limit`` bounds the steps (default: ``step_limit(scenario)``). Returns
+    engine A's log.
     """
     if limit is None:
         from lifecycle_trace.testing import step_limit
 
         limit = step_limit(scenario)
-    log_a = run_logged(make_engine_a, scenario, limit, priorities)
-    log_b = run_logged(make_engine_b, scenario, limit, priorities)
+    log_a = run_logged(make_engine_a, scenario, limit)
+    log_b = run_logged(make_engine_b, scenario, limit)
     divergences = diff_timelines(all_lives(log_a), all_lives(log_b))
     if divergences:
         raise LifecycleMismatch(divergences)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 
@@ -13,18 +14,27 @@ from lifecycle_trace.cli import main
 from lifecycle_trace.diffing import (
     Divergence,
     LifecycleMismatch,
+    all_lives,
     diff_logs,
     diff_timelines,
     format_divergences,
 )
 from lifecycle_trace.fold.timeline import iter_timelines
 from lifecycle_trace.sink import JsonlWriter
-from lifecycle_trace.testing import FakeClock, Scenario, assert_same_lifecycle
+from lifecycle_trace.testing import (
+    EOS_TOKEN_ID,
+    FakeClock,
+    Scenario,
+    ScriptedSampler,
+    assert_same_lifecycle,
+    run_scenario,
+)
 from minivllm.bus import Handler
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event
 from minivllm.model_executor.dummy import DummyModelRunner
+from minivllm.request import RequestStatus
 from minivllm.sampling_params import SamplingParams
 from minivllm.workload import Workload, WorkloadRequest, run_workload
 
@@ -188,3 +198,15 @@ def test_assert_same_lifecycle_names_the_request_and_step_that_part() -> None:
     first = mismatch.divergences[0]
     assert (first.request_id, first.step) == ("q", 1)
     assert "request q: parts at step 1: status RUNNING vs WAITING" in str(mismatch)
+
+
+def test_a_scripted_token_lands_at_its_output_index_under_async_scheduling() -> None:
+    # EOS scripted at output index 3: under async scheduling the batch that
+    # samples index 3 is scheduled while index 2 is still in flight.
+    config = attrs.evolve(_scenario().config, async_scheduling=True)
+    request = WorkloadRequest("p", [3] * 5, SamplingParams(max_tokens=10))
+    scenario = Scenario(config, (request,), ScriptedSampler({"p": {3: EOS_TOKEN_ID}}))
+    log: list[Event] = []
+    run_scenario(scenario, [log.append])
+    [t] = all_lives(log)
+    assert (t.finish_status, t.num_output_tokens) == (RequestStatus.FINISHED_STOPPED, 4)

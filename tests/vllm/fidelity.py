@@ -55,22 +55,11 @@ MODES = ("sync-fcfs", "sync-priority", "async-fcfs", "async-priority")
 
 @attrs.frozen
 class Case:
-    """One random workload and the mode it runs in."""
+    """One random workload and the mode it runs in (``scenario.config`` holds the mode too)."""
 
     seed: int
     mode: str
     scenario: Scenario
-    priorities: dict[str, int]
-
-    @property
-    def async_scheduling(self) -> bool:
-        """Whether the case runs under async scheduling."""
-        return self.mode.startswith("async")
-
-    @property
-    def policy(self) -> str:
-        """``fcfs`` or ``priority``."""
-        return self.mode.split("-")[1]
 
     def describe(self) -> str:
         """The case in a few lines, enough to rebuild it by hand."""
@@ -81,7 +70,8 @@ class Case:
             f"num_gpu_blocks={c.num_gpu_blocks} max_model_len={c.max_model_len} "
             f"chunked={c.enable_chunked_prefill} threshold={c.long_prefill_token_threshold} "
             f"prefix_caching={c.enable_prefix_caching} "
-            f"reserve_full_isl={c.scheduler_reserve_full_isl}"
+            f"reserve_full_isl={c.scheduler_reserve_full_isl} "
+            f"async_scheduling={c.async_scheduling} policy={c.policy}"
         ]
         for r in self.scenario.requests:
             p = r.sampling_params
@@ -89,13 +79,13 @@ class Case:
                 f"  {r.id}: prompt {len(r.prompt_token_ids)} {list(r.prompt_token_ids)[:6]}... "
                 f"max_tokens={p.max_tokens} min_tokens={p.min_tokens} "
                 f"stop={list(p.stop_token_ids)} ignore_eos={p.ignore_eos} arrival={r.arrival} "
-                f"abort={r.abort} priority={self.priorities.get(r.id, 0)} "
+                f"abort={r.abort} priority={r.priority} "
                 f"script={dict(self.scenario.sampler.script.get(r.id, {}))}"
             )
         return "\n".join(lines)
 
 
-def _config(rng: random.Random) -> EngineConfig:
+def _config(rng: random.Random, mode: str) -> EngineConfig:
     block_size = rng.choice([2, 4, 4, 8, 16])
     max_model_len = rng.randint(12, 64)
     max_num_seqs = rng.randint(1, 5)
@@ -117,6 +107,8 @@ def _config(rng: random.Random) -> EngineConfig:
         long_prefill_token_threshold=rng.choice([0, 0, 0, rng.randint(1, max_model_len)]),
         enable_prefix_caching=rng.random() < 0.5,
         scheduler_reserve_full_isl=rng.random() < 0.8,
+        async_scheduling=mode.startswith("async"),
+        policy=mode.split("-")[1],
     )
 
 
@@ -142,14 +134,13 @@ def make_case(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     rng = random.Random(f"{seed}-{mode}")
-    config = _config(rng)
+    config = _config(rng, mode)
     bs = config.block_size
     prefixes = [
         [rng.randint(10, 13) for _ in range(rng.randint(bs, max(bs, 3 * bs)))] for _ in range(2)
     ]
     requests: list[WorkloadRequest] = []
     script: dict[str, dict[int, int]] = {}
-    priorities: dict[str, int] = {}
     abort_steps: set[int] = set()
     for i in range(rng.randint(1, 7)):
         rid = f"r{i}"
@@ -183,11 +174,10 @@ def make_case(
                 sampling_params=params,
                 arrival=rng.randint(0, 6) if rng.random() < 0.4 else 0,
                 abort=abort,
+                priority=rng.randint(0, 3) if mode.endswith("priority") else 0,
             )
         )
-        if mode.endswith("priority"):
-            priorities[rid] = rng.randint(0, 3)
-    return Case(seed, mode, Scenario(config, tuple(requests), ScriptedSampler(script)), priorities)
+    return Case(seed, mode, Scenario(config, tuple(requests), ScriptedSampler(script)))
 
 
 def cases(
@@ -203,15 +193,6 @@ def cases(
         yield make_case(seed + i, mode, one_abort_per_step, min_tokens_past_room)
 
 
-def _mode_kwargs(case: Case) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    if case.async_scheduling:
-        kwargs["async_scheduling"] = True
-    if case.policy != "fcfs":
-        kwargs["policy"] = case.policy
-    return kwargs
-
-
 def minivllm_factory(case: Case) -> Any:
     """``make_engine`` for minivllm in the case's mode."""
 
@@ -219,7 +200,6 @@ def minivllm_factory(case: Case) -> Any:
         return LLMEngine(
             scenario.model(),
             **scenario.engine_kwargs,
-            **_mode_kwargs(case),
             observers=observers,
             clock=FakeClock(),
             raise_observer_errors=True,
@@ -238,14 +218,7 @@ def vllm_factory(case: Case) -> Any:
         return sampler.script.get(request_id, {}).get(index, sampler.filler)
 
     def make(scenario: Scenario, observers: Sequence[Handler]) -> Any:
-        return VllmEngine(
-            token,
-            async_scheduling=case.async_scheduling,
-            policy=case.policy,
-            observers=observers,
-            clock=FakeClock(),
-            **scenario.engine_kwargs,
-        )
+        return VllmEngine(token, observers=observers, clock=FakeClock(), **scenario.engine_kwargs)
 
     return make
 
@@ -253,8 +226,8 @@ def vllm_factory(case: Case) -> Any:
 def compare(case: Case) -> list[Divergence]:
     """Run the case on both engines; the request lives that part (empty: the same)."""
     limit = step_limit(case.scenario)
-    mini = run_logged(minivllm_factory(case), case.scenario, limit, case.priorities)
-    real = run_logged(vllm_factory(case), case.scenario, limit, case.priorities)
+    mini = run_logged(minivllm_factory(case), case.scenario, limit)
+    real = run_logged(vllm_factory(case), case.scenario, limit)
     return diff_timelines(all_lives(mini), all_lives(real), context=2)
 
 

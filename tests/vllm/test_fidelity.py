@@ -20,7 +20,7 @@ SAMPLE = 24
 """Cases per mode in the sample (each takes a few tens of milliseconds per engine)."""
 
 
-@pytest.mark.parametrize("mode", ["sync-fcfs"])
+@pytest.mark.parametrize("mode", MODES)
 def test_random_workloads_have_the_same_lifecycle_on_both_engines(mode: str) -> None:
     for case in cases(SAMPLE, seed=1000, modes=[mode]):
         divergences = compare(case)
@@ -41,4 +41,5 @@ def test_the_generator_is_seeded_and_covers_the_hard_cases() -> None:
     assert any(r.sampling_params.stop_token_ids for r in requests)
     assert any(c.scenario.sampler.script for c in sample)
     assert {c.mode for c in sample} == set(MODES)
-    assert any(any(p for p in c.priorities.values()) for c in sample)
+    assert any(r.priority for r in requests)
+    assert all(c.scenario.config.async_scheduling == c.mode.startswith("async") for c in sample)

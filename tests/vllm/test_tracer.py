@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers.vllm import V1_NAMES, V2_NAMES, Reference, reference, skip_without_vllm
+from helpers.vllm import NAMES, expected, reference, skip_without_vllm
 
 skip_without_vllm()
 
@@ -23,44 +24,70 @@ from lifecycle_trace.vllm import (  # noqa: E402
     tracer_of,
 )
 from lifecycle_trace.vllm._tracer import _status  # noqa: E402
-from lifecycle_trace.vllm.driver import VllmEngine, build_scheduler, run_workload  # noqa: E402
-from minivllm.events import Event, StatusChanged  # noqa: E402
+from lifecycle_trace.vllm.driver import (  # noqa: E402
+    VllmEngine,
+    build_scheduler,
+    run_workload,
+    workload_script,
+)
+from minivllm.events import CounterUpdated, Event, StatusChanged  # noqa: E402
 from minivllm.request import RequestStatus  # noqa: E402
+from minivllm.workload import WorkloadRun  # noqa: E402
 
 
-def _traced_run(ref: Reference, **kwargs: Any) -> tuple[list[Event], list[Any]]:
-    log: list[Event] = []
-    engine = VllmEngine(
-        ref.token,
-        async_scheduling=ref.async_scheduling,
-        policy=ref.policy,
-        observers=[log.append],
-        clock=FakeClock(),
-        **kwargs,
-        **ref.engine_kwargs,
-    )
-    steps = list(run_workload(engine, ref.requests, priorities=ref.priorities, until_idle=ref.v2))
-    return log, steps
-
-
-@pytest.mark.parametrize("name", V1_NAMES + V2_NAMES)
+@pytest.mark.parametrize("name", NAMES)
 def test_the_log_rebuilds_vllms_state_after_every_step(name: str) -> None:
-    ref = reference(name)
-    log, steps = _traced_run(ref)
-    assert [s.to_json(ref.v2) for s in steps] == ref.expected  # the driver is vLLM itself
+    workload = reference(name)
+    log: list[Event] = []
+    records = list(run_workload(workload, observers=[log.append], clock=FakeClock()))
+    assert [r.to_json(workload.trace_format) for r in records] == expected(name)
     builder = TimelineBuilder()
     builder.feed_all(log)
     timelines = builder.timelines()
-    for line in ref.expected:
-        for rid, state in line["reqs"].items():
-            sample = timelines[rid].state_at(line["step"])
-            have = [sample.status.name, sample.num_computed_tokens, sample.num_tokens]
-            have.append(sample.num_output_tokens)
-            assert have == state[:4], f"step {line['step']} request {rid}"
+    placeholders: dict[str, int] = {}
+    events = iter(log)
+    for record in records:
+        # The placeholders as the log says at the end of this step.
+        for e in events:
+            if isinstance(e, CounterUpdated) and e.counter == "num_output_placeholders":
+                placeholders[e.request_id] = e.new
+            if type(e).__name__ == "StepFinished" and e.step == record.step:
+                break
+        for rid, state in record.reqs.items():
+            sample = timelines[rid].state_at(record.step)
+            assert sample is not None
+            have = [
+                sample.status.name,
+                sample.num_computed_tokens,
+                sample.num_tokens,
+                sample.num_output_tokens,
+                placeholders.get(rid, 0),
+            ]
+            assert have == state[:5], f"step {record.step} request {rid}"
+    for rid, t in timelines.items():
+        assert t.num_preemptions == records[-1].reqs[rid][5]
+
+
+def test_a_prefix_cache_hit_is_recorded_as_cached_tokens() -> None:
+    kwargs = {"max_model_len": 64, "block_size": 4, "num_gpu_blocks": 32}
+    log: list[Event] = []
+    engine = VllmEngine(observers=[log.append], enable_prefix_caching=True, **kwargs)
+    engine.add_request([5] * 12, request_id="first")
+    engine.step()
+    engine.add_request([5] * 10 + [6], request_id="second")  # 2 full blocks in common
+    while engine.has_unfinished_requests():
+        engine.step()
+    engine.shutdown()
+    cached = [
+        (e.request_id, e.new)
+        for e in log
+        if isinstance(e, CounterUpdated) and e.counter == "num_cached_tokens"
+    ]
+    assert cached == [("second", 8)]
 
 
 def _scheduler(cls: type[Any] | None = None) -> Any:
-    return build_scheduler(reference("a").engine_kwargs, scheduler_cls=cls, async_scheduling=False)
+    return build_scheduler(reference("a").engine_kwargs, scheduler_cls=cls)
 
 
 def test_attach_refuses_what_it_cannot_trace() -> None:
@@ -76,38 +103,40 @@ def test_attach_refuses_what_it_cannot_trace() -> None:
         attach(busy.scheduler)
 
 
+def _run_with_class(name: str, cls: type[Any]) -> int:
+    workload = reference(name)
+    engine = VllmEngine(workload_script(workload), scheduler_cls=cls, **workload.engine_kwargs)
+    assert isinstance(engine.scheduler, cls)
+    run = WorkloadRun(engine, workload)  # type: ignore[arg-type]
+    steps = sum(1 for _ in run)
+    engine.shutdown()
+    return steps
+
+
+def _finished(path: Path) -> dict[str, RequestStatus]:
+    return {
+        e.request_id: e.new_status
+        for e in iter_jsonl(path)
+        if isinstance(e, StatusChanged) and e.new_status > RequestStatus.PREEMPTED
+    }
+
+
 def test_a_tracing_scheduler_class_writes_the_log_named_by_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ref = reference("d")
     monkeypatch.setenv(LOG_ENV, str(tmp_path / "trace-{pid}.jsonl"))
-    engine = VllmEngine(scheduler_cls=TracingScheduler, **ref.engine_kwargs)
-    assert isinstance(engine.scheduler, TracingScheduler)
-    steps = list(run_workload(engine, ref.requests))
+    assert _run_with_class("d", TracingScheduler) == len(expected("d"))
     [path] = tmp_path.glob("trace-*.jsonl")
     assert path.name.removeprefix("trace-").removesuffix(".jsonl").isdigit()
-    finished = [
-        e.request_id
-        for e in iter_jsonl(path)
-        if isinstance(e, StatusChanged) and e.new_status > RequestStatus.PREEMPTED
-    ]
-    assert sorted(finished) == sorted(r.id for r in ref.requests)
-    assert len(steps) == len(ref.expected)
+    assert sorted(_finished(path)) == sorted(r.id for r in reference("d").requests)
 
 
 def test_the_async_tracing_scheduler_writes_the_async_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ref = reference("e_async")
     monkeypatch.setenv(LOG_ENV, str(tmp_path / "async.jsonl"))
-    engine = VllmEngine(
-        ref.token, async_scheduling=True, scheduler_cls=AsyncTracingScheduler, **ref.engine_kwargs
-    )
-    list(run_workload(engine, ref.requests, until_idle=True))
-    timelines = TimelineBuilder()
-    timelines.feed_all(iter_jsonl(tmp_path / "async.jsonl"))
-    got = {rid: t.finish_status for rid, t in timelines.timelines().items()}
-    assert got == {
+    _run_with_class("e_async", AsyncTracingScheduler)
+    assert _finished(tmp_path / "async.jsonl") == {
         "r0": RequestStatus.FINISHED_LENGTH_CAPPED,
         "r1": RequestStatus.FINISHED_STOPPED,
     }
@@ -121,49 +150,48 @@ def test_a_tracing_scheduler_without_the_environment_variable_says_what_is_missi
         _scheduler(TracingScheduler)
 
 
+def _broken(request: Any) -> None:
+    raise RuntimeError("a bug in the tracer")
+
+
 def test_a_failing_hook_switches_tracing_off_and_vllm_runs_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ref = reference("a")
-    engine = VllmEngine(**ref.engine_kwargs)
+    workload = reference("a")
+    engine = VllmEngine(**workload.engine_kwargs)
     log: list[Event] = []
     attach(engine.scheduler, [log.append])
     tracer = tracer_of(engine.scheduler)
-    assert tracer is not None
-
-    def broken(request: Any) -> None:
-        raise RuntimeError("a bug in the tracer")
-
-    tracer.after_tokens = broken  # type: ignore[method-assign]
+    assert tracer is not None and not tracer.strict
+    tracer.after_tokens = _broken  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="lifecycle_trace.vllm"):
-        steps = list(run_workload(engine, ref.requests))
-    assert len(steps) == len(ref.expected)  # vLLM finished the workload
+        steps = sum(1 for _ in WorkloadRun(engine, workload))  # type: ignore[arg-type]
+    assert steps == len(expected("a"))  # vLLM finished the workload
     assert tracer_of(engine.scheduler) is None
     assert "lifecycle tracing failed" in caplog.text
     assert log  # what was traced before the failure is kept
 
 
 def test_a_failing_hook_raises_when_strict() -> None:
-    ref = reference("a")
-    engine = VllmEngine(observers=[lambda e: None], **ref.engine_kwargs)  # strict
+    workload = reference("a")
+    engine = VllmEngine(observers=[lambda e: None], **workload.engine_kwargs)
     tracer = tracer_of(engine.scheduler)
     assert tracer is not None and tracer.strict
-
-    def broken(request: Any) -> None:
-        raise RuntimeError("a bug in the tracer")
-
-    tracer.after_tokens = broken  # type: ignore[method-assign]
+    tracer.after_tokens = _broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="a bug in the tracer"):
-        list(run_workload(engine, ref.requests))
+        for _ in WorkloadRun(engine, workload):  # type: ignore[arg-type]
+            pass
 
 
-def test_a_vllm_status_minivllm_lacks_is_not_recorded_and_is_reported_once(
+def test_vllm_statuses_map_by_name_and_an_unknown_one_is_reported_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from vllm.v1.request import RequestStatus as VllmStatus
 
+    for status in VllmStatus:  # vLLM 0.22.1's statuses all have a namesake
+        assert _status(status) == RequestStatus[status.name]
+    newer = types.SimpleNamespace(name="FINISHED_BY_A_NEWER_VLLM")
     with caplog.at_level(logging.WARNING, logger="lifecycle_trace.vllm"):
-        assert _status(VllmStatus.FINISHED_ERROR) is None
-        assert _status(VllmStatus.FINISHED_ERROR) is None
-        assert _status(VllmStatus.RUNNING) == RequestStatus.RUNNING
-    assert caplog.text.count("FINISHED_ERROR") == 1
+        assert _status(newer) is None
+        assert _status(newer) is None
+    assert caplog.text.count("FINISHED_BY_A_NEWER_VLLM") == 1

@@ -64,11 +64,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--engine vllm: {reason}")
     with JsonlWriter(args.output) as sink:
         if args.engine == "vllm":
-            from lifecycle_trace.vllm.driver import VllmEngine
             from lifecycle_trace.vllm.driver import run_workload as run_on_vllm
 
-            engine = VllmEngine(observers=[sink], **workload.engine_kwargs)
-            steps = sum(1 for _ in run_on_vllm(engine, workload.requests))
+            steps = sum(1 for _ in run_on_vllm(workload, observers=[sink]))
         else:
 
             def subscribe(engine: LLMEngine) -> None:

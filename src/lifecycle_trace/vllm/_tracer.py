@@ -48,7 +48,7 @@ _RUNNING = RequestStatus.RUNNING
 class _Seen:
     """What the log has said so far about one live request."""
 
-    __slots__ = ("cached", "computed", "preemptions", "status", "tokens")
+    __slots__ = ("cached", "computed", "placeholders", "preemptions", "status", "tokens")
 
     def __init__(self, num_tokens: int) -> None:
         self.status = RequestStatus.WAITING
@@ -56,6 +56,7 @@ class _Seen:
         self.tokens = num_tokens
         self.cached = 0
         self.preemptions = 0
+        self.placeholders = 0
 
 
 def _num_blocks(kv_cache_manager: Any, request_id: str) -> int:
@@ -227,8 +228,13 @@ class SchedulerTracer:
         self._in_update = True
 
     def after_tokens(self, request: Any) -> None:
-        """Tokens were appended to ``request`` (``_update_request_with_output``)."""
+        """Tokens were appended (``_update_request_with_output``) and placeholders used up."""
         self._sync_tokens(request)
+        seen = self._seen.get(request.request_id)
+        if seen is not None:
+            self._set_counter(
+                request, seen, "num_output_placeholders", request.num_output_placeholders
+            )
 
     def after_update(self, scheduler_output: Any) -> None:
         """Catch any counter change no finer hook saw, then end the step."""
@@ -342,6 +348,7 @@ class SchedulerTracer:
             return
         self._set_counter(request, seen, "num_computed_tokens", request.num_computed_tokens)
         self._set_counter(request, seen, "num_preemptions", request.num_preemptions)
+        self._set_counter(request, seen, "num_output_placeholders", request.num_output_placeholders)
 
     def _set_counter(self, request: Any, seen: _Seen, counter: str, value: int) -> None:
         attr = _SEEN_ATTR[counter]
@@ -352,6 +359,7 @@ class SchedulerTracer:
 
 
 _SEEN_ATTR = {
+    "num_output_placeholders": "placeholders",
     "num_computed_tokens": "computed",
     "num_preemptions": "preemptions",
     "num_cached_tokens": "cached",

@@ -28,18 +28,20 @@ from lifecycle_trace.vllm.scheduler import attach
 from minivllm.bus import EventBus, Handler
 from minivllm.sampling_params import SamplingParams
 from minivllm.tokenizer import ByteTokenizer
-from minivllm.workload import WorkloadRequest
+from minivllm.workload import FILLER_TOKEN_ID, STOP_TOKEN_ID, StepRecord, Workload, WorkloadRun
 
 __all__ = [
     "EOS_TOKEN_ID",
     "FILLER_TOKEN_ID",
     "MODEL_DIR",
+    "STOP_TOKEN_ID",
     "TokenScript",
     "VllmEngine",
-    "VllmStep",
+    "VllmEngineStep",
     "build_scheduler",
     "filler_script",
     "run_workload",
+    "workload_script",
 ]
 
 MODEL_DIR = Path(__file__).parent / "model"
@@ -47,9 +49,6 @@ MODEL_DIR = Path(__file__).parent / "model"
 
 EOS_TOKEN_ID = ByteTokenizer.eos_token_id
 """The EOS id given to vLLM's requests: minivllm's, so one script means the same on both engines."""
-
-FILLER_TOKEN_ID = 7
-"""What the scripted model samples where its script says nothing (never a stop token)."""
 
 TokenScript = Callable[[str, int], int]
 """``(request_id, output index) -> token id``: what the scripted model samples."""
@@ -61,24 +60,11 @@ def filler_script(request_id: str, index: int) -> int:
 
 
 @attrs.frozen
-class VllmStep:
-    """What one engine step did, in the reference runs' shape (v2: placeholders, preemptions)."""
+class VllmEngineStep:
+    """What one engine step did: the batch it scheduled and the batch it processed (vLLM's)."""
 
-    step: int
-    aborted: list[str]
-    scheduled: dict[str, int]
-    processed: list[str] | None
-    preempted: list[str]
-    free_blocks: int
-    reqs: dict[str, list[Any]]
-
-    def to_json(self, v2: bool = True) -> dict[str, Any]:
-        """The reference runs' JSON line (v1: no ``processed``, four numbers per request)."""
-        out = attrs.asdict(self)
-        if not v2:
-            del out["processed"]
-            out["reqs"] = {rid: state[:4] for rid, state in self.reqs.items()}
-        return out
+    scheduled: Any
+    processed: Any
 
 
 def _import_vllm() -> None:
@@ -189,26 +175,15 @@ def _model_output(scheduler: Any, scheduler_output: Any, script: TokenScript) ->
         if request.is_prefill_chunk:
             sampled.append([])
             continue
-        # The output index this batch samples: under async scheduling the
-        # placeholders include the one just added for this batch.
-        index = len(request._output_token_ids) + max(request.num_output_placeholders - 1, 0)
+        # The output index this batch samples: num_computed_tokens already
+        # counts the batch (and, under async scheduling, its placeholder).
+        index = request.num_computed_tokens - request.num_prompt_tokens
         sampled.append([script(req_id, index)])
     return ModelRunnerOutput(
         req_ids=req_ids,
         req_id_to_index={r: i for i, r in enumerate(req_ids)},
         sampled_token_ids=sampled,
     )
-
-
-def _state(request: Any) -> list[Any]:
-    return [
-        request.status.name,
-        request.num_computed_tokens,
-        request.num_tokens,
-        request.num_output_tokens,
-        request.num_output_placeholders,
-        request.num_preemptions,
-    ]
 
 
 def _vllm_params(params: SamplingParams, num_prompt_tokens: int, max_model_len: int) -> Any:
@@ -262,6 +237,7 @@ class VllmEngine:
         self.async_scheduling = async_scheduling
         self.max_model_len: int = self.scheduler.max_model_len
         self.step_index = 0
+        self.last_step: VllmEngineStep | None = None
         self.bus: EventBus | None = None
         observers = list(observers)
         if observers:
@@ -328,112 +304,92 @@ class VllmEngine:
         """Whether vLLM's engine loop would step (requests, unreported finished ids, a batch)."""
         return bool(self.scheduler.has_requests()) or bool(self._batch_queue)
 
-    def step(self) -> VllmStep:
+    def step(self) -> VllmEngineStep:
         """One engine step: ``EngineCore.step``, or ``step_with_batch_queue`` when async."""
         if self.async_scheduling:
-            scheduled, processed, preempted = self._async_step()
+            result = self._async_step()
             # vLLM's busy loop asks has_work() right after a step; that also
-            # closes a step that only scheduled.
+            # closes, in the log, a step that only scheduled.
             self.scheduler.has_requests()
         else:
-            scheduled, processed, preempted = self._sync_step()
-        record = VllmStep(
-            step=self.step_index,
-            aborted=[],
-            scheduled=scheduled,
-            processed=processed,
-            preempted=preempted,
-            free_blocks=self.scheduler.kv_cache_manager.block_pool.get_num_free_blocks(),
-            reqs={},
-        )
+            result = self._sync_step()
+        self.last_step = result
         self.step_index += 1
-        return record
+        return result
 
     def shutdown(self) -> None:
         """vLLM's scheduler shutdown (ends an open step in the log)."""
         self.scheduler.shutdown()
 
-    def _sync_step(self) -> _StepResult:
+    def _sync_step(self) -> VllmEngineStep:
         # An idle step (vLLM's engine would not step) still runs an empty
-        # schedule, as minivllm's does, so step numbers line up with the
-        # workload's arrival steps on both engines.
+        # schedule, as minivllm's engine counts it, so step numbers line up
+        # with a workload's arrival steps on both engines.
         scheduler = self.scheduler
         output = scheduler.schedule()
         scheduler.update_from_output(output, _model_output(scheduler, output, self.script))
-        return (
-            dict(output.num_scheduled_tokens),
-            list(output.num_scheduled_tokens),
-            sorted(output.preempted_req_ids),
-        )
+        return VllmEngineStep(output, output)
 
-    def _async_step(self) -> _StepResult:
+    def _async_step(self) -> VllmEngineStep:
         # Batch queue of 2; the model is still busy whenever the next schedule() runs.
         scheduler = self.scheduler
         batch_queue = self._batch_queue
-        scheduled: dict[str, int] = {}
-        preempted: list[str] = []
-        # When idle (nothing to schedule, nothing in flight) the empty schedule
-        # is run anyway, as in the synchronous step.
+        scheduled = None
+        # Idle (nothing to schedule, nothing in flight): the empty schedule runs
+        # anyway, as in the synchronous step.
         if scheduler.has_requests() or not batch_queue:
-            output = scheduler.schedule()
-            scheduled = dict(output.num_scheduled_tokens)
-            preempted = sorted(output.preempted_req_ids)
-            batch_queue.appendleft((output, _model_output(scheduler, output, self.script)))
-            if output.total_num_scheduled_tokens > 0 and len(batch_queue) < 2:
-                return scheduled, None, preempted
-        output, model_output = batch_queue.pop()
-        scheduler.update_from_output(output, model_output)
-        return scheduled, list(output.num_scheduled_tokens), preempted
+            scheduled = scheduler.schedule()
+            batch_queue.appendleft((scheduled, _model_output(scheduler, scheduled, self.script)))
+            if scheduled.total_num_scheduled_tokens > 0 and len(batch_queue) < 2:
+                return VllmEngineStep(scheduled, None)
+        processed, model_output = batch_queue.pop()
+        scheduler.update_from_output(processed, model_output)
+        return VllmEngineStep(scheduled, processed)
 
 
-_StepResult = tuple[dict[str, int], list[str] | None, list[str]]
+def workload_script(workload: Workload) -> TokenScript:
+    """The workload's model: EOS at ``eos_at``, the stop token at ``stop_at``, else token 7."""
+    scripts = {r.id: (r.eos_at, r.stop_at) for r in workload.requests}
+
+    def token(request_id: str, index: int) -> int:
+        eos_at, stop_at = scripts.get(request_id, (None, None))
+        if index == eos_at:
+            return EOS_TOKEN_ID
+        if index == stop_at:
+            return STOP_TOKEN_ID
+        return FILLER_TOKEN_ID
+
+    return token
 
 
 def run_workload(
-    engine: VllmEngine,
-    requests: Sequence[WorkloadRequest],
+    workload: Workload,
     *,
-    priorities: Mapping[str, int] | None = None,
-    until_idle: bool = False,
+    observers: Iterable[Handler] = (),
+    clock: Callable[[], int] | None = None,
+    scheduler_cls: type[Any] | None = None,
+    engine_id: str = "vllm",
     max_steps: int = 100_000,
-) -> Iterator[VllmStep]:
-    """Drive ``engine`` through ``requests`` one step at a time; yield each step's record.
+) -> Iterator[StepRecord]:
+    """Run ``workload`` on vLLM's scheduler; yield each step's record, as minivllm's run does.
 
-    Before step ``s`` the requests with ``arrival <= s`` are added and those
-    with ``abort == s`` still live are aborted (in one call), then one engine
-    step runs. The run ends when no request is unfinished and none is still to
-    arrive; with ``until_idle`` it goes on while vLLM's engine loop would (the
-    scheduler still holds finished ids or a batch is in flight). The
-    scheduler is shut down at the end.
+    The driver is minivllm's own (:class:`minivllm.workload.WorkloadRun`):
+    the same arrivals, aborts (all of a step's in one call, as vLLM's engine
+    core does) and end of the run; the engine is a :class:`VllmEngine` with the
+    workload's configuration, mode and scripted model. ``observers`` receive
+    every event; the scheduler is shut down at the end.
     """
-    priorities = priorities or {}
-    pending = sorted(requests, key=lambda r: r.arrival)
-    added: dict[str, Any] = {}
-    live = engine.scheduler.requests
+    engine = VllmEngine(
+        workload_script(workload),
+        observers=observers,
+        clock=clock,
+        scheduler_cls=scheduler_cls,
+        engine_id=engine_id,
+        **workload.engine_kwargs,
+    )
+    run = WorkloadRun(engine, workload, max_steps)  # type: ignore[arg-type]
     try:
-        for step in range(max_steps):
-            while pending and pending[0].arrival <= step:
-                r = pending.pop(0)
-                engine.add_request(
-                    r.prompt_token_ids, r.sampling_params, r.id, priorities.get(r.id, 0)
-                )
-                added[r.id] = live[r.id]
-            aborted = [
-                r.id
-                for r in requests
-                if r.abort == step and r.id in added and not added[r.id].is_finished()
-            ]
-            if aborted:
-                engine.abort_request(aborted)
-            busy = engine.has_work() if until_idle else engine.has_unfinished_requests()
-            if not busy and not pending:
-                return
-            record = engine.step()
-            yield attrs.evolve(
-                record,
-                aborted=aborted,
-                reqs={rid: _state(req) for rid, req in added.items()},
-            )
-        raise RuntimeError(f"the workload did not finish within {max_steps} steps")
+        for _ in run:
+            yield run.record()
     finally:
         engine.shutdown()
