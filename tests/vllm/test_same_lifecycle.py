@@ -115,3 +115,38 @@ def test_the_diff_command_exits_1_and_names_the_steps(
     assert "request r1: parts at step 39: status PREEMPTED vs RUNNING" in out
     assert main(["check", str(b)]) == 1  # and the checker names the bug too
     assert "[length_cap] request r0 step 38" in capsys.readouterr().out
+
+
+def test_aborting_two_requests_at_once_is_the_known_difference() -> None:
+    # x and y hold two full prefix-cached blocks each and are aborted in one
+    # call; c then evicts two freed blocks; d shares x's prefix. minivllm
+    # frees x then y, so x's blocks are evicted first and d misses; vLLM frees
+    # in set() order, so when that order is y, x, x's blocks survive and d
+    # hits them. make test-vllm fixes PYTHONHASHSEED=0, where it is y, x.
+    from fidelity import Case, compare
+
+    from lifecycle_trace.testing import Scenario, ScriptedSampler
+    from minivllm.config import EngineConfig
+    from minivllm.sampling_params import SamplingParams
+    from minivllm.workload import WorkloadRequest
+
+    config = EngineConfig(
+        max_num_seqs=4,
+        max_num_batched_tokens=64,
+        block_size=4,
+        num_gpu_blocks=9,
+        max_model_len=32,
+        enable_prefix_caching=True,
+    )
+    requests = (
+        WorkloadRequest("x", [10] * 8, SamplingParams(max_tokens=4), abort=1),
+        WorkloadRequest("y", [11] * 8, SamplingParams(max_tokens=4), abort=1),
+        WorkloadRequest("c", [12] * 24, SamplingParams(max_tokens=1), arrival=1),
+        WorkloadRequest("d", [10] * 8 + [13], SamplingParams(max_tokens=2), arrival=2),
+    )
+    divergences = compare(Case(0, "sync-fcfs", Scenario(config, requests, ScriptedSampler())))
+    if list({"x", "y"}) == ["x", "y"]:
+        assert divergences == []
+    else:
+        [d] = divergences
+        assert (d.request_id, d.step, d.what) == ("d", 3, "num_cached_tokens 0 vs 8")

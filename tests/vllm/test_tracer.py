@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -195,3 +198,32 @@ def test_vllm_statuses_map_by_name_and_an_unknown_one_is_reported_once(
         assert _status(newer) is None
         assert _status(newer) is None
     assert caplog.text.count("FINISHED_BY_A_NEWER_VLLM") == 1
+
+
+_SET_ORDER = "print(','.join(set(f'r{i}' for i in range(6))))"
+
+
+def test_requests_aborted_in_one_call_finish_in_set_order_which_follows_the_hash_seed() -> None:
+    # vLLM's finish_requests iterates set(request_ids): the order of the
+    # StatusChanged and BlocksFreed events, and of the blocks going back to
+    # the free queue, is the set's, and that depends on PYTHONHASHSEED.
+    log: list[Event] = []
+    engine = VllmEngine(observers=[log.append], max_model_len=32, block_size=4, num_gpu_blocks=64)
+    ids = [f"r{i}" for i in range(6)]
+    for rid in ids:
+        engine.add_request([7] * 4, request_id=rid)
+    engine.abort_request(ids)
+    engine.shutdown()
+    aborted = [e.request_id for e in log if isinstance(e, StatusChanged)]
+    assert aborted == list(set(ids))
+    orders = {
+        subprocess.run(
+            [sys.executable, "-c", _SET_ORDER],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("0", "1", "2")
+    }
+    assert len(orders) > 1  # another hash seed, another order
