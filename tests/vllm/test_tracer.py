@@ -33,7 +33,7 @@ from lifecycle_trace.vllm.driver import (  # noqa: E402
     run_workload,
     workload_script,
 )
-from minivllm.events import CounterUpdated, Event, StatusChanged  # noqa: E402
+from minivllm.events import BlocksFreed, CounterUpdated, Event, StatusChanged  # noqa: E402
 from minivllm.request import RequestStatus  # noqa: E402
 from minivllm.workload import WorkloadRun  # noqa: E402
 
@@ -173,6 +173,8 @@ def test_a_failing_hook_switches_tracing_off_and_vllm_runs_on(
     assert tracer_of(engine.scheduler) is None
     assert "lifecycle tracing failed" in caplog.text
     assert log  # what was traced before the failure is kept
+    # Nothing after it: r0's blocks are freed when it finishes, after the failure.
+    assert not any(isinstance(e, BlocksFreed) for e in log)
 
 
 def test_a_failing_hook_raises_when_strict() -> None:

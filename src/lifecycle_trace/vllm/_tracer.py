@@ -22,6 +22,7 @@ it is importable (and type-checked) without it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
@@ -89,6 +90,7 @@ class SchedulerTracer:
         self.bus = bus
         self.engine_id = engine_id
         self.strict = strict
+        self.active = True
         self._seen: dict[str, _Seen] = {}
         self._announced = False
         self._step_open = False
@@ -100,6 +102,18 @@ class SchedulerTracer:
         # the scheduler's loop moves on (it sets the status after allocating).
         self._admitting: list[Any] = []
 
+    def run_hook(self, hook: Callable[..., None], *args: Any) -> None:
+        """Run one hook unless tracing is off; a failure raises (strict) or switches it off."""
+        if not self.active:
+            return
+        try:
+            hook(*args)
+        except Exception:
+            if self.strict:
+                raise
+            self.active = False
+            logger.exception("lifecycle tracing failed; it is off for this scheduler from now on")
+
     # -- set-up ---------------------------------------------------------------
 
     def install_kv_hooks(self) -> None:
@@ -110,18 +124,19 @@ class SchedulerTracer:
         tracer = self
 
         def allocate_slots(request: Any, *args: Any, **kwargs: Any) -> Any:
-            tracer.flush_admissions()
+            tracer.run_hook(tracer.flush_admissions)
             before = _num_blocks(kv, request.request_id)
             result = allocate(request, *args, **kwargs)
             if result is not None:
-                tracer._on_allocated(request, before, kwargs.get("new_computed_blocks"))
+                computed = kwargs.get("new_computed_blocks")
+                tracer.run_hook(tracer._on_allocated, request, before, computed)
             return result
 
         def free_blocks(request: Any) -> None:
             held = _num_blocks(kv, request.request_id)
             free(request)
             if held:
-                tracer.bus.publish(BlocksFreed, request.request_id, held)
+                tracer.run_hook(tracer._on_freed, request.request_id, held)
 
         kv.allocate_slots = allocate_slots
         kv.free = free_blocks
@@ -286,6 +301,9 @@ class SchedulerTracer:
         self.close_step()
 
     # -- diffing --------------------------------------------------------------
+
+    def _on_freed(self, request_id: str, num_blocks: int) -> None:
+        self.bus.publish(BlocksFreed, request_id, num_blocks)
 
     def _on_allocated(self, request: Any, before: int, new_computed_blocks: Any) -> None:
         kv = self.scheduler.kv_cache_manager

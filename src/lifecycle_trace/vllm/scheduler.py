@@ -12,7 +12,6 @@ process. :func:`attach` traces a scheduler object that already exists.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -29,9 +28,6 @@ __all__ = ["LOG_ENV", "AsyncTracingScheduler", "TracingScheduler", "attach", "tr
 
 LOG_ENV = "LIFECYCLE_TRACE_VLLM_LOG"
 """Where a tracing scheduler built by vLLM writes its log; ``{pid}`` becomes the process id."""
-
-logger = logging.getLogger("lifecycle_trace.vllm")
-
 
 _SchedulerClass = type[Any]
 
@@ -50,15 +46,8 @@ class _TracingMethods:
 
     def _trace(self, hook: Callable[[SchedulerTracer], None]) -> None:
         tracer = self._lifecycle_tracer
-        if tracer is None:
-            return
-        try:
-            hook(tracer)
-        except Exception:
-            if tracer.strict:
-                raise
-            logger.exception("lifecycle tracing failed; it is off for this scheduler from now on")
-            self._lifecycle_tracer = None
+        if tracer is not None:
+            tracer.run_hook(hook, tracer)
 
     def has_requests(self) -> bool:
         """vLLM's ``has_requests``; the engine asking it closes a step that only scheduled."""
@@ -185,7 +174,7 @@ def attach(
     """
     if not isinstance(scheduler, Scheduler):
         raise TypeError(f"scheduler must be a vLLM Scheduler, got {type(scheduler).__name__}")
-    if _is_traced(scheduler) and scheduler._lifecycle_tracer is not None:
+    if _is_traced(scheduler) and tracer_of(scheduler) is not None:
         raise ValueError("this scheduler is already traced")
     if scheduler.requests:
         raise ValueError(
@@ -206,4 +195,4 @@ def attach(
 def tracer_of(scheduler: Any) -> SchedulerTracer | None:
     """The tracer of a traced scheduler (None if it is not traced or tracing was switched off)."""
     tracer: SchedulerTracer | None = getattr(scheduler, "_lifecycle_tracer", None)
-    return tracer
+    return tracer if tracer is not None and tracer.active else None
