@@ -243,7 +243,7 @@ def _read(path: str | os.PathLike[str], lenient: bool) -> tuple[list[Timeline], 
     return timelines, configs[0]
 
 
-_NOT_LIMITS = frozenset({"type", "v", "seq", "step", "ts_ns", "engine_id", "engine"})
+_NOT_LIMITS = frozenset({"type", "v", "seq", "step", "ts_ns", "engine_id", "engine", "engine_name"})
 
 
 def config_differences(a: EngineConfigured, b: EngineConfigured) -> list[str]:

@@ -36,7 +36,10 @@ def test_the_cli_runs_both_engines_and_diff_finds_them_equal(
     assert main(["diff", str(mini), str(real)]) == 0
     assert "same lifecycle for every request" in capsys.readouterr().out
     config = next(e for e in iter_jsonl(real) if isinstance(e, EngineConfigured))
-    assert config.engine_id == "vllm"
+    assert (config.engine_id, config.engine_name) == ("vllm", "vllm")
+    workload = reference(name)
+    assert config.async_scheduling == workload.engine_kwargs["async_scheduling"]
+    assert config.policy == workload.engine_kwargs["policy"]
 
 
 @pytest.mark.parametrize("name", V1_NAMES)
@@ -67,7 +70,8 @@ def test_both_engines_emit_the_same_events_each_step(name: str) -> None:
     def facts(log: list[Event]) -> list[str]:
         out = []
         for e in log:
-            fields = {k: v for k, v in vars_of(e).items() if k not in ("seq", "ts_ns", "engine_id")}
+            skip = ("seq", "ts_ns", "engine_id", "engine_name")
+            fields = {k: v for k, v in vars_of(e).items() if k not in skip}
             out.append(f"{type(e).__name__} {sorted(fields.items())}")
         return sorted(out)
 

@@ -150,15 +150,19 @@ class SchedulerTracer:
         config = s.scheduler_config
         self.bus.publish(
             EngineConfigured,
-            self.engine_id,
-            s.max_num_running_reqs,
-            s.max_num_scheduled_tokens,
-            s.max_model_len,
-            s.block_size,
-            s.kv_cache_manager.block_pool.num_gpu_blocks,
-            bool(config.enable_chunked_prefill),
-            bool(s.cache_config.enable_prefix_caching),
-            int(config.long_prefill_token_threshold),
+            engine_id=self.engine_id,
+            max_num_seqs=s.max_num_running_reqs,
+            max_num_batched_tokens=s.max_num_scheduled_tokens,
+            max_model_len=s.max_model_len,
+            block_size=s.block_size,
+            num_gpu_blocks=s.kv_cache_manager.block_pool.num_gpu_blocks,
+            enable_chunked_prefill=bool(config.enable_chunked_prefill),
+            enable_prefix_caching=bool(s.cache_config.enable_prefix_caching),
+            long_prefill_token_threshold=int(config.long_prefill_token_threshold),
+            policy=str(s.policy.value),
+            async_scheduling=bool(config.async_scheduling),
+            scheduler_reserve_full_isl=bool(s.scheduler_reserve_full_isl),
+            engine_name="vllm",
         )
 
     # -- steps ----------------------------------------------------------------
@@ -170,7 +174,7 @@ class SchedulerTracer:
         self._step_preempted = ()
         self._step_finished = []
         num_running, num_waiting = s.get_request_counts()
-        self.bus.publish(StepStarted, num_running, num_waiting)
+        self.bus.publish(StepStarted, num_running=num_running, num_waiting=num_waiting)
 
     def close_step(self) -> None:
         """End the open step (if any) with its StepFinished; later events carry the next step."""
@@ -181,17 +185,17 @@ class SchedulerTracer:
         kv = s.kv_cache_manager
         num_running, num_waiting = s.get_request_counts()
         free = kv.block_pool.get_num_free_blocks()
+        # Publishing StepFinished moves the bus on to the next step.
         self.bus.publish(
             StepFinished,
-            MappingProxyType(dict(self._step_scheduled)),
-            self._step_preempted,
-            tuple(self._step_finished),
-            num_running,
-            num_waiting,
-            free,
-            kv.block_pool.num_gpu_blocks - 1 - free,
+            num_scheduled_tokens=MappingProxyType(dict(self._step_scheduled)),
+            preempted_req_ids=self._step_preempted,
+            finished_req_ids=tuple(self._step_finished),
+            num_running=num_running,
+            num_waiting=num_waiting,
+            num_free_blocks=free,
+            num_used_blocks=kv.block_pool.num_gpu_blocks - 1 - free,
         )
-        self.bus.step += 1
 
     # -- hooks ----------------------------------------------------------------
 
@@ -288,12 +292,16 @@ class SchedulerTracer:
         self._seen[request.request_id] = _Seen(request.num_tokens)
         self.bus.publish(
             RequestAdded,
-            request.request_id,
-            request.num_prompt_tokens,
-            request.max_tokens,
-            params.min_tokens,
-            tuple(params.stop_token_ids or ()),
-            bool(params.ignore_eos),
+            request_id=request.request_id,
+            num_prompt_tokens=request.num_prompt_tokens,
+            max_tokens=request.max_tokens,
+            min_tokens=params.min_tokens,
+            stop_token_ids=tuple(params.stop_token_ids or ()),
+            ignore_eos=bool(params.ignore_eos),
+            priority=request.priority,
+            temperature=float(params.temperature),
+            top_p=float(params.top_p),
+            n=params.n,
         )
 
     def close(self) -> None:
@@ -303,14 +311,19 @@ class SchedulerTracer:
     # -- diffing --------------------------------------------------------------
 
     def _on_freed(self, request_id: str, num_blocks: int) -> None:
-        self.bus.publish(BlocksFreed, request_id, num_blocks)
+        self.bus.publish(BlocksFreed, request_id=request_id, num_blocks=num_blocks)
 
     def _on_allocated(self, request: Any, before: int, new_computed_blocks: Any) -> None:
         kv = self.scheduler.kv_cache_manager
         grown = _num_blocks(kv, request.request_id) - before
         cached = _first_group_len(new_computed_blocks)
         if grown > 0:
-            self.bus.publish(BlocksAllocated, request.request_id, grown - cached, cached)
+            self.bus.publish(
+                BlocksAllocated,
+                request_id=request.request_id,
+                num_new_blocks=grown - cached,
+                num_cached_blocks=cached,
+            )
         # vLLM's statuses are another enum: compare by name, never by value.
         if request.status.name != "RUNNING":
             self._admitting.append(request)
@@ -339,13 +352,13 @@ class SchedulerTracer:
         num_tokens = len(request._all_token_ids)
         self.bus.publish(
             StatusChanged,
-            request.request_id,
-            old,
-            new,
-            computed,
-            num_tokens,
-            num_tokens - request.num_prompt_tokens,
-            request.stop_reason,
+            request_id=request.request_id,
+            old_status=old,
+            new_status=new,
+            num_computed_tokens=computed,
+            num_tokens=num_tokens,
+            num_output_tokens=num_tokens - request.num_prompt_tokens,
+            stop_reason=request.stop_reason,
         )
 
     def _sync_tokens(self, request: Any) -> None:
@@ -357,7 +370,11 @@ class SchedulerTracer:
         while seen.tokens < n:
             seen.tokens += 1
             self.bus.publish(
-                CounterUpdated, request.request_id, "num_tokens", seen.tokens - 1, seen.tokens
+                CounterUpdated,
+                request_id=request.request_id,
+                counter="num_tokens",
+                old=seen.tokens - 1,
+                new=seen.tokens,
             )
 
     def _sync_counters(self, request: Any) -> None:
@@ -373,7 +390,9 @@ class SchedulerTracer:
         old = getattr(seen, attr)
         if old != value:
             setattr(seen, attr, value)
-            self.bus.publish(CounterUpdated, request.request_id, counter, old, value)
+            self.bus.publish(
+                CounterUpdated, request_id=request.request_id, counter=counter, old=old, new=value
+            )
 
 
 _SEEN_ATTR = {

@@ -283,6 +283,9 @@ class LLMEngine:
             c.enable_chunked_prefill,
             c.enable_prefix_caching,
             c.long_prefill_token_threshold,
+            c.policy,
+            c.async_scheduling,
+            c.scheduler_reserve_full_isl,
         )
 
     def _new_request_id(self) -> str:

@@ -497,6 +497,9 @@ class Scheduler(SchedulerInterface):
                 p.min_tokens,
                 p.stop_token_ids,
                 p.ignore_eos,
+                request.priority,
+                p.temperature,
+                p.top_p,
             )
 
     def _emit_status(self, request: Request, old_status: RequestStatus) -> None:
