@@ -33,6 +33,7 @@ from typing import Any
 
 import attrs
 
+from lifecycle_trace.checker import Violation, check, format_violations
 from lifecycle_trace.diffing import (
     Divergence,
     all_lives,
@@ -223,12 +224,46 @@ def vllm_factory(case: Case) -> Any:
     return make
 
 
-def compare(case: Case) -> list[Divergence]:
-    """Run the case on both engines; the request lives that part (empty: the same)."""
+@attrs.frozen
+class Outcome:
+    """What a case gave: where the engines part, and what the checker says of each log."""
+
+    divergences: list[Divergence]
+    minivllm_violations: list[Violation]
+    vllm_violations: list[Violation]
+
+    @property
+    def ok(self) -> bool:
+        """The same lifecycles, and both logs pass the checker."""
+        return not (self.divergences or self.minivllm_violations or self.vllm_violations)
+
+    def report(self) -> str:
+        """The divergences and violations, for a failure message."""
+        parts = []
+        if self.divergences:
+            parts.append(format_divergences(self.divergences, ("minivllm", "vllm")))
+        for engine, found in (
+            ("minivllm", self.minivllm_violations),
+            ("vllm", self.vllm_violations),
+        ):
+            if found:
+                parts.append(f"{engine} log:\n{format_violations(found)}")
+        return "\n".join(parts)
+
+
+def run_case(case: Case) -> Outcome:
+    """Run the case on both engines, diff their request lives and check both logs."""
     limit = step_limit(case.scenario)
     mini = run_logged(minivllm_factory(case), case.scenario, limit)
     real = run_logged(vllm_factory(case), case.scenario, limit)
-    return diff_timelines(all_lives(mini), all_lives(real), context=2)
+    return Outcome(
+        diff_timelines(all_lives(mini), all_lives(real), context=2), check(mini), check(real)
+    )
+
+
+def compare(case: Case) -> list[Divergence]:
+    """Run the case on both engines; the request lives that part (empty: the same)."""
+    return run_case(case).divergences
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,18 +288,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         runs[case.mode] += 1
         try:
-            divergences = compare(case)
+            outcome = run_case(case)
         except Exception as exc:  # a crash on either side is a finding too
             errors[case.mode] += 1
             print(f"ERROR {case.describe()}\n  {type(exc).__name__}: {exc}\n")
             continue
-        if divergences:
+        if not outcome.ok:
             bad[case.mode] += 1
-            report = format_divergences(divergences, ("minivllm", "vllm"))
-            print(f"MISMATCH {case.describe()}\n{report}\n")
+            print(f"MISMATCH {case.describe()}\n{outcome.report()}\n")
     elapsed = time.perf_counter() - started
     for mode in args.modes:
-        print(f"{mode}: {runs[mode]} cases, {bad[mode]} mismatched, {errors[mode]} errors")
+        print(
+            f"{mode}: {runs[mode]} cases, {bad[mode]} mismatched or violating, "
+            f"{errors[mode]} errors"
+        )
     print(f"{sum(runs.values())} cases in {elapsed:.1f} s")
     return 1 if bad or errors else 0
 

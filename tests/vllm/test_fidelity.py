@@ -12,19 +12,17 @@ from helpers.vllm import skip_without_vllm
 
 skip_without_vllm()
 
-from fidelity import MODES, cases, compare, make_case  # noqa: E402
-
-from lifecycle_trace.diffing import format_divergences  # noqa: E402
+from fidelity import MODES, cases, make_case, run_case  # noqa: E402
 
 SAMPLE = 24
 """Cases per mode in the sample (each takes a few tens of milliseconds per engine)."""
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_random_workloads_have_the_same_lifecycle_on_both_engines(mode: str) -> None:
+def test_random_workloads_have_the_same_lifecycle_on_both_engines_and_pass_check(mode: str) -> None:
     for case in cases(SAMPLE, seed=1000, modes=[mode]):
-        divergences = compare(case)
-        assert not divergences, f"{case.describe()}\n{format_divergences(divergences)}"
+        outcome = run_case(case)
+        assert outcome.ok, f"{case.describe()}\n{outcome.report()}"
 
 
 def test_the_generator_is_seeded_and_covers_the_hard_cases() -> None:
