@@ -119,26 +119,49 @@ def test_every_command_of_lab_02_runs_as_shown(tmp_path: Path) -> None:
         _assert_shown(command, shown, output)
 
 
-def test_the_page_names_the_vllm_lines_it_maps_to() -> None:
-    page = PAGE.read_text()
-    for where in ("core.py:428", "scheduler.py:1283", "request.py:315"):
-        assert where in page
-    vllm = Path(__import__("vllm").__file__).parent
-    core = (vllm / "v1" / "engine" / "core.py").read_text().splitlines()
-    scheduler = (vllm / "v1" / "core" / "sched" / "scheduler.py").read_text().splitlines()
-    request = (vllm / "v1" / "request.py").read_text().splitlines()
-    assert core[428 - 1].strip().startswith("def step(self)")
-    assert scheduler[1283 - 1].strip().startswith("def update_from_output(")
-    assert request[315 - 1].startswith("class RequestStatus(")
-    for line, text in (
-        (329, "def schedule("),
-        (803, "request.status = RequestStatus.RUNNING"),
-        (929, "def _preempt_request("),
-        (951, "def _update_after_schedule("),
-        (1649, "def _update_request_with_output("),
-        (1755, "def add_request("),
-        (1779, "def finish_requests("),
-        (1842, "def _free_request("),
-        (1860, "def _free_blocks("),
-    ):
-        assert scheduler[line - 1].strip().startswith(text), (line, text)
+# Every `FILE.py:LINE` the page cites (outside the debug log it shows), and what is there.
+CITED = {
+    "v1/engine/core.py": {
+        337: "def add_request(",
+        399: "def log_iteration_details(",
+        428: "def step(self)",
+        469: "def step_with_batch_queue(",
+        1215: 'logger.debug("EngineCore waiting for work.")',
+        1227: 'logger.debug("EngineCore loop active.")',
+    },
+    "v1/core/sched/scheduler.py": {
+        329: "def schedule(",
+        563: "logger.debug(",
+        803: "request.status = RequestStatus.RUNNING",
+        929: "def _preempt_request(",
+        951: "def _update_after_schedule(",
+        1283: "def update_from_output(",
+        1649: "def _update_request_with_output(",
+        1755: "def add_request(",
+        1779: "def finish_requests(",
+        1842: "def _free_request(",
+        1860: "def _free_blocks(",
+        2152: "logger.debug(",
+        2161: "logger.debug(",
+    },
+    "v1/core/kv_cache_manager.py": {236: "def allocate_slots(", 429: "def free("},
+    "v1/core/sched/utils.py": {94: "def check_stop("},
+    "v1/request.py": {216: "def append_output_token_ids(", 315: "class RequestStatus("},
+}
+CITATION = re.compile(r"`(?:[\w/]+/)?(\w+\.py):(\d+)`((?:, `\d+`)*)")
+
+
+def test_every_vllm_line_the_page_cites_is_what_it_says() -> None:
+    import vllm
+
+    root = Path(vllm.__file__).parent
+    cited: set[tuple[str, int]] = set()
+    for name, line, more in CITATION.findall(PAGE.read_text()):
+        for n in (line, *re.findall(r"\d+", more)):
+            cited.add((name, int(n)))
+    expected = {(path.rsplit("/", 1)[-1], n) for path, lines in CITED.items() for n in lines}
+    assert cited == expected
+    for path, lines in CITED.items():
+        source = (root / path).read_text().splitlines()
+        for number, text in lines.items():
+            assert source[number - 1].strip().startswith(text), (path, number, text)

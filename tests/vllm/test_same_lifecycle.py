@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.vllm import NAMES, V1_NAMES, early_stop_scheduler, reference, skip_without_vllm
+from helpers.vllm import NAMES, early_stop_scheduler, reference, skip_without_vllm
 from helpers.vllm import workload_path as path_of
 
 skip_without_vllm()
@@ -42,7 +42,7 @@ def test_the_cli_runs_both_engines_and_diff_finds_them_equal(
     assert config.policy == workload.engine_kwargs["policy"]
 
 
-@pytest.mark.parametrize("name", V1_NAMES)
+@pytest.mark.parametrize("name", NAMES)
 def test_the_vllm_log_passes_check(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
