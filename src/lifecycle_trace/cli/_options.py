@@ -11,9 +11,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from minivllm.config import POLICIES
 from minivllm.sampling_params import SamplingParams
 
-__all__ = ["add_engine_options", "add_sampling_options", "engine_kwargs", "sampling_params"]
+__all__ = [
+    "add_engine_options",
+    "add_mode_options",
+    "add_sampling_options",
+    "engine_kwargs",
+    "sampling_params",
+]
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -28,11 +35,30 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--long-prefill-token-threshold", type=int, default=0)
     g.add_argument("--no-chunked-prefill", action="store_true")
     g.add_argument("--enable-prefix-caching", action="store_true")
+    add_mode_options(g)
     g.add_argument(
         "--seed",
         type=int,
         default=0,
         help="the engine's seed: keys the sampling of requests without --sampling-seed",
+    )
+
+
+def add_mode_options(g: Any) -> None:
+    """``--async`` and ``--policy``: how the engine schedules (on a parser or an option group)."""
+    g.add_argument(
+        "--async",
+        "--async-scheduling",
+        dest="async_scheduling",
+        action="store_true",
+        help="async scheduling: schedule the next batch while the model runs the last one "
+        "(vLLM's default on a GPU)",
+    )
+    g.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="fcfs",
+        help="the waiting queue's order: first come first served, or by priority",
     )
 
 
@@ -77,5 +103,7 @@ def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         long_prefill_token_threshold=args.long_prefill_token_threshold,
         enable_chunked_prefill=not args.no_chunked_prefill,
         enable_prefix_caching=args.enable_prefix_caching,
+        async_scheduling=args.async_scheduling,
+        policy=args.policy,
         seed=args.seed,
     )

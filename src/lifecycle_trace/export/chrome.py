@@ -10,7 +10,12 @@ The trace opens in ui.perfetto.dev and chrome://tracing. Layout:
   finish naming the reason;
 - counter tracks: each request's ``num_computed_tokens``, the running and
   waiting counts (updated at every status change), and the KV blocks in use
-  (as the block pool reports at the end of each step).
+  (as the block pool reports at the end of each step);
+- under async scheduling, the batches in flight: each request's
+  ``num_output_placeholders`` (``request ID in flight``: tokens scheduled for
+  it whose batch has not been processed yet; back to 0 when it finishes, since
+  a token still in flight for it then is discarded) and their sum over the
+  live requests (``in flight``). A request's slices carry its ``priority``.
 
 Timestamps are microseconds since the log's first event, on the event clock
 (``ts_ns``); the first event's raw ``ts_ns`` is kept in ``otherData``.
@@ -96,7 +101,9 @@ def _thread(pid: int, tid: int, name: str) -> list[dict[str, Any]]:
     ]
 
 
-def _request_slices(r: RequestIntervals, pid: int, tid: int, origin: int) -> list[dict[str, Any]]:
+def _request_slices(
+    r: RequestIntervals, pid: int, tid: int, origin: int, priority: int
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for iv in r.intervals:
         start = _us(iv.start_ns, origin)
@@ -112,6 +119,7 @@ def _request_slices(r: RequestIntervals, pid: int, tid: int, origin: int) -> lis
                 "cname": STATUS_COLORS.get(iv.status, "generic_work"),
                 "args": {
                     "request_id": r.request_id,
+                    "priority": priority,
                     "first_step": iv.first_step,
                     "last_step": iv.last_step,
                     "log_ended": iv.open_end,
@@ -189,6 +197,7 @@ class _EngineTrace:
             engine or None, on_finish=self._finished.append, keep_finished=False, history=False
         )
         self._started: StepStarted | None = None
+        self._in_flight = 0  # output placeholders of the live requests
 
     def _name(self, engine_id: str) -> dict[str, Any]:
         name = f"minivllm {engine_id}" if engine_id else "minivllm"
@@ -211,6 +220,8 @@ class _EngineTrace:
                 out.append(
                     _counter(f"request {e.request_id}", pid, ts, {"num_computed_tokens": e.new})
                 )
+            elif e.counter == "num_output_placeholders":
+                out.extend(self._in_flight_change(e.request_id, ts, e.new - e.old, e.new))
         elif isinstance(e, RequestAdded):
             out.extend(_thread(pid, _tid(fold.live[e.request_id]), e.request_id))
             out.append(_counter(f"request {e.request_id}", pid, ts, {"num_computed_tokens": 0}))
@@ -218,7 +229,11 @@ class _EngineTrace:
         elif isinstance(e, StatusChanged):
             out.append(self._requests(ts))
             for t in self._finished:
-                out.extend(_request_slices(intervals_of(t), pid, _tid(t), origin))
+                if t.num_output_placeholders:
+                    out.extend(
+                        self._in_flight_change(t.request_id, ts, -t.num_output_placeholders, 0)
+                    )
+                out.extend(_request_slices(intervals_of(t), pid, _tid(t), origin, t.priority))
             self._finished.clear()
         elif isinstance(e, StepStarted):
             self._started = e
@@ -231,6 +246,17 @@ class _EngineTrace:
             out.append(self._name(e.engine_id))
         self.num_events += 1
         return out
+
+    def _in_flight_change(
+        self, request_id: str, ts: float, change: int, placeholders: int
+    ) -> list[dict[str, Any]]:
+        self._in_flight += change
+        args = {"num_output_placeholders": placeholders}
+        total = {"num_output_placeholders": self._in_flight}
+        return [
+            _counter(f"request {request_id} in flight", self.pid, ts, args),
+            _counter("in flight", self.pid, ts, total),
+        ]
 
     def _requests(self, ts: float) -> dict[str, Any]:
         # A preempted request waits in the waiting queue, as in vLLM.
@@ -245,7 +271,7 @@ class _EngineTrace:
         for t in fold.states():
             if t.finish_status is None:
                 r = intervals_of(t, fold.last_ts_ns, fold.last_step)
-                out.extend(_request_slices(r, self.pid, _tid(t), self.origin))
+                out.extend(_request_slices(r, self.pid, _tid(t), self.origin, t.priority))
         return out
 
 

@@ -286,6 +286,7 @@ class LLMEngine:
             c.policy,
             c.async_scheduling,
             c.scheduler_reserve_full_isl,
+            "minivllm",
         )
 
     def _new_request_id(self) -> str:

@@ -498,8 +498,9 @@ class Scheduler(SchedulerInterface):
                 p.stop_token_ids,
                 p.ignore_eos,
                 request.priority,
-                p.temperature,
-                p.top_p,
+                float(p.temperature),  # the event's field is a float; 0 is a valid temperature
+                float(p.top_p),
+                1,  # n: one sample per request (minivllm has no parallel sampling)
             )
 
     def _emit_status(self, request: Request, old_status: RequestStatus) -> None:
