@@ -78,7 +78,14 @@ def _fields(sample: Sample) -> dict[str, Any]:
     return values
 
 
-_SHORT = {"num_computed_tokens": "c", "num_tokens": "t", "num_output_tokens": "o"}
+_SHORT = {
+    "num_computed_tokens": "c",
+    "num_tokens": "t",
+    "num_output_tokens": "o",
+    "num_output_placeholders": "p",
+}
+# Shown only when not 0: placeholders exist only under async scheduling.
+_OMIT_ZERO = frozenset({"num_output_placeholders"})
 
 
 def _render(state: Sample | str | None) -> str:
@@ -88,7 +95,11 @@ def _render(state: Sample | str | None) -> str:
         return state
     values = _fields(state)
     parts = [values.pop("status").name]
-    parts += [f"{_SHORT.get(name, name)}={value}" for name, value in values.items()]
+    parts += [
+        f"{_SHORT.get(name, name)}={value}"
+        for name, value in values.items()
+        if value or name not in _OMIT_ZERO
+    ]
     return " ".join(parts)
 
 

@@ -210,3 +210,23 @@ def test_a_scripted_token_lands_at_its_output_index_under_async_scheduling() -> 
     run_scenario(scenario, [log.append])
     [t] = all_lives(log)
     assert (t.finish_status, t.num_output_tokens) == (RequestStatus.FINISHED_STOPPED, 4)
+
+
+def test_under_async_scheduling_the_placeholders_are_compared_and_shown() -> None:
+    async_config = attrs.evolve(_scenario().config, async_scheduling=True)
+    scenario = Scenario(async_config, _scenario().requests)
+    log_a = run_logged(_minivllm(), scenario)
+    log_b = run_logged(_minivllm(max_num_seqs=1), scenario)
+    first = diff_timelines(all_lives(log_a), all_lives(log_b))[0]
+    assert (first.request_id, first.step) == ("q", 1)
+    assert "num_output_placeholders 1 vs 0" in first.what
+    step_1 = next(row for row in first.rows if row[0] == 1)
+    assert step_1[1].endswith(" p=1") and " p=" not in step_1[2]
+
+
+def run_logged(make: Any, scenario: Scenario) -> list[Event]:
+    """The log of ``scenario`` on the engine ``make`` builds."""
+    from lifecycle_trace.diffing import run_logged as run
+    from lifecycle_trace.testing import step_limit
+
+    return run(make, scenario, step_limit(scenario))
