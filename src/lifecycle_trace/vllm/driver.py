@@ -11,7 +11,9 @@ a small hand-written ``config.json`` without a tokenizer) and a
 An engine step is vLLM's: ``EngineCore.step`` (schedule, run, update), or under
 async scheduling ``EngineCore.step_with_batch_queue`` with a batch queue of 2,
 in the regime where the model is still busy with the previous batch whenever
-the next ``schedule()`` runs.
+the next ``schedule()`` runs. A step with nothing to do (vLLM's engine would
+not step) still runs an empty schedule, as minivllm's engine counts it, so the
+step numbers of the two engines' logs line up with a workload's arrival steps.
 """
 
 from __future__ import annotations
@@ -67,6 +69,23 @@ class VllmEngineStep:
     processed: Any
 
 
+_ENGINE_KWARGS = frozenset(
+    {
+        "max_num_seqs",
+        "max_num_batched_tokens",
+        "block_size",
+        "num_gpu_blocks",
+        "max_model_len",
+        "enable_chunked_prefill",
+        "long_prefill_token_threshold",
+        "enable_prefix_caching",
+        "scheduler_reserve_full_isl",
+        "async_scheduling",
+        "policy",
+    }
+)
+
+
 def _import_vllm() -> None:
     # No network: the model is a local directory and nothing may be fetched.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -76,8 +95,6 @@ def _import_vllm() -> None:
 def build_scheduler(
     engine_kwargs: Mapping[str, Any],
     *,
-    async_scheduling: bool = False,
-    policy: str = "fcfs",
     scheduler_cls: type[Any] | None = None,
 ) -> Any:
     """vLLM's scheduler for minivllm engine keyword arguments, built on the CPU.
@@ -86,8 +103,8 @@ def build_scheduler(
     ``max_num_batched_tokens``, ``block_size``, ``num_gpu_blocks``,
     ``max_model_len``, ``enable_chunked_prefill``,
     ``long_prefill_token_threshold``, ``enable_prefix_caching``,
-    ``scheduler_reserve_full_isl``). ``scheduler_cls`` defaults to vLLM's
-    ``Scheduler`` or ``AsyncScheduler``.
+    ``scheduler_reserve_full_isl``, ``async_scheduling``, ``policy``).
+    ``scheduler_cls`` defaults to vLLM's ``Scheduler`` or ``AsyncScheduler``.
     """
     _import_vllm()
     import torch
@@ -97,6 +114,14 @@ def build_scheduler(
     from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
     from vllm.v1.structured_output import StructuredOutputManager
 
+    unknown = sorted(set(engine_kwargs) - _ENGINE_KWARGS)
+    if unknown:
+        raise ValueError(
+            f"engine_kwargs {unknown} are not scheduler or cache settings the vLLM driver sets; "
+            f"expected some of {sorted(_ENGINE_KWARGS)}"
+        )
+    async_scheduling = bool(engine_kwargs.get("async_scheduling", False))
+    policy = engine_kwargs.get("policy", "fcfs")
     if policy not in ("fcfs", "priority"):
         raise ValueError(f"policy must be 'fcfs' or 'priority', got {policy!r}")
     kw = dict(engine_kwargs)
@@ -228,9 +253,7 @@ class VllmEngine:
         **engine_kwargs: Any,
     ) -> None:
         self.scheduler = build_scheduler(
-            engine_kwargs,
-            async_scheduling=async_scheduling,
-            policy=policy,
+            {**engine_kwargs, "async_scheduling": async_scheduling, "policy": policy},
             scheduler_cls=scheduler_cls,
         )
         self.script = script
