@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The OTLP exporters the OpenTelemetry tests export through (over HTTP, and to
+# an OTLP/JSON file by entry point); users install whichever exporter they run.
+OTLP_EXPORTERS := opentelemetry-exporter-otlp-proto-http opentelemetry-exporter-otlp-json-file
 
 .PHONY: demo test test-vllm lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,otel,prometheus]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,otel,prometheus,parquet]' $(OTLP_EXPORTERS)
 	touch $(STAMP)
 
 # The real vLLM 0.22.1 scheduler, for tests/vllm: its own environment, with a CPU build of

@@ -39,7 +39,7 @@ def test_in_flight_tracks_follow_the_placeholders_at_every_step_end(
             finished = t.finished_step is not None and end.step >= t.finished_step
             # A finished request's token still in flight is discarded: its track is back at 0.
             want = 0 if state is None or finished else state.num_output_placeholders
-            assert _at(_counters(trace, f"request {rid} in flight"), ts) == want, (rid, end.step)
+            assert _at(_counters(trace, f"req {rid} in flight"), ts) == want, (rid, end.step)
             live += want
         assert _at(total, ts) == live, end.step
 
@@ -49,9 +49,7 @@ def test_a_request_with_a_batch_in_flight_counts_two_while_the_step_runs(
 ) -> None:
     # Between schedule() and processing the previous batch, a decoding request holds two.
     trace = chrome_trace(async_demo_events)
-    values = {
-        c["args"]["num_output_placeholders"] for c in _counters(trace, "request r0 in flight")
-    }
+    values = {c["args"]["num_output_placeholders"] for c in _counters(trace, "req r0 in flight")}
     assert values == {0, 1, 2}
 
 
@@ -75,6 +73,6 @@ def test_a_token_in_flight_at_a_stop_leaves_the_tracks() -> None:
     assert build_timelines(events)["r1"].num_output_placeholders == 1
     trace = chrome_trace(events)
     validate_chrome_trace(trace)
-    r1 = _counters(trace, "request r1 in flight")
+    r1 = _counters(trace, "req r1 in flight")
     assert [c["args"]["num_output_placeholders"] for c in r1][-2:] == [1, 0]
     assert _counters(trace, "in flight")[-1]["args"]["num_output_placeholders"] == 0

@@ -46,6 +46,11 @@ def add_commands(sub: Any) -> None:
     run.add_argument("--json-log", action="store_true", help="log every event to stderr")
     run.add_argument("--show", action="store_true", help="print the timelines afterwards")
     run.add_argument(
+        "--engine-id",
+        default="engine-0",
+        help="the engine's id in its log, so the logs of several runs can be merged",
+    )
+    run.add_argument(
         "--priority",
         type=int,
         action="append",
@@ -156,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"--priority: got {len(priorities)} for {len(args.prompts)} prompts; "
             f"give one per prompt, or none"
         )
-    engine = LLMEngine(**engine_kwargs(args))
+    engine = LLMEngine(**engine_kwargs(args), engine_id=args.engine_id)
     with JsonlWriter(args.output) as sink:  # streamed, so a long run holds no log in memory
         engine.bus.subscribe(sink)
         if args.json_log:

@@ -120,6 +120,7 @@ class RequestState(FinishedLife):
         "life",
         "max_tokens",
         "min_tokens",
+        "n",
         "num_blocks",
         "num_cached_tokens",
         "num_computed_tokens",
@@ -136,6 +137,8 @@ class RequestState(FinishedLife):
         "step",
         "stop_reason",
         "stop_token_ids",
+        "temperature",
+        "top_p",
     )
 
     def __init__(self, e: RequestAdded, engine_id: str, index: int) -> None:
@@ -149,6 +152,9 @@ class RequestState(FinishedLife):
         self.stop_token_ids = e.stop_token_ids
         self.ignore_eos = e.ignore_eos
         self.priority = e.priority
+        self.temperature = e.temperature
+        self.top_p = e.top_p
+        self.n = e.n
         self.added_step = e.step
         self.arrival_ns = e.ts_ns
         self.status = _WAITING
@@ -242,6 +248,8 @@ class RequestFold:
     ``engine_id`` names the engine (by default the log's EngineConfigured).
     The callbacks see a life as the log changes it: ``on_status`` after each
     status change, ``on_first_token`` at its first sampled token,
+    ``on_next_token`` at each later one (with its ``CounterUpdated``, before
+    the state takes it, so ``last_token_ns`` is still the token before's),
     ``on_finish`` at its finishing status change, and ``on_retire`` at the
     end of the step it finished in (a ``StepFinished``, the same id added
     again, or :meth:`retire` at the end of a stream), after which the fold
@@ -261,6 +269,7 @@ class RequestFold:
         *,
         on_status: StateCallback | None = None,
         on_first_token: StateCallback | None = None,
+        on_next_token: Callable[[RequestState, CounterUpdated], None] | None = None,
         on_finish: StateCallback | None = None,
         on_retire: StateCallback | None = None,
         keep_finished: bool = True,
@@ -275,6 +284,7 @@ class RequestFold:
         self.last_step_finished: StepFinished | None = None
         self._on_status_change = on_status
         self._on_first_token = on_first_token
+        self._on_next_token = on_next_token
         self._on_finish = on_finish
         self._on_retire = on_retire
         self._keep = keep_finished
@@ -380,6 +390,7 @@ class RequestFold:
         live = self._live
         counter_updated = CounterUpdated
         on_counter = self._on_counter
+        on_next_token = self._on_next_token
         e: Any = None
         history = self._history
         for e in events:
@@ -400,6 +411,8 @@ class RequestFold:
                         t.num_computed_tokens = e.new
                         continue
                     if counter == "num_tokens" and t.first_token_ns is not None:
+                        if on_next_token is not None:
+                            on_next_token(t, e)
                         t.num_tokens = e.new
                         t.last_token_ns = e.ts_ns
                         continue
@@ -454,6 +467,8 @@ class RequestFold:
         if counter == "num_computed_tokens":
             t.num_computed_tokens = e.new
         elif counter == "num_tokens":
+            if t.first_token_ns is not None and self._on_next_token is not None:
+                self._on_next_token(t, e)
             t.num_tokens = e.new
             ts = e.ts_ns
             t.last_token_ns = ts

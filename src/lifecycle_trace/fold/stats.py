@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
+import numpy as np
 
 from lifecycle_trace.fold.timeline import Timeline
 
@@ -15,7 +15,11 @@ __all__ = ["METRICS", "StatsAccumulator", "Summary", "summarize", "summarize_tim
 
 @attrs.frozen
 class Summary:
-    """Distribution of one metric over requests, in nanoseconds (nearest-rank percentiles)."""
+    """Distribution of one metric over requests, in nanoseconds.
+
+    The percentiles are ``numpy.percentile``'s (linear interpolation between
+    the closest ranks), as vLLM's serving benchmark computes them.
+    """
 
     name: str
     count: int
@@ -35,23 +39,20 @@ METRICS: Mapping[str, Callable[[Timeline], float | None]] = {
 """The metrics :func:`summarize_timelines` reports, by name."""
 
 
-def _rank(ordered: Sequence[float], q: float) -> float:
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 def summarize(name: str, values: Iterable[float]) -> Summary | None:
     """Summarise ``values`` (None if there are none)."""
-    ordered = sorted(values)
-    if not ordered:
+    data = np.fromiter(values, dtype=np.float64)
+    if data.size == 0:
         return None
+    p50, p90, p99 = np.percentile(data, (50, 90, 99))
     return Summary(
         name=name,
-        count=len(ordered),
-        mean=sum(ordered) / len(ordered),
-        p50=_rank(ordered, 0.50),
-        p90=_rank(ordered, 0.90),
-        p99=_rank(ordered, 0.99),
-        max=ordered[-1],
+        count=int(data.size),
+        mean=float(data.mean()),
+        p50=float(p50),
+        p90=float(p90),
+        p99=float(p99),
+        max=float(data.max()),
     )
 
 

@@ -102,7 +102,8 @@ class Timeline(FinishedLife):
     the engine (from the log's EngineConfigured; "" if the log has none) and
     ``added_seq`` is the sequence number of the request's RequestAdded (its
     life), so :attr:`key` tells apart the requests of a merged log and the
-    lives of a reused request id.
+    lives of a reused request id. ``temperature``, ``top_p`` and ``n`` are
+    the sampling parameters it asked for.
     """
 
     request_id: str
@@ -130,6 +131,9 @@ class Timeline(FinishedLife):
     added_seq: int = -1
     change_placeholders: tuple[int, ...] = ()
     priority: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
 
     # -- state ----------------------------------------------------------------
 
@@ -391,6 +395,9 @@ def timeline_of(t: RequestState, log_last_step: int) -> Timeline:
         added_seq=t.life,
         change_placeholders=tuple(placeholders),
         priority=t.priority,
+        temperature=t.temperature,
+        top_p=t.top_p,
+        n=t.n,
     )
 
 

@@ -500,7 +500,7 @@ class Scheduler(SchedulerInterface):
                 request.priority,
                 float(p.temperature),  # the event's field is a float; 0 is a valid temperature
                 float(p.top_p),
-                1,  # n: one sample per request (minivllm has no parallel sampling)
+                p.n,  # always 1: minivllm has no parallel sampling
             )
 
     def _emit_status(self, request: Request, old_status: RequestStatus) -> None:
