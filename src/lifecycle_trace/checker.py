@@ -1,6 +1,7 @@
 """The former home of the checker; it lives in :mod:`lifecycle_trace.check` now."""
 
 from lifecycle_trace.check import (
+    ASYNC_TRANSITIONS,
     FINISHED_KEPT,
     INVARIANTS,
     LEGAL_TRANSITIONS,
@@ -12,6 +13,7 @@ from lifecycle_trace.check import (
 )
 
 __all__ = [
+    "ASYNC_TRANSITIONS",
     "FINISHED_KEPT",
     "INVARIANTS",
     "LEGAL_TRANSITIONS",

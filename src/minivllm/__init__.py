@@ -7,9 +7,11 @@ from minivllm.core.sched.async_scheduler import AsyncScheduler
 from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.core.sched.scheduler import Scheduler
+from minivllm.engine.arg_utils import EngineArgs
 from minivllm.engine.core import EngineCore
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.entrypoints.llm import LLM
+from minivllm.inputs import PromptType, TextPrompt, TokensPrompt
 from minivllm.model_executor import DummyModelRunner, ModelRunner, ModelRunnerOutput
 from minivllm.outputs import CompletionOutput, RequestOutput
 from minivllm.request import Request, RequestStatus
@@ -22,6 +24,7 @@ __all__ = [
     "ByteTokenizer",
     "CompletionOutput",
     "DummyModelRunner",
+    "EngineArgs",
     "EngineConfig",
     "EngineCore",
     "EventBus",
@@ -29,6 +32,7 @@ __all__ = [
     "LLMEngine",
     "ModelRunner",
     "ModelRunnerOutput",
+    "PromptType",
     "Request",
     "RequestOutput",
     "RequestOutputKind",
@@ -38,5 +42,7 @@ __all__ = [
     "SchedulerInterface",
     "SchedulerOutput",
     "Subscription",
+    "TextPrompt",
+    "TokensPrompt",
 ]
 __version__ = "0.1.0"

@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from types import TracebackType
 from typing import Any
 
-from minivllm.events import EVENT_TYPES, Event, StepFinished
+from minivllm.events import EVENT_TYPES, CounterUpdated, Event, StepFinished
 
 logger = logging.getLogger("minivllm.bus")
 
@@ -85,6 +85,8 @@ def _emitter(bus: EventBus, channel: Channel, event_type: type[Event]) -> Callab
             bus._handler_failed(deliver, event, exc)
         return event
 
+    if event_type is CounterUpdated:
+        return _counter_emitter(bus, channel)
     if event_type is not StepFinished:
         return emit
 
@@ -94,6 +96,31 @@ def _emitter(bus: EventBus, channel: Channel, event_type: type[Event]) -> Callab
         return event
 
     return emit_and_close_step
+
+
+def _counter_emitter(bus: EventBus, channel: Channel) -> Callable[..., Event]:
+    """``emit`` for ``CounterUpdated``: the same as any other, with the payload spelled out.
+
+    Nearly every event of a run is a ``CounterUpdated`` (two per request per
+    decode step), and naming its fields saves a quarter of the cost of
+    an emission: no ``*payload`` tuple to pack and concatenate.
+    """
+    clock = bus.clock
+
+    def emit_counter(
+        request_id: str, counter: str, old: int, new: int, token_id: int | None = None
+    ) -> Event:
+        seq = bus._next_seq
+        event = CounterUpdated(seq, bus.step, clock(), request_id, counter, old, new, token_id)
+        bus._next_seq = seq + 1
+        deliver = channel.deliver
+        try:
+            deliver(event)
+        except Exception as exc:
+            bus._handler_failed(deliver, event, exc)
+        return event
+
+    return emit_counter
 
 
 class Subscription:
@@ -291,3 +318,18 @@ def load_observer(name: str) -> Handler:
 def resolve_observers(observers: Iterable[Handler | str]) -> list[Handler]:
     """Turn a mix of handlers and entry-point names into handlers."""
     return [load_observer(o) if isinstance(o, str) else o for o in observers]
+
+
+def observer_streams(bus: EventBus) -> list[Any]:
+    """The streams the bus's observers say they write to.
+
+    An observer that writes lines somewhere (a JSON logger) names the streams
+    in an ``output_streams()`` method; the engine's front end asks, so its
+    progress bar never shares a stream with them.
+    """
+    streams: list[Any] = []
+    for sub in bus._subscriptions:
+        method = getattr(sub.handler, "output_streams", None)
+        if callable(method):
+            streams.extend(method())
+    return streams

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from lifecycle_trace.check.blocks import BLOCK_RULES, BlockRules
 from lifecycle_trace.check.decisions import DECISION_RULES, DecisionRules
 from lifecycle_trace.check.invariants import (
+    ASYNC_TRANSITIONS,
     EVENT_RULES,
     FINISHED_KEPT,
     LEGAL_TRANSITIONS,
@@ -42,6 +43,7 @@ from lifecycle_trace.check.tokens import TOKEN_RULES, TokenRules
 from minivllm.events import Event
 
 __all__ = [
+    "ASYNC_TRANSITIONS",
     "BLOCK_RULES",
     "DECISION_RULES",
     "EVENT_RULES",

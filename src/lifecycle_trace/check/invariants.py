@@ -28,7 +28,7 @@ from minivllm.events import (
 )
 from minivllm.request import RequestStatus
 
-__all__ = ["EVENT_RULES", "FINISHED_KEPT", "LEGAL_TRANSITIONS", "EventRules"]
+__all__ = ["ASYNC_TRANSITIONS", "EVENT_RULES", "FINISHED_KEPT", "LEGAL_TRANSITIONS", "EventRules"]
 
 _W = RequestStatus.WAITING
 _R = RequestStatus.RUNNING
@@ -44,16 +44,18 @@ LEGAL_TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
         (_P, _R),  # re-admitted
         (_R, _STOPPED),  # EOS, stop token or stop string
         (_R, _CAPPED),  # max_tokens or max_model_len
-        # Async scheduling: a batch in flight when its request was preempted
-        # still delivers its token, which may stop the request.
-        (_P, _STOPPED),
-        (_P, _CAPPED),
         (_W, _ABORTED),
         (_R, _ABORTED),
         (_P, _ABORTED),
     }
 )
 """Every status change vLLM 0.22.1's scheduler makes; anything else is a bug."""
+
+ASYNC_TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
+    {(_P, _STOPPED), (_P, _CAPPED)}
+)
+"""Legal only under async scheduling: a batch in flight when its request was
+preempted still delivers its token, which may stop the request."""
 
 FINISHED_KEPT = 4096
 """How many finished requests the checker remembers, so memory stays bounded on long streams.
@@ -341,7 +343,11 @@ class EventRules:
                 (r.status_seq, ev.seq),
                 f"old_status {ev.old_status.name}, but the log last set {old.name}",
             )
-        if (old, new) not in LEGAL_TRANSITIONS:
+        if (old, new) not in LEGAL_TRANSITIONS and not (
+            (old, new) in ASYNC_TRANSITIONS
+            and self._config is not None
+            and self._config.async_scheduling
+        ):
             self._add(
                 "legal_transition", rid, ev, (r.status_seq, ev.seq), f"{old.name} -> {new.name}"
             )

@@ -19,6 +19,9 @@ Everything here is built on hypothesis and the invariant checker:
 - :mod:`~lifecycle_trace.testing.machine`: :class:`EngineStateMachine`, a
   ``RuleBasedStateMachine`` (add, abort, step; the reference as the model;
   invariants after every rule) to subclass for your own engine or scheduler;
+- :mod:`~lifecycle_trace.testing.differential`: :func:`assert_same_lifecycle`,
+  one scenario on two engines (minivllm and the real vLLM scheduler, or a
+  scheduler and a changed one), raising where a request's lifecycle parts;
 - :mod:`~lifecycle_trace.testing.chrome_check`: a validator of Chrome Trace
   Event JSON (needs no hypothesis).
 
@@ -32,7 +35,15 @@ import importlib
 from typing import Any
 
 # Looked through in this order, so the validator's names load without hypothesis.
-_MODULES = ("chrome_check", "reference", "lockstep", "scenario", "strategies", "machine")
+_MODULES = (
+    "chrome_check",
+    "reference",
+    "lockstep",
+    "scenario",
+    "strategies",
+    "machine",
+    "differential",
+)
 
 __all__ = [
     "EOS_TOKEN_ID",
@@ -46,6 +57,7 @@ __all__ = [
     "FakeClock",
     "InvalidTraceError",
     "InvariantViolationError",
+    "LifecycleMismatch",
     "Lockstep",
     "ReferenceFactory",
     "ReferenceScheduler",
@@ -53,6 +65,7 @@ __all__ = [
     "ScriptedSampler",
     "TraceProblem",
     "assert_no_violations",
+    "assert_same_lifecycle",
     "check_scenario",
     "engine_configs",
     "prompts",

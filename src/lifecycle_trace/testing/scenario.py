@@ -74,7 +74,9 @@ class ScriptedSampler:
 
     ``script`` maps a request id to ``{output position: token id}``; a request
     resumed after preemption asks again for the same position and gets the
-    same token, as a deterministic model would.
+    same token, as a deterministic model would. The position is the output
+    index of the token being sampled (:func:`~minivllm.model_executor.runner.output_index`):
+    under async scheduling it counts the tokens still in flight.
     """
 
     script: Mapping[str, Mapping[int, int]] = attrs.field(factory=dict)

@@ -402,7 +402,10 @@ class Scheduler(SchedulerInterface):
         request._all_token_ids.append(output_token_id)
         request.num_tokens += 1
         if self._on_counter.handlers:
-            self._emit_sampled(request)
+            # The num_tokens change with the sampled token, inlined: one event per
+            # request per step, and a call saved is a tenth of the tracing cost.
+            n = request.num_tokens
+            self._on_counter.emit(request.request_id, "num_tokens", n - 1, n, output_token_id)
 
         # Check for stop and update request state.
         # This must be called before we make the EngineCoreOutput.
@@ -498,8 +501,9 @@ class Scheduler(SchedulerInterface):
                 p.stop_token_ids,
                 p.ignore_eos,
                 request.priority,
-                p.temperature,
-                p.top_p,
+                float(p.temperature),  # the event's field is a float; 0 is a valid temperature
+                float(p.top_p),
+                p.n,  # always 1: minivllm has no parallel sampling
             )
 
     def _emit_status(self, request: Request, old_status: RequestStatus) -> None:
@@ -518,13 +522,6 @@ class Scheduler(SchedulerInterface):
         """Emit the change of ``counter`` from ``old`` to its current value on ``request``."""
         if self._on_counter.handlers:
             self._on_counter.emit(request.request_id, counter, old, getattr(request, counter))
-
-    def _emit_sampled(self, request: Request) -> None:
-        """Emit the ``num_tokens`` change of a sampled token, with the token."""
-        if self._on_counter.handlers:
-            n = request.num_tokens
-            token = request._output_token_ids[-1]
-            self._on_counter.emit(request.request_id, "num_tokens", n - 1, n, token)
 
     def _emit_admitted(self, request: Request) -> None:
         """Emit an admission's counter changes; record minivllm's ``num_cached_tokens``."""
