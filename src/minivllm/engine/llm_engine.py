@@ -17,7 +17,7 @@ from types import MappingProxyType
 from minivllm.bus import EventBus, Handler, resolve_observers
 from minivllm.config import EngineConfig
 from minivllm.core.sched.scheduler import Scheduler
-from minivllm.engine.core import EngineCore, EngineCoreStep, ModelRunnerOutputError
+from minivllm.engine.core import EngineCore, EngineCoreStep, StepFailedError
 from minivllm.events import EngineConfigured, StepFinished, StepStarted
 from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.model_executor.runner import ModelRunner
@@ -218,15 +218,39 @@ class LLMEngine:
         return self.scheduler.get_num_unfinished_requests()
 
     def step(self) -> list[RequestOutput]:
-        """Run one engine step; return the outputs of requests that produced a token."""
+        """Run one engine step; return the outputs of requests that produced a token.
+
+        All or nothing: if anything fails inside the step (the model runner
+        raises or returns an output that does not match the batch, an
+        observer raises under ``raise_observer_errors``, Ctrl-C), the step is
+        undone, so queues, counters, blocks, the prefix cache and the batch
+        queue are exactly as before it, and :class:`StepFailedError` says what
+        failed (``KeyboardInterrupt`` is raised again as it is).
+        """
         self._announce()
+        core = self.engine_core
+        bus = self.bus
+        step_index, bus_step, last_step = self.step_index, bus.step, self.last_step
+        savepoint = core.begin_step()
+        try:
+            outputs = self._step()
+        except BaseException as exc:
+            core.undo_step(savepoint)
+            self.step_index, bus.step, self.last_step = step_index, bus_step, last_step
+            if not isinstance(exc, Exception):
+                raise
+            what = f"step {step_index} failed and was undone (the engine is as it was before it)"
+            if isinstance(exc, StepFailedError):
+                exc.args = (f"{what}: {exc}",)
+                raise
+            raise StepFailedError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        core.commit_step()
+        return outputs
+
+    def _step(self) -> list[RequestOutput]:
         if self._on_step_started.handlers:
             self._on_step_started.emit(*self.scheduler.get_request_counts())
-        try:
-            result = self.engine_core.step_fn()
-        except ModelRunnerOutputError as exc:
-            self._finish_step(exc.scheduler_output.num_scheduled_tokens, (), ())
-            raise
+        result = self.engine_core.step_fn()
         self.last_step = result
         outputs = self._make_outputs(result.outputs)
         scheduled = result.scheduled

@@ -14,10 +14,15 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from minivllm.bus import EventBus
+from minivllm.core.journal import Journal
 from minivllm.core.kv_cache_manager import KVCacheManager
 from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.core.sched.request_queue import SchedulingPolicy, create_request_queue
+from minivllm.core.sched.request_queue import (
+    RequestQueue,
+    SchedulingPolicy,
+    create_request_queue,
+)
 from minivllm.core.sched.utils import check_stop, remove_all
 from minivllm.events import CounterUpdated, RequestAdded, StatusChanged
 from minivllm.request import Request, RequestStatus
@@ -30,6 +35,13 @@ if TYPE_CHECKING:
 # the loops that run for every request in every step use these instead.
 _RUNNING = RequestStatus.RUNNING
 _PREEMPTED = RequestStatus.PREEMPTED
+
+
+def _refill(queue: RequestQueue, requests: list[Request]) -> None:
+    """Put ``queue`` back to ``requests``, in their order (the undo of a removal)."""
+    queue.remove_requests(list(queue))
+    for request in requests:
+        queue.add_request(request)
 
 
 class Scheduler(SchedulerInterface):
@@ -45,6 +57,8 @@ class Scheduler(SchedulerInterface):
         self.enable_chunked_prefill = config.enable_chunked_prefill
         self.scheduler_reserve_full_isl = config.scheduler_reserve_full_isl
         self.bus = bus if bus is not None else EventBus()
+        # Notes on how to undo the step in progress, so a failed step changes nothing.
+        self.journal = Journal()
 
         # req_id -> Request
         self.requests: dict[str, Request] = {}
@@ -67,6 +81,7 @@ class Scheduler(SchedulerInterface):
             max_model_len=config.max_model_len,
             enable_caching=config.enable_prefix_caching,
             bus=self.bus,
+            journal=self.journal,
         )
 
         self._on_added = self.bus.channel(RequestAdded)
@@ -238,6 +253,7 @@ class Scheduler(SchedulerInterface):
                     break
 
                 request = self.waiting.pop_request()
+                self._note_admitted(request)
                 running.append(request)
                 if request.status == RequestStatus.WAITING:
                     scheduled_new_reqs.append(request)
@@ -303,6 +319,7 @@ class Scheduler(SchedulerInterface):
 
         # Put the request back to the waiting queue.
         self.waiting.prepend_request(request)
+        self.journal.note(self.waiting.remove_request, request)
 
     def _update_after_schedule(self, scheduler_output: SchedulerOutput) -> None:
         # Advance the number of computed tokens for the request AFTER
@@ -382,7 +399,7 @@ class Scheduler(SchedulerInterface):
             self.running = remove_all(self.running, stopped_running_reqs)
         if stopped_preempted_reqs:
             # This is a rare case and unlikely to impact performance.
-            self.waiting.remove_requests(stopped_preempted_reqs)
+            self._remove_waiting(stopped_preempted_reqs)
 
         return outputs
 
@@ -458,7 +475,7 @@ class Scheduler(SchedulerInterface):
         if running_requests_to_remove:
             self.running = remove_all(self.running, running_requests_to_remove)
         if waiting_requests_to_remove:
-            self.waiting.remove_requests(waiting_requests_to_remove)
+            self._remove_waiting(waiting_requests_to_remove)
 
         # Second pass: set status and free requests
         for request in valid_requests:
@@ -475,7 +492,23 @@ class Scheduler(SchedulerInterface):
     def _free_blocks(self, request: Request) -> None:
         assert request.is_finished()
         self.kv_cache_manager.free(request)
+        self.journal.save_mapping(self.requests)
         del self.requests[request.request_id]
+
+    # -- the undo journal: how a failed step is taken back ------------------
+
+    def _note_admitted(self, request: Request) -> None:
+        """Note an admission from ``waiting`` (popped, not yet changed) so it can be undone."""
+        journal = self.journal
+        if journal.entries is not None:
+            journal.note(self.waiting.prepend_request, request)
+            journal.save_requests((request,))
+
+    def _remove_waiting(self, requests: Iterable[Request]) -> None:
+        """``waiting.remove_requests``, noted: the queue's order is saved first (a rare path)."""
+        if self.journal.entries is not None:
+            self.journal.note(_refill, self.waiting, list(self.waiting))
+        self.waiting.remove_requests(requests)
 
     def get_num_unfinished_requests(self) -> int:
         """Waiting plus running requests."""

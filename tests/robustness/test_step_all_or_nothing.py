@@ -1,0 +1,279 @@
+"""A step is all or nothing: whatever fails inside ``step()``, the engine is left as before it.
+
+Each example runs a random workload twice: once undisturbed, once with one
+step made to fail (the model runner raises or returns something malformed,
+or a failure is injected deep inside scheduling or output processing). The
+failed step must leave the engine's whole state (queues in order, every
+request's counters and tokens, block tables, ref counts, the free queue's
+order, the prefix cache, the async batch queue) exactly as it was, raise a
+``StepFailedError`` that says what failed, and the run must then finish with
+the same outputs as the undisturbed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers.state import engine_state
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minivllm import DummyModelRunner, LLMEngine, ModelRunnerOutput, SamplingParams
+from minivllm.engine.core import StepFailedError
+from minivllm.model_executor.runner import output_index
+from minivllm.request import Request
+
+EOS = 257
+
+
+def _sample(request: Request) -> int:
+    """Printable tokens, with an EOS now and then, all decided by the request and position."""
+    i = output_index(request)
+    seed = request.prompt_token_ids[0] * 7 + i * 13
+    return EOS if seed % 23 == 0 and i > 0 else 65 + seed % 26
+
+
+Fault = Callable[[ModelRunnerOutput], Any]
+
+
+def _raise(out: ModelRunnerOutput) -> Any:
+    raise RuntimeError("the device fell over")
+
+
+RUNNER_FAULTS: dict[str, Fault] = {
+    "raises": _raise,
+    "returns None": lambda out: None,
+    "returns a tuple": lambda out: (out.req_ids, out.sampled_token_ids),
+    "None tokens": lambda out: ModelRunnerOutput(out.req_ids, [None] * len(out.req_ids)),  # type: ignore[list-item]
+    "one request short": lambda out: ModelRunnerOutput(
+        out.req_ids[:-1], out.sampled_token_ids[:-1]
+    ),
+    "two tokens": lambda out: ModelRunnerOutput(
+        out.req_ids, [t + t for t in out.sampled_token_ids]
+    ),
+    "out of vocabulary": lambda out: ModelRunnerOutput(
+        out.req_ids, [[999] if t else [] for t in out.sampled_token_ids]
+    ),
+    "numpy ints": lambda out: ModelRunnerOutput(
+        out.req_ids, [[np.int64(x) for x in t] for t in out.sampled_token_ids]
+    ),
+    "token ids as text": lambda out: ModelRunnerOutput(
+        out.req_ids, [[str(x) for x in t] for t in out.sampled_token_ids]
+    ),
+}
+
+
+class FaultyRunner:
+    """The echo-like runner above, which corrupts its output once when armed."""
+
+    def __init__(self) -> None:
+        self.inner = DummyModelRunner(sample_fn=_sample)
+        self.fault: Fault | None = None
+
+    def execute_model(self, scheduler_output: Any) -> Any:
+        out = self.inner.execute_model(scheduler_output)
+        fault, self.fault = self.fault, None
+        return out if fault is None else fault(out)
+
+
+class Injected(Exception):
+    """A failure injected inside the engine (not from the runner)."""
+
+
+def _fail_on_call(obj: Any, name: str, n: int, after: bool = False) -> Callable[[], None]:
+    """Make ``obj.name`` raise on its ``n``-th call from now (after doing its work if ``after``)."""
+    real = getattr(obj, name)
+    calls = [0]
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == n and not after:
+            raise Injected(f"{name} failed")
+        result = real(*args, **kwargs)
+        if calls[0] == n:
+            raise Injected(f"{name} failed after its work")
+        return result
+
+    setattr(obj, name, wrapper)
+    return lambda: delattr(obj, name)
+
+
+INTERNAL_FAULTS: dict[str, Callable[[LLMEngine, int], Callable[[], None]]] = {
+    "allocate_slots": lambda e, n: _fail_on_call(e.scheduler.kv_cache_manager, "allocate_slots", n),
+    "get_new_blocks": lambda e, n: _fail_on_call(
+        e.scheduler.kv_cache_manager.block_pool, "get_new_blocks", n, after=True
+    ),
+    "free_blocks": lambda e, n: _fail_on_call(
+        e.scheduler.kv_cache_manager.block_pool, "free_blocks", n, after=True
+    ),
+    "update_from_output": lambda e, n: _fail_on_call(e.scheduler, "update_from_output", 1, True),
+    "make_outputs": lambda e, n: _fail_on_call(e, "_make_outputs", 1, after=True),
+    "finish_step": lambda e, n: _fail_on_call(e, "_finish_step", 1, after=True),
+}
+
+
+@st.composite
+def workloads(draw: st.DrawFn) -> dict[str, Any]:
+    """Small engines under pressure (preemption, chunking, prefix hits) and a few requests."""
+    block_size = draw(st.sampled_from([2, 4, 8]))
+    max_model_len = draw(st.integers(16, 48))
+    min_blocks = -(-max_model_len // block_size) + 1
+    engine = {
+        "block_size": block_size,
+        "max_model_len": max_model_len,
+        "num_gpu_blocks": draw(st.integers(min_blocks, min_blocks * 3)),
+        "max_num_seqs": draw(st.integers(1, 4)),
+        "max_num_batched_tokens": draw(st.sampled_from([8, 16, 64])),
+        "enable_prefix_caching": draw(st.booleans()),
+        "async_scheduling": draw(st.booleans()),
+        "policy": draw(st.sampled_from(["fcfs", "priority"])),
+    }
+    engine["max_num_batched_tokens"] = max(
+        engine["max_num_batched_tokens"], engine["max_num_seqs"]
+    )
+    shared = draw(st.lists(st.integers(65, 90), min_size=0, max_size=12))
+    requests = []
+    for i in range(draw(st.integers(1, 5))):
+        tail = draw(st.lists(st.integers(65, 90), min_size=1, max_size=20))
+        prompt = (shared + tail)[: max_model_len - 2]
+        max_tokens = draw(st.integers(1, 10))
+        stop = draw(st.sampled_from([(), ("C",), ("QR",)]))
+        params = SamplingParams(max_tokens=max_tokens, stop=stop)
+        requests.append((str(i), prompt, params, draw(st.integers(0, 3)), draw(st.integers(0, 4))))
+    return {"engine": engine, "requests": requests}
+
+
+def _run(
+    workload: dict[str, Any],
+    disturb: Callable[[LLMEngine, FaultyRunner], Callable[[], None] | None] | None = None,
+    at_step: int = 0,
+) -> tuple[dict[str, tuple[list[int], str | None]], int | None]:
+    """Run to the end; before step number ``at_step``, ``disturb`` arms a fault for one step.
+
+    Returns the outputs and how many steps failed (None if the run ended before
+    ``at_step``). A failed step must leave the engine exactly as it was.
+    """
+    runner = FaultyRunner()
+    engine = LLMEngine(runner, **workload["engine"])
+    pending = sorted(workload["requests"], key=lambda r: r[4])
+    final: dict[str, tuple[list[int], str | None]] = {}
+    failures: int | None = None
+    steps = 0
+    while pending or engine.has_unfinished_requests():
+        while pending and pending[0][4] <= steps:
+            rid, prompt, params, priority, _ = pending.pop(0)
+            engine.add_request(prompt, params, request_id=rid, priority=priority)
+        if disturb is not None and steps == at_step:
+            before = engine_state(engine)
+            undo = disturb(engine, runner)
+            failures = 0
+            try:
+                outputs = engine.step()
+            except StepFailedError as exc:
+                failures += 1
+                assert f"step {before['step_index']} failed and was undone" in str(exc)
+                assert engine_state(engine) == before
+                outputs = []
+            finally:
+                runner.fault = None
+                if undo is not None:
+                    undo()
+            disturb = None
+        else:
+            outputs = engine.step()
+        for out in outputs:
+            if out.finished:
+                final[out.request_id] = (out.outputs[0].token_ids, out.outputs[0].finish_reason)
+        steps += 1
+        assert steps < 500, "the run does not end"
+    return final, failures
+
+
+@given(
+    workloads(),
+    st.sampled_from(sorted(RUNNER_FAULTS)),
+    st.integers(0, 12),
+)
+def test_a_runner_failure_undoes_the_step(
+    workload: dict[str, Any], fault: str, at_step: int
+) -> None:
+    expected, _ = _run(workload)
+
+    def arm(engine: LLMEngine, runner: FaultyRunner) -> None:
+        runner.fault = RUNNER_FAULTS[fault]
+
+    got, failures = _run(workload, arm, at_step)
+    assert got == expected
+    if fault in ("raises", "returns None", "returns a tuple") and failures is not None:
+        assert failures == 1
+
+
+@given(
+    workloads(),
+    st.sampled_from(sorted(INTERNAL_FAULTS)),
+    st.integers(1, 3),
+    st.integers(0, 12),
+)
+def test_a_failure_inside_the_engine_undoes_the_step(
+    workload: dict[str, Any], fault: str, nth: int, at_step: int
+) -> None:
+    expected, _ = _run(workload)
+
+    def arm(engine: LLMEngine, runner: FaultyRunner) -> Callable[[], None]:
+        return INTERNAL_FAULTS[fault](engine, nth)
+
+    got, _ = _run(workload, arm, at_step)
+    assert got == expected
+
+
+@pytest.mark.parametrize("fault", sorted(RUNNER_FAULTS))
+@pytest.mark.parametrize("async_scheduling", [False, True])
+def test_each_runner_fault_is_named(fault: str, async_scheduling: bool) -> None:
+    runner = FaultyRunner()
+    engine = LLMEngine(runner, async_scheduling=async_scheduling, max_model_len=64)
+    engine.add_request([65] * 5, SamplingParams(max_tokens=4), request_id="r")
+    before = engine_state(engine)
+    runner.fault = RUNNER_FAULTS[fault]
+    with pytest.raises(StepFailedError) as info:
+        engine.step()
+    assert engine_state(engine) == before
+    message = str(info.value)
+    assert "step 0 failed and was undone" in message
+    assert "model runner" in message
+    if fault == "raises":
+        assert "RuntimeError: the device fell over" in message
+        assert isinstance(info.value.__cause__, RuntimeError)
+    # The engine keeps serving.
+    while engine.has_unfinished_requests():
+        engine.step()
+
+
+def test_ctrl_c_inside_a_step_undoes_it_and_is_raised_as_it_is() -> None:
+    class Interrupted(FaultyRunner):
+        def execute_model(self, scheduler_output: Any) -> Any:
+            raise KeyboardInterrupt
+
+    engine = LLMEngine(Interrupted(), max_model_len=64)
+    engine.add_request([65] * 5, SamplingParams(max_tokens=4), request_id="r")
+    before = engine_state(engine)
+    with pytest.raises(KeyboardInterrupt):
+        engine.step()
+    assert engine_state(engine) == before
+
+
+def test_a_decode_failure_does_not_leave_the_engine_stuck() -> None:
+    runner = FaultyRunner()
+    engine = LLMEngine(runner, max_model_len=64)
+    engine.add_request([65] * 5, SamplingParams(max_tokens=3), request_id="r")
+    engine.step()  # prefill
+    runner.fault = _raise
+    with pytest.raises(StepFailedError):
+        engine.step()
+    outputs = []
+    while engine.has_unfinished_requests():
+        outputs += engine.step()
+    assert outputs[-1].finished
+    assert len(outputs[-1].outputs[0].token_ids) == 3
