@@ -29,8 +29,7 @@ from typing import Any
 
 from bench_engine import decode_sample_us
 
-from lifecycle_trace.eventlog import EventLog
-from lifecycle_trace.sink import JsonlWriter
+from lifecycle_trace.log import EventLog, JsonlWriter
 from minivllm import LLMEngine, SamplingParams
 
 CONCURRENCY = (16, 64, 256, 1024)

@@ -2,15 +2,16 @@
 
 One idea: the log is the truth, and everything else is a fold over it.
 
-The engine's typed events are the record. An :class:`EventLog` holds them
-(gap-checked), :mod:`lifecycle_trace.store` keeps them as JSON Lines
-(:class:`JsonlWriter` streams them there as the engine runs, :func:`iter_jsonl`
-reads them back one line at a time), :func:`slice_log` and :func:`merge_logs`
-cut logs down and combine several engines' logs. :mod:`lifecycle_trace.fold`
-rebuilds each request's life from them (:class:`RequestFold`), and every view
-reads that fold: timelines (:func:`build_timelines`, :func:`iter_timelines`
-for a log of any length), status intervals, stats, lab 01's event-derived
-trace (:mod:`lifecycle_trace.lab`), slices and the exporters
+The engine's typed events are the record. :mod:`lifecycle_trace.log` holds
+the log: an :class:`EventLog` keeps it in memory (gap-checked),
+:class:`JsonlWriter` streams it to JSON Lines as the engine runs,
+:func:`iter_jsonl` reads it back a chunk at a time, :func:`slice_log` and
+:func:`merge_logs` cut logs down and combine several engines' logs.
+:mod:`lifecycle_trace.fold` rebuilds each request's life from them
+(:class:`RequestFold`), and every view reads that fold: timelines
+(:func:`build_timelines`, :func:`iter_timelines` for a log of any length),
+status intervals, stats, lab 01's event-derived trace
+(:mod:`lifecycle_trace.lab`), slices and the exporters
 (:mod:`lifecycle_trace.export`). The invariant checker lives in
 :mod:`lifecycle_trace.checker`; :mod:`lifecycle_trace.logging` logs events
 with structlog.
@@ -18,7 +19,6 @@ with structlog.
 
 from typing import Any
 
-from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
 from lifecycle_trace.fold.requests import LogFold, RequestFold, RequestKey, RequestState
 from lifecycle_trace.fold.timeline import (
     Sample,
@@ -29,20 +29,41 @@ from lifecycle_trace.fold.timeline import (
     iter_timelines,
 )
 from lifecycle_trace.lab import trace_from_events, trace_request
-from lifecycle_trace.log.merge import merge_logs
-from lifecycle_trace.log.slice import slice_log
+from lifecycle_trace.log import (
+    CorruptLogError,
+    DuplicateEngineError,
+    EventLog,
+    JsonlWriter,
+    LoadedLog,
+    LogReader,
+    Recorder,
+    SequenceError,
+    SkippedLineWarning,
+    StepRange,
+    TruncatedLogWarning,
+    UnsupportedEventError,
+    iter_jsonl,
+    merge_logs,
+    parse_step_range,
+    read_jsonl,
+    record,
+    replay,
+    slice_log,
+    slice_records,
+    write_jsonl,
+)
 from lifecycle_trace.logging import JsonLogObserver, make_json_logger
-from lifecycle_trace.reader import LogReader, iter_jsonl
-from lifecycle_trace.sink import JsonlWriter
-from lifecycle_trace.store import read_jsonl, replay, write_jsonl
 
 __all__ = [
     "INVARIANTS",
     "LEGAL_TRANSITIONS",
+    "CorruptLogError",
+    "DuplicateEngineError",
     "EventLog",
     "InvariantChecker",
     "JsonLogObserver",
     "JsonlWriter",
+    "LoadedLog",
     "LogFold",
     "LogReader",
     "Recorder",
@@ -52,8 +73,12 @@ __all__ = [
     "Sample",
     "Segment",
     "SequenceError",
+    "SkippedLineWarning",
+    "StepRange",
     "Timeline",
     "TimelineBuilder",
+    "TruncatedLogWarning",
+    "UnsupportedEventError",
     "Violation",
     "build_timelines",
     "check",
@@ -62,10 +87,12 @@ __all__ = [
     "iter_timelines",
     "make_json_logger",
     "merge_logs",
+    "parse_step_range",
     "read_jsonl",
     "record",
     "replay",
     "slice_log",
+    "slice_records",
     "trace_from_events",
     "trace_request",
     "write_jsonl",

@@ -1,91 +1,76 @@
 """The engine's lifecycle events: immutable, typed records of everything that happens.
 
-Every event carries a header assigned by the bus (``seq``, gapless and strictly
-increasing; ``step``, the engine step in which or before which it happened;
-``ts_ns``, from the bus clock) and a payload. :func:`event_to_dict` and
-:func:`event_from_dict` are the one serialised form (a type tag plus a schema
-version); only classes in :data:`EVENT_TYPES` are ever built from a tag.
+Every event is a frozen ``msgspec.Struct`` (no GC header: an event holds only
+ints, strings and tuples, so it can never be part of a reference cycle). It
+carries a header assigned by the bus (``seq``, gapless and strictly increasing;
+``step``, the engine step in which or before which it happened; ``ts_ns``, from
+the bus clock) and a payload. Build one positionally or by keyword:
+``CounterUpdated(seq, step, ts_ns, request_id, counter, old, new)``.
+
+The serialised form is a JSON object: the type tag ``type``, every field
+(statuses by name) and the schema version ``v``, which every event carries as
+its last field (a form without it is read as the current version).
+:func:`event_to_dict` and :func:`event_from_dict` are its dict form;
+``lifecycle_trace`` writes and reads the same objects as JSON Lines with
+msgspec's encoder and typed decoder of :data:`SERIALISED_TYPES`. Only classes
+in :data:`EVENT_TYPES` are ever built from a tag, and a value of the wrong type
+(a string for an int, a float for an int) is refused.
 """
 
 from __future__ import annotations
 
-import inspect
 import types
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, Literal, get_args
 
-import attrs
+import msgspec
 
 from minivllm.request import RequestStatus
 
-SCHEMA_VERSION = 1
-"""Version of the serialised event form; bumped on any incompatible change."""
+SCHEMA_VERSION: Final = 2
+"""Version of the serialised event form written today.
+
+Version 2 added ``EngineConfigured.policy``, ``async_scheduling``,
+``scheduler_reserve_full_isl`` and ``engine_name``, and ``RequestAdded.priority``,
+``temperature``, ``top_p`` and ``n``. A version-1 line reads as the same event
+with those fields at their defaults.
+"""
+
+SchemaVersion = Literal[1, 2]
+"""The schema versions this library reads."""
+
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = get_args(SchemaVersion)
+"""The schema versions :func:`event_from_dict` and the log readers accept."""
 
 
-class Event:
-    """Base of all events (a slot-free mixin, so ``isinstance(e, Event)`` works)."""
+class _Header(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
+    """The fields the bus assigns, first in every event and in its serialised record."""
 
-    __slots__ = ()
-    tag: ClassVar[str]
     seq: int
     step: int
     ts_ns: int
 
 
-_E = TypeVar("_E", bound=type[Event])
-_HEADER = {"seq": "int", "step": "int", "ts_ns": "int"}
+class Event(_Header, frozen=True, gc=False, kw_only=True):
+    """Base of all events: the header every event carries.
 
-
-@dataclass_transform(frozen_default=True)
-def _event(tag: str) -> Callable[[_E], _E]:
-    """Turn a class of annotated fields into a frozen, slotted attrs event.
-
-    attrs' frozen ``__init__`` sets each field through ``object.__setattr__``,
-    about twice the cost of a plain slot store, and the engine builds one event
-    per counter change. So each event is a frozen subclass of a private mutable
-    twin holding the same slots: the bus builds the twin at mutable speed and
-    retypes it (the layouts are identical), while users only ever see the
-    frozen class.
+    ``seq``, ``step`` and ``ts_ns`` come first; ``v``, the schema version of
+    the event's serialised form, is keyword-only and comes last (msgspec
+    writes it last in a line). Reading a version-1 line gives an event of the
+    current version. ``tag`` is the event type's name in the serialised form
+    (``"counter_updated"``).
     """
 
-    def wrap(cls: _E) -> _E:
-        annotations = {**_HEADER, **inspect.get_annotations(cls)}
-        defaults = {k: cls.__dict__[k] for k in annotations if k in cls.__dict__}
-        twin_ns: dict[str, Any] = {"__annotations__": annotations, "__module__": cls.__module__}
-        twin_ns.update(defaults)
-        twin = attrs.define(slots=True, eq=False, weakref_slot=False)(
-            type(f"_{cls.__name__}Fields", (), twin_ns)
-        )
-        frozen_ns = {
-            "__doc__": cls.__doc__,
-            "__module__": cls.__module__,
-            "__qualname__": cls.__qualname__,
-            "tag": tag,
-        }
-        frozen = attrs.frozen(slots=True, weakref_slot=False)(
-            type(cls.__name__, (twin, Event), frozen_ns)
-        )
-
-        # A generated positional signature: *args packing would cost a third more.
-        args = ", ".join(annotations)
-        source = (
-            f"def build({args}):\n"
-            f"    obj = twin({args})\n"
-            "    obj.__class__ = frozen\n"
-            "    return obj\n"
-        )
-        namespace: dict[str, Any] = {"twin": twin, "frozen": frozen}
-        exec(source, namespace)
-        frozen._build = staticmethod(namespace["build"])  # type: ignore[attr-defined]
-        frozen._twin = twin  # type: ignore[attr-defined]
-        return frozen  # type: ignore[return-value]
-
-    return wrap
+    tag: ClassVar[str]
+    v: SchemaVersion = SCHEMA_VERSION
 
 
-@_event("request_added")
-class RequestAdded(Event):
-    """A request entered the waiting queue (vLLM's QUEUED)."""
+class RequestAdded(Event, frozen=True, gc=False, tag="request_added"):
+    """A request entered the waiting queue (vLLM's QUEUED).
+
+    ``priority``, ``temperature``, ``top_p`` and ``n`` are what the request
+    asked for; their defaults are ``SamplingParams``' (priority 0, one sample).
+    """
 
     request_id: str
     num_prompt_tokens: int
@@ -93,11 +78,18 @@ class RequestAdded(Event):
     min_tokens: int
     stop_token_ids: tuple[int, ...]
     ignore_eos: bool
+    priority: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
 
 
-@_event("status_changed")
-class StatusChanged(Event):
-    """A request moved from one status to another; counters as they stand at that moment."""
+class StatusChanged(Event, frozen=True, gc=False, tag="status_changed"):
+    """A request moved from one status to another; counters as they stand at that moment.
+
+    ``num_computed_tokens``, ``num_tokens`` and ``num_output_tokens`` are
+    checksums: a fold of the earlier events gives the same values.
+    """
 
     request_id: str
     old_status: RequestStatus
@@ -108,14 +100,15 @@ class StatusChanged(Event):
     stop_reason: int | str | None
 
 
-@_event("counter_updated")
-class CounterUpdated(Event):
+class CounterUpdated(Event, frozen=True, gc=False, tag="counter_updated"):
     """One request counter changed, emitted at the exact place it changes.
 
-    ``counter`` is one of ``num_computed_tokens`` (schedule-time advance, prefix
-    cache hit at admission, reset on preemption), ``num_tokens`` (a sampled
-    token appended; ``num_output_tokens`` is ``num_tokens - num_prompt_tokens``),
-    ``num_cached_tokens`` and ``num_preemptions``.
+    ``counter`` is one of :data:`COUNTERS`: ``num_computed_tokens`` (schedule-time
+    advance, prefix cache hit at admission, reset on preemption), ``num_tokens``
+    (a sampled token appended; ``num_output_tokens`` is ``num_tokens -
+    num_prompt_tokens``), ``num_cached_tokens``, ``num_preemptions`` and
+    ``num_output_placeholders`` (tokens scheduled but not yet sampled, with
+    async scheduling).
     """
 
     request_id: str
@@ -124,17 +117,18 @@ class CounterUpdated(Event):
     new: int
 
 
-@_event("step_started")
-class StepStarted(Event):
+class StepStarted(Event, frozen=True, gc=False, tag="step_started"):
     """An engine step begins."""
 
     num_running: int
     num_waiting: int
 
 
-@_event("step_finished")
-class StepFinished(Event):
-    """An engine step ended: what it scheduled and what it left behind."""
+class StepFinished(Event, frozen=True, gc=False, tag="step_finished"):
+    """An engine step ended: what it scheduled and what it left behind.
+
+    Publishing one closes the step: the bus's ``step`` moves to the next one.
+    """
 
     num_scheduled_tokens: Mapping[str, int]
     preempted_req_ids: tuple[str, ...]
@@ -145,8 +139,7 @@ class StepFinished(Event):
     num_used_blocks: int
 
 
-@_event("blocks_allocated")
-class BlocksAllocated(Event):
+class BlocksAllocated(Event, frozen=True, gc=False, tag="blocks_allocated"):
     """KV blocks were given to a request: fresh ones, and prefix-cache hits it now shares."""
 
     request_id: str
@@ -154,17 +147,21 @@ class BlocksAllocated(Event):
     num_cached_blocks: int
 
 
-@_event("blocks_freed")
-class BlocksFreed(Event):
+class BlocksFreed(Event, frozen=True, gc=False, tag="blocks_freed"):
     """A request released all its KV blocks (finish, abort or preemption)."""
 
     request_id: str
     num_blocks: int
 
 
-@_event("engine_configured")
-class EngineConfigured(Event):
-    """The engine's limits, emitted once before anything else, so a log is self-describing."""
+class EngineConfigured(Event, frozen=True, gc=False, tag="engine_configured"):
+    """The engine's limits, emitted once before anything else, so a log is self-describing.
+
+    ``engine_name`` names the engine that produced the log (``"minivllm"``, or
+    ``"vllm"`` for a log bridged from vLLM); ``engine_id`` tells engines of one
+    run apart. (Not ``engine``: that key names a line's engine id in a merged
+    log.) The defaults of the later fields are ``EngineConfig``'s.
+    """
 
     engine_id: str
     max_num_seqs: int
@@ -175,6 +172,10 @@ class EngineConfigured(Event):
     enable_chunked_prefill: bool
     enable_prefix_caching: bool
     long_prefill_token_threshold: int
+    policy: str = "fcfs"
+    async_scheduling: bool = False
+    scheduler_reserve_full_isl: bool = True
+    engine_name: str = "minivllm"
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -189,65 +190,138 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 )
 """Every event type the engine emits, in a stable order."""
 
+for _cls in EVENT_TYPES:
+    _cls.tag = str(_cls.__struct_config__.tag)
+del _cls
+
 EVENT_TYPES_BY_TAG: Mapping[str, type[Event]] = types.MappingProxyType(
     {cls.tag: cls for cls in EVENT_TYPES}
 )
 """The registry: the only classes :func:`event_from_dict` will build."""
 
-COUNTERS = ("num_computed_tokens", "num_tokens", "num_cached_tokens", "num_preemptions")
+COUNTERS = (
+    "num_computed_tokens",
+    "num_tokens",
+    "num_cached_tokens",
+    "num_preemptions",
+    "num_output_placeholders",
+)
 """The counter names a :class:`CounterUpdated` event may carry."""
 
 
-def _status_out(value: RequestStatus) -> str:
-    return value.name
+# -- the serialised form ---------------------------------------------------------------
+#
+# msgspec writes an IntEnum as its number; the log names statuses (readable, and
+# stable if the enum gains a member). So a StatusChanged crosses the codec as
+# this record, whose statuses are names, and every other event as itself.
 
 
-def _status_in(value: Any) -> RequestStatus:
+class SerialisedStatusChanged(_Header, frozen=True, gc=False, tag="status_changed"):
+    """A :class:`StatusChanged` as written: the same fields, statuses by name."""
+
+    request_id: str
+    old_status: str
+    new_status: str
+    num_computed_tokens: int
+    num_tokens: int
+    num_output_tokens: int
+    stop_reason: int | str | None
+    v: SchemaVersion = SCHEMA_VERSION
+
+    def to_event(self) -> StatusChanged:
+        """The event of the current schema version, statuses looked up by name.
+
+        An unknown status name raises ``ValueError``.
+        """
+        return StatusChanged(
+            self.seq,
+            self.step,
+            self.ts_ns,
+            self.request_id,
+            _status(self.old_status, "old_status"),
+            _status(self.new_status, "new_status"),
+            self.num_computed_tokens,
+            self.num_tokens,
+            self.num_output_tokens,
+            self.stop_reason,
+        )
+
+    @classmethod
+    def from_event(cls, event: StatusChanged) -> SerialisedStatusChanged:
+        """The record of ``event``."""
+        return cls(
+            event.seq,
+            event.step,
+            event.ts_ns,
+            event.request_id,
+            event.old_status.name,
+            event.new_status.name,
+            event.num_computed_tokens,
+            event.num_tokens,
+            event.num_output_tokens,
+            event.stop_reason,
+            v=event.v,
+        )
+
+
+def _status(name: str, field: str) -> RequestStatus:
     try:
-        return RequestStatus[value]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown request status {value!r}") from None
+        return RequestStatus[name]
+    except KeyError:
+        raise ValueError(f"field {field!r}: unknown request status {name!r}") from None
 
 
-def _mapping_in(value: Any) -> Mapping[str, int]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected an object, got {value!r}")
-    return types.MappingProxyType(value)
+SERIALISED_TYPES = tuple(
+    SerialisedStatusChanged if cls is StatusChanged else cls for cls in EVENT_TYPES
+)
+"""The tagged union a serialised event decodes to (then :func:`from_serialised`)."""
+
+SerialisedEvent = (
+    EngineConfigured
+    | RequestAdded
+    | SerialisedStatusChanged
+    | CounterUpdated
+    | StepStarted
+    | StepFinished
+    | BlocksAllocated
+    | BlocksFreed
+)
+"""The same union as one type, for msgspec's typed decoders."""
 
 
-def _tuple_in(value: Any) -> tuple[Any, ...]:
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"expected a list, got {value!r}")
-    return tuple(value)
+def to_serialised(event: Event) -> Event | SerialisedStatusChanged:
+    """What msgspec encodes for ``event``: the event itself, a StatusChanged as its record."""
+    if type(event) is StatusChanged:
+        return SerialisedStatusChanged.from_event(event)
+    return event
 
 
-def _field_codecs(cls: type[Event]) -> tuple[tuple[str, ...], dict[str, Any], dict[str, Any]]:
-    names = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
-    encoders: dict[str, Any] = {}
-    decoders: dict[str, Any] = {}
-    for a in attrs.fields(cls):  # type: ignore[arg-type]
-        kind = str(a.type)
-        if "RequestStatus" in kind:
-            encoders[a.name], decoders[a.name] = _status_out, _status_in
-        elif kind.startswith("Mapping"):
-            encoders[a.name], decoders[a.name] = dict, _mapping_in
-        elif kind.startswith("tuple"):
-            encoders[a.name], decoders[a.name] = list, _tuple_in
-    return names, encoders, decoders
+def from_serialised(obj: Event | SerialisedStatusChanged) -> Event:
+    """The event a decoded object stands for, of the current schema version.
+
+    Raises ``ValueError`` for an unknown status name.
+    """
+    if isinstance(obj, SerialisedStatusChanged):
+        return obj.to_event()
+    if obj.v != SCHEMA_VERSION:
+        return msgspec.structs.replace(obj, v=SCHEMA_VERSION)
+    return obj
 
 
-_CODECS = {cls: _field_codecs(cls) for cls in EVENT_TYPES}
+def encode_hook(obj: Any) -> Any:
+    """msgspec ``enc_hook``: a read-only mapping (as in ``StepFinished``) as a dict."""
+    if isinstance(obj, types.MappingProxyType):
+        return dict(obj)
+    raise NotImplementedError(f"cannot serialise {type(obj).__name__}")
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    """A plain, JSON-ready dict: ``type`` tag, schema version ``v``, then every field."""
-    names, encoders, _ = _CODECS[type(event)]
-    out: dict[str, Any] = {"type": event.tag, "v": SCHEMA_VERSION}
-    for name in names:
-        out[name] = getattr(event, name)
-    for name, encode in encoders.items():
-        out[name] = encode(out[name])
-    return out
+    """A plain, JSON-ready dict: the ``type`` tag, every field, the schema version ``v`` last."""
+    # Through JSON and back, so the dict is exactly what a log line holds (lists, not tuples).
+    data: dict[str, Any] = msgspec.json.decode(
+        msgspec.json.encode(to_serialised(event), enc_hook=encode_hook)
+    )
+    return data
 
 
 class EventDecodeError(ValueError):
@@ -257,26 +331,15 @@ class EventDecodeError(ValueError):
 def event_from_dict(data: Mapping[str, Any]) -> Event:
     """Rebuild a typed event from :func:`event_to_dict`'s form, refusing anything unknown."""
     tag = data.get("type")
-    cls = EVENT_TYPES_BY_TAG.get(tag) if isinstance(tag, str) else None
-    if cls is None:
+    if not isinstance(tag, str) or tag not in EVENT_TYPES_BY_TAG:
         raise EventDecodeError(f"unknown event type {tag!r}; known: {sorted(EVENT_TYPES_BY_TAG)}")
-    version = data.get("v")
-    if version != SCHEMA_VERSION:
+    version = data.get("v", SCHEMA_VERSION)
+    if version not in READABLE_SCHEMA_VERSIONS or type(version) is not int:
         raise EventDecodeError(
             f"unsupported schema version {version!r} for event type {tag!r} "
-            f"(this library reads version {SCHEMA_VERSION})"
+            f"(this library reads versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))})"
         )
-    names, _, decoders = _CODECS[cls]
-    values = []
-    for name in names:
-        if name not in data:
-            raise EventDecodeError(f"event type {tag!r} is missing field {name!r}")
-        value = data[name]
-        decode = decoders.get(name)
-        if decode is not None:
-            try:
-                value = decode(value)
-            except ValueError as exc:
-                raise EventDecodeError(f"event type {tag!r}, field {name!r}: {exc}") from None
-        values.append(value)
-    return cls._build(*values)  # type: ignore[attr-defined, no-any-return]
+    try:
+        return from_serialised(msgspec.convert(data, SerialisedEvent))
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise EventDecodeError(f"event type {tag!r}: {exc}") from None

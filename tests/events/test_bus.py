@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from minivllm import LLMEngine, SamplingParams
+from minivllm import LLMEngine, RequestStatus, SamplingParams
 from minivllm.bus import EventBus, load_observer
 from minivllm.events import CounterUpdated, Event, RequestAdded, StatusChanged, StepFinished
 
@@ -170,3 +170,129 @@ def test_observers_by_name_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     engine = LLMEngine(observers=["recorder"])
     engine.add_request([1])
     assert any(isinstance(e, StatusChanged) for e in calls) is False and calls
+
+
+def test_publish_takes_the_payload_by_keyword_or_position() -> None:
+    bus = EventBus(clock=lambda: 7)
+    seen: list[Event] = []
+    bus.subscribe(seen.append)
+    by_keyword = bus.publish(
+        StatusChanged,
+        request_id="r",
+        old_status=RequestStatus.WAITING,
+        new_status=RequestStatus.RUNNING,
+        num_computed_tokens=0,
+        num_tokens=5,
+        num_output_tokens=0,
+        stop_reason=None,
+    )
+    by_position = bus.publish(CounterUpdated, "r", "num_computed_tokens", 0, 5)
+    mixed = bus.publish(CounterUpdated, "r", counter="num_tokens", old=5, new=6)
+    assert seen == [by_keyword, by_position, mixed]
+    assert [e.seq for e in seen] == [0, 1, 2] and {e.ts_ns for e in seen} == {7}
+    assert isinstance(mixed, CounterUpdated) and mixed.counter == "num_tokens"
+
+
+def test_a_bad_payload_raises_and_uses_no_sequence_number() -> None:
+    bus = EventBus(clock=lambda: 0)
+    bus.subscribe(lambda e: None)
+    with pytest.raises(TypeError):
+        bus.publish(CounterUpdated, "r", nope=1)
+    assert bus.publish(CounterUpdated, "r", "num_tokens", 1, 2).seq == 0  # type: ignore[union-attr]
+
+
+def _step_finished(bus: EventBus) -> Event | None:
+    return bus.publish(StepFinished, {}, (), (), 0, 0, 10, 0)
+
+
+@pytest.mark.parametrize("listening", [True, False])
+def test_publishing_step_finished_closes_the_step(listening: bool) -> None:
+    bus = EventBus(clock=lambda: 0)
+    seen: list[Event] = []
+    bus.subscribe(seen.append, CounterUpdated, *([StepFinished] if listening else []))
+    for step in range(3):
+        bus.publish(CounterUpdated, "r", "num_tokens", step, step + 1)
+        finished = _step_finished(bus)
+        assert (finished is not None) is listening
+    assert bus.step == 3
+    assert [e.step for e in seen if isinstance(e, CounterUpdated)] == [0, 1, 2]
+
+
+def test_the_engine_and_the_bus_agree_on_the_step() -> None:
+    seen: list[Event] = []
+    engine = engine_with(seen.append)
+    drive(engine)
+    assert engine.bus.step == engine.step_index
+    finished = [e for e in seen if isinstance(e, StepFinished)]
+    assert [e.step for e in finished] == list(range(engine.step_index))
+
+
+def test_a_failing_observer_is_logged_with_its_source_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def boom(event: Event) -> None:
+        raise RuntimeError("observer bug")
+
+    engine = engine_with(boom)
+    with caplog.at_level(logging.ERROR, logger="minivllm.bus"):
+        engine.add_request([1])
+    (record,) = [r for r in caplog.records if r.exc_info]
+    text = logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
+    assert 'File "<string>"' not in text
+    assert "bus.py" in text and "in boom" in text and "observer bug" in text
+
+
+class _Routing:
+    """An observer that routes two types to its own lists and wants nothing else."""
+
+    def __init__(self) -> None:
+        self.counters: list[Event] = []
+        self.steps: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        raise AssertionError("routed observers are not called directly")
+
+    def handlers_for(self, event_types: tuple[type[Event], ...]) -> dict[type[Event], Any]:
+        return {CounterUpdated: self.counters.append, StepFinished: self.steps.append}
+
+
+def test_an_observer_routes_the_types_it_wants_and_gets_no_others() -> None:
+    observer = _Routing()
+    engine = engine_with(observer)
+    drive(engine)
+    assert observer.counters and observer.steps
+    assert {type(e) for e in observer.counters} == {CounterUpdated}
+    assert len(observer.steps) == engine.step_index
+    assert not engine.bus.has_subscribers(RequestAdded)
+    assert engine.bus.errors == {}
+
+
+def test_routing_is_validated() -> None:
+    class Bad:
+        def __call__(self, event: Event) -> None: ...
+
+        def handlers_for(self, event_types: tuple[type[Event], ...]) -> dict[type[Event], Any]:
+            return {CounterUpdated: 42}
+
+    bus = EventBus()
+    with pytest.raises(TypeError, match=r"handlers_for\(\) must map"):
+        bus.subscribe(Bad())
+    with pytest.raises(TypeError, match=r"handlers_for\(\) must map"):
+        bus.subscribe(_Routing(), RequestAdded)  # it routes types it was not given
+
+
+def test_a_failing_routed_handler_is_reported_under_the_observer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Failing(_Routing):
+        def handlers_for(self, event_types: tuple[type[Event], ...]) -> dict[type[Event], Any]:
+            def boom(event: Event) -> None:
+                raise RuntimeError("routed bug")
+
+            return dict.fromkeys(event_types, boom)
+
+    engine = engine_with(Failing())
+    with caplog.at_level(logging.ERROR, logger="minivllm.bus"):
+        engine.add_request([1])
+    ((name, count),) = engine.bus.errors.items()
+    assert name.endswith("Failing") and count == 2  # EngineConfigured, RequestAdded

@@ -14,6 +14,7 @@ from helpers.scale import run_rolling
 from lifecycle_trace import EventLog
 from lifecycle_trace.reader import iter_jsonl
 from lifecycle_trace.sink import JsonlWriter
+from minivllm import LLMEngine, SamplingParams
 from minivllm.events import event_to_dict
 
 
@@ -102,3 +103,21 @@ def test_engine_and_sink_keep_nothing_per_finished_request(tmp_path: Path) -> No
     # emptied only by a full collection), which fill up over a run but are bounded;
     # a leak of 50 bytes per request would still exceed this margin.
     assert large[1] < small[1] + 80_000, (small, large)
+
+
+def test_the_step_in_progress_is_written_on_close_and_on_garbage_collection(
+    tmp_path: Path,
+) -> None:
+    for how in ("close", "collect"):
+        path = tmp_path / f"{how}.jsonl"
+        sink = JsonlWriter(path)
+        engine = LLMEngine(observers=[sink])
+        engine.add_request([1, 2, 3], SamplingParams(max_tokens=2))  # no step: all pending
+        assert path.read_bytes() == b""
+        emitted = engine.bus.num_emitted
+        if how == "close":
+            sink.close()
+        else:
+            del engine, sink
+            gc.collect()
+        assert [e.seq for e in iter_jsonl(path)] == list(range(emitted))

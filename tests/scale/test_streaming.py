@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
+import msgspec
 import orjson
 import pytest
 
@@ -132,7 +132,7 @@ def test_the_checker_forgets_old_finished_requests_but_still_reports_them(
     finished = [e for e in events if isinstance(e, StatusChanged) and e.new_status > 2]
     last = events[-1]
     for old in (finished[0], finished[-1]):
-        late = attrs.evolve(  # type: ignore[misc]  # events are attrs classes built by a decorator
+        late = msgspec.structs.replace(
             old,
             seq=last.seq + 1,
             step=last.step,
@@ -162,3 +162,31 @@ def test_contiguous_stops_or_raises_at_a_gap(tmp_path: Path) -> None:
     assert list(stopped) == records[:10] and stopped.num_records == 10
     with pytest.raises(ValueError, match="expected seq 10, got seq 11"):
         list(Contiguous(gappy))
+
+
+@pytest.mark.parametrize("chunk", [512, 4000])
+def test_damage_in_any_chunk_names_its_line_and_the_rest_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # Small chunks: the log spans many decoder calls, and lines cross chunk reads.
+    from lifecycle_trace.log import reader as reader_module
+
+    monkeypatch.setattr(reader_module, "_CHUNK", chunk)
+    path = write_rolling(tmp_path / "run.jsonl", 30)
+    lines = _lines(path)
+    assert sum(map(len, lines)) > 10 * chunk
+    clean = [event_to_dict(e) for e in iter_jsonl(path)]
+    assert len(clean) == len(lines)
+    damaged = sorted({len(lines) // 3, len(lines) // 2, len(lines) - 5})
+    for i in damaged:
+        lines[i] = b'{"type": "counter_updated", "seq": "x"}'
+    lines.insert(len(lines) // 4, b"")  # a blank line shifts every later line number
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    numbers = [i + 2 for i in damaged]  # 1-based, after the blank line
+    with pytest.raises(CorruptLogError, match=rf":{numbers[0]}: event type 'counter_updated'"):
+        list(iter_jsonl(path))
+    reader = iter_jsonl(path, lenient=True)
+    with pytest.warns(SkippedLineWarning):
+        events = [event_to_dict(e) for e in reader]
+    assert reader.skipped_lines == numbers
+    assert events == [d for i, d in enumerate(clean) if i not in damaged]

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import attrs
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,7 +57,7 @@ def reference_log(name: str) -> tuple[Event, ...]:
 
 def renumber(events: Sequence[Event]) -> list[Event]:
     """Gapless sequence numbers again after events were inserted or removed."""
-    return [attrs.evolve(e, seq=i) for i, e in enumerate(events)]
+    return [msgspec.structs.replace(e, seq=i) for i, e in enumerate(events)]
 
 
 def index_of(events: Sequence[Event], kind: type[Event], nth: int = 0, **fields: Any) -> int:
@@ -73,7 +73,7 @@ def index_of(events: Sequence[Event], kind: type[Event], nth: int = 0, **fields:
 def replace(events: Sequence[Event], i: int, **changes: Any) -> list[Event]:
     """The log with event ``i`` changed."""
     out = list(events)
-    out[i] = attrs.evolve(out[i], **changes)
+    out[i] = msgspec.structs.replace(out[i], **changes)
     return out
 
 
@@ -165,7 +165,7 @@ Corruption = Callable[[list[Event]], list[Event]]
 
 def _gap(log: list[Event]) -> list[Event]:
     k = len(log) // 2
-    return log[:k] + [attrs.evolve(e, seq=e.seq + 1) for e in log[k:]]
+    return log[:k] + [msgspec.structs.replace(e, seq=e.seq + 1) for e in log[k:]]
 
 
 def test_event_order() -> None:
@@ -194,7 +194,7 @@ def test_request_identity_duplicate_add() -> None:
 
 def test_request_identity_unknown_request() -> None:
     base = list(reference_log("a"))
-    ghost = attrs.evolve(base[5], request_id="ghost")
+    ghost = msgspec.structs.replace(base[5], request_id="ghost")
     log = renumber([*base[:6], ghost, *base[6:]])
     assert summary(check(log)) == [("request_identity", "ghost", 0)]
 
@@ -218,7 +218,9 @@ def test_legal_transition() -> None:
 def test_finished_is_final() -> None:
     base = list(reference_log("a"))
     i = index_of(base, StatusChanged, new_status=S.FINISHED_LENGTH_CAPPED)
-    revive = attrs.evolve(base[i], old_status=S.FINISHED_LENGTH_CAPPED, new_status=S.RUNNING)
+    revive = msgspec.structs.replace(
+        base[i], old_status=S.FINISHED_LENGTH_CAPPED, new_status=S.RUNNING
+    )
     log = renumber([*base[: i + 1], revive, *base[i + 1 :]])
     violations = check(log)
     assert summary(violations) == [("finished_is_final", "r0", 4)]
@@ -243,7 +245,7 @@ def test_computed_monotonic() -> None:
     down = CounterUpdated(
         seq=0, step=3, ts_ns=0, request_id="r0", counter="num_computed_tokens", old=14, new=13
     )
-    up = attrs.evolve(down, old=13, new=14)
+    up = msgspec.structs.replace(down, old=13, new=14)
     log = renumber([*base[: i + 1], down, up, *base[i + 1 :]])
     violations = check(log)
     assert summary(violations) == [("computed_monotonic", "r0", 3)]
@@ -282,7 +284,7 @@ def test_decode_gap() -> None:
 def test_decode_advance_two_tokens_in_a_step() -> None:
     base = list(reference_log("a"))
     i = index_of(base, CounterUpdated, counter="num_tokens", step=2)
-    extra = attrs.evolve(base[i], old=15, new=16)
+    extra = msgspec.structs.replace(base[i], old=15, new=16)
     violations = check(renumber([*base[: i + 1], extra, *base[i + 1 :]]))
     assert summary(violations)[0] == ("decode_advance", "r0", 2)
 
@@ -321,7 +323,7 @@ def test_no_admission_after_preemption() -> None:
     base = list(reference_log("c"))
     i = index_of(base, CounterUpdated, counter="num_preemptions")
     p = index_of(base, StatusChanged, new_status=S.PREEMPTED)
-    readmit = attrs.evolve(
+    readmit = msgspec.structs.replace(
         base[p], old_status=S.PREEMPTED, new_status=S.RUNNING, num_computed_tokens=0
     )
     violations = check(renumber([*base[: i + 1], readmit, *base[i + 1 :]]))
@@ -427,13 +429,13 @@ def test_step_summary_at_step_start() -> None:
 
 def test_all_finished() -> None:
     base = list(reference_log("a"))
-    late = attrs.evolve(base[1], request_id="late", step=5)
+    late = msgspec.structs.replace(base[1], request_id="late", step=5)
     assert summary(check(renumber([*base, late]))) == [("all_finished", "late", 4)]
 
 
 def test_kv_drained() -> None:
     base = list(reference_log("a"))
-    late = attrs.evolve(base[1], request_id="late", step=5)
+    late = msgspec.structs.replace(base[1], request_id="late", step=5)
     grab = BlocksAllocated(
         seq=0, step=5, ts_ns=0, request_id="late", num_new_blocks=1, num_cached_blocks=0
     )
@@ -486,11 +488,17 @@ def corrupted_logs(draw: st.DrawFn) -> list[Event]:
         elif action == "move":
             log.insert(draw(st.integers(0, len(log) - 1)), log.pop(i))
         elif action == "status" and isinstance(e, StatusChanged):
-            log[i] = attrs.evolve(e, old_status=draw(_STATUSES), new_status=draw(_STATUSES))
+            log[i] = msgspec.structs.replace(
+                e, old_status=draw(_STATUSES), new_status=draw(_STATUSES)
+            )
         elif action == "count" and isinstance(e, CounterUpdated):
-            log[i] = attrs.evolve(e, old=draw(st.integers(-2, 99)), new=draw(st.integers(-2, 99)))
+            log[i] = msgspec.structs.replace(
+                e, old=draw(st.integers(-2, 99)), new=draw(st.integers(-2, 99))
+            )
         elif action == "id" and hasattr(e, "request_id"):
-            log[i] = attrs.evolve(e, request_id=draw(st.sampled_from(["r0", "r1", "zz"])))
+            log[i] = msgspec.structs.replace(
+                e, request_id=draw(st.sampled_from(["r0", "r1", "zz"]))
+            )
     return log
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
 
-from helpers.trace import reference
+from helpers.trace import reference, workloads
 from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
+from minivllm.bus import EventBus
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import StatusChanged
+from minivllm.events import EVENT_TYPES, CounterUpdated, Event, StatusChanged, StepFinished
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import run_workload
+from minivllm.workload import Workload, run_workload
 
 
 def _drain(engine: LLMEngine) -> None:
@@ -70,7 +72,7 @@ def test_log_may_start_mid_run() -> None:
         pass
     log = EventLog(events[10:])
     assert log.first_seq == 10 and len(log) == len(events) - 10
-    assert log[0] is events[10] and log[-2:] == events[-2:]
+    assert log[0] == events[10] and log[-2:] == events[-2:]
 
 
 def test_log_subscribed_to_one_type_fails_loudly() -> None:
@@ -86,3 +88,36 @@ def test_log_subscribed_to_one_type_fails_loudly() -> None:
 def test_recorder_refuses_a_non_engine() -> None:
     with pytest.raises(TypeError, match="LLMEngine or an EventBus"):
         Recorder(object())  # type: ignore[arg-type]
+
+
+@settings(max_examples=25, deadline=None)
+@given(workloads())
+def test_the_recorded_log_gives_back_exactly_the_events_delivered(workload: Workload) -> None:
+    delivered: list[Event] = []
+
+    def attach(engine: LLMEngine) -> None:
+        engine.bus.subscribe(delivered.append)
+        recorders.append(record(engine))
+
+    recorders: list[Recorder] = []
+    for _ in run_workload(workload, on_engine=attach):
+        pass
+    log = recorders[0].stop()
+    assert list(log) == delivered
+    assert [type(e) for e in log] == [type(e) for e in delivered]
+    assert len(log) == len(delivered) and log[:] == delivered
+    for i in (0, len(delivered) // 3, -1):
+        assert log[i] == delivered[i]
+    assert EventLog(delivered)[:] == delivered
+
+
+def test_a_gap_in_events_the_bus_delivered_is_found_at_the_end_of_the_step() -> None:
+    bus = EventBus(clock=lambda: 0)
+    log = EventLog()
+    bus.subscribe(log)
+    bus.publish(CounterUpdated, "r", "num_tokens", 1, 2)
+    bus._next_seq += 1  # an event the log never saw
+    bus.publish(CounterUpdated, "r", "num_tokens", 2, 3)
+    with pytest.raises(SequenceError, match="expected seq 1, got seq 2"):
+        log.handlers_for(EVENT_TYPES)[StepFinished](StepFinished(3, 0, 0, {}, (), (), 0, 0, 1, 0))
+    assert [e.seq for e in log] == [0]

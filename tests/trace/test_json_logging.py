@@ -98,22 +98,45 @@ def test_debug_logging_level_env_attaches_the_logger(
     assert [x["type"] for x in lines] == [e.tag for e in log]
 
 
-def test_expanding_in_a_processor_gives_the_same_records() -> None:
+def test_the_one_call_renderer_gives_what_the_usual_chain_gives() -> None:
     log = _run(LLMEngine())
-    assert json_processors()[0] is expand_event
-    records: dict[bool, list[dict[str, object]]] = {}
-    for expand in (False, True):
-        stream = io.StringIO()
-        logger = structlog.wrap_logger(structlog.WriteLogger(stream), processors=json_processors())
-        observer = JsonLogObserver(logger, expand=expand)
-        for event in log:
-            observer(event)
-        records[expand] = [
-            {k: v for k, v in orjson.loads(line).items() if k != "timestamp"}
-            for line in stream.getvalue().splitlines()
-        ]
-    assert records[True] == records[False]
-    assert [r["seq"] for r in records[True]] == [e.seq for e in log]
+    usual = [
+        expand_event,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt=None, utc=True),
+        structlog.processors.JSONRenderer(),
+    ]
+    records: dict[tuple[str, bool], list[dict[str, object]]] = {}
+    for chain_name, chain in (("fast", json_processors()), ("usual", usual)):
+        for expand in (False, True):
+            stream = io.StringIO()
+            logger = structlog.wrap_logger(structlog.WriteLogger(stream), processors=chain)
+            observer = JsonLogObserver(logger, expand=expand)
+            for event in log:
+                observer(event)
+            records[chain_name, expand] = [
+                {k: v for k, v in orjson.loads(line).items() if k != "timestamp"}
+                for line in stream.getvalue().splitlines()
+            ]
+    first = records["usual", False]
+    assert all(r == first for r in records.values())
+    assert [r["seq"] for r in first] == [e.seq for e in log]
+    assert {"event", "level", "type", "v"} <= set(first[0])
+
+
+def test_the_direct_stream_is_flushed_at_each_step_end() -> None:
+    class CountingStream(io.BytesIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+            super().flush()
+
+    stream = CountingStream()
+    engine = LLMEngine(raise_observer_errors=True)
+    engine.bus.subscribe(make_json_logger(stream))
+    _run(engine)
+    assert stream.flushes == engine.step_index > 0
 
 
 def test_observer_needs_a_logger() -> None:

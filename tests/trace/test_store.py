@@ -108,7 +108,7 @@ def test_corrupt_line_is_an_error_naming_file_and_line(stored: tuple[Path, list[
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"seq": None, "drop": "seq"}, "missing field 'seq'"),
+        ({"seq": None, "drop": "seq"}, "missing required field `seq`"),
         ({"type": None, "drop": "type"}, "no 'type' key"),
     ],
 )
@@ -129,7 +129,7 @@ def test_a_line_missing_a_field_is_corrupt(
     ("key", "value", "message"),
     [
         ("type", "request_teleported", "unknown event type 'request_teleported'"),
-        ("v", 2, "unsupported schema version 2"),
+        ("v", 99, "unsupported schema version 99"),
     ],
 )
 def test_unknown_type_or_version_is_an_error_even_when_lenient(
@@ -150,3 +150,17 @@ def test_blank_lines_are_ignored(stored: tuple[Path, list[object]]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_jsonl(path).events == events
+
+
+V1_LOG = Path(__file__).parent.parent / "data" / "event_logs" / "schema_v1.jsonl"
+
+
+def test_a_version_1_log_reads_folds_and_checks() -> None:
+    from lifecycle_trace.checker import check
+
+    loaded = read_jsonl(V1_LOG)
+    assert loaded.complete and len(loaded.events) == len(V1_LOG.read_bytes().splitlines())
+    assert check(loaded.events) == []
+    timelines = build_timelines(loaded.events)
+    assert sorted(timelines) == ["0", "1", "2", "3", "4"]
+    assert any(t.num_preemptions for t in timelines.values())

@@ -20,9 +20,9 @@ import heapq
 import os
 from collections.abc import Iterator, Sequence
 
-from lifecycle_trace._codec import encode_line_with
+from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.fold.requests import Record
-from lifecycle_trace.reader import ENGINE_KEY, LogReader
+from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
 from minivllm.events import Event
 
 __all__ = ["DuplicateEngineError", "merge_logs"]

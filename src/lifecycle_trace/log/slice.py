@@ -29,10 +29,11 @@ from collections.abc import Callable, Iterable, Iterator
 from types import MappingProxyType
 
 import attrs
+import msgspec
 
-from lifecycle_trace._codec import encode_line_with
+from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.fold.requests import LogFold, Record, RequestFold
-from lifecycle_trace.reader import ENGINE_KEY, LogReader
+from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
 from minivllm.events import (
     BlocksAllocated,
     BlocksFreed,
@@ -101,7 +102,7 @@ class _EngineSlice:
         """A copy of ``event`` with the slice's next sequence number and ``changes``."""
         seq = self.next_seq
         self.next_seq = seq + 1
-        return attrs.evolve(event, seq=seq, **changes)  # type: ignore[misc]
+        return msgspec.structs.replace(event, seq=seq, **changes)
 
     def keep(self, event: Event) -> Event | None:
         """The event as the slice holds it, or None if the slice leaves it out."""
