@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers.state import engine_state
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers.state import engine_state
 from minivllm import DummyModelRunner, LLMEngine, ModelRunnerOutput, SamplingParams
 from minivllm.engine.core import StepFailedError
 from minivllm.model_executor.runner import output_index
@@ -131,9 +131,7 @@ def workloads(draw: st.DrawFn) -> dict[str, Any]:
         "async_scheduling": draw(st.booleans()),
         "policy": draw(st.sampled_from(["fcfs", "priority"])),
     }
-    engine["max_num_batched_tokens"] = max(
-        engine["max_num_batched_tokens"], engine["max_num_seqs"]
-    )
+    engine["max_num_batched_tokens"] = max(engine["max_num_batched_tokens"], engine["max_num_seqs"])
     shared = draw(st.lists(st.integers(65, 90), min_size=0, max_size=12))
     requests = []
     for i in range(draw(st.integers(1, 5))):

@@ -123,9 +123,7 @@ class FreeKVCacheBlockQueue:
         first.prev_free_block = prev
         self.num_free_blocks += len(blocks)
 
-    def unremove(
-        self, block: KVCacheBlock, prev: KVCacheBlock, nxt: KVCacheBlock
-    ) -> None:
+    def unremove(self, block: KVCacheBlock, prev: KVCacheBlock, nxt: KVCacheBlock) -> None:
         """Put a block taken by ``remove`` back between the neighbours it had."""
         prev.next_free_block = block
         block.prev_free_block = prev

@@ -169,9 +169,7 @@ class EngineCore:
         try:
             model_output = self.model_runner.execute_model(scheduler_output)
         except Exception as exc:
-            raise ModelRunnerError(
-                f"the model runner raised {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ModelRunnerError(f"the model runner raised {type(exc).__name__}: {exc}") from exc
         try:
             validate_runner_output(
                 scheduler_output, model_output, self.scheduler.requests, self.vocab_size
