@@ -7,7 +7,8 @@ from minivllm.core.sched.async_scheduler import AsyncScheduler
 from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.core.sched.scheduler import Scheduler
-from minivllm.engine.core import EngineCore
+from minivllm.engine.core import EngineCore, StepFailedError
+from minivllm.engine.guard import EngineBusyError
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.entrypoints.llm import LLM
 from minivllm.model_executor import DummyModelRunner, ModelRunner, ModelRunnerOutput
@@ -22,6 +23,7 @@ __all__ = [
     "ByteTokenizer",
     "CompletionOutput",
     "DummyModelRunner",
+    "EngineBusyError",
     "EngineConfig",
     "EngineCore",
     "EventBus",
@@ -37,6 +39,7 @@ __all__ = [
     "Scheduler",
     "SchedulerInterface",
     "SchedulerOutput",
+    "StepFailedError",
     "Subscription",
 ]
 __version__ = "0.1.0"

@@ -11,6 +11,13 @@ method, the bus delivers each type to the callable the returned mapping names
 for it, and types missing from the mapping not at all. A recorder uses this to
 hand most events straight to a list's ``append``, a C call, and an observer
 that needs a few types only says so.
+
+A step's events are held back while the step runs (:meth:`EventBus.hold`)
+and delivered, in order, once it is done (:meth:`EventBus.release`); a step
+that fails is undone and its events are dropped unseen
+(:meth:`EventBus.discard`), sequence numbers included. So an observer only
+ever sees whole steps, and a log written by one never holds half of a step
+that did not happen.
 """
 
 from __future__ import annotations
@@ -172,6 +179,12 @@ class EventBus:
         self._next_seq = 0
         self._channels: dict[type[Event], Channel] = {t: Channel(self, t) for t in EVENT_TYPES}
         self._subscriptions: list[Subscription] = []
+        # While a step runs: the events held back, the live delivery of each
+        # channel holding them, and where the step started (seq, step).
+        self._held: list[Event] | None = None
+        self._live: dict[Channel, Handler] = {}
+        self._held_at = (0, 0)
+        self._errors_seen: list[Exception] | None = None
 
     @property
     def num_emitted(self) -> int:
@@ -214,7 +227,74 @@ class EventBus:
 
     def _set_handlers(self, channel: Channel, handlers: tuple[Handler, ...]) -> None:
         channel.handlers = handlers
-        channel.deliver = _delivery(self, handlers)
+        deliver = _delivery(self, handlers)
+        if self._held is None:
+            channel.deliver = deliver
+        else:  # holding: the channel keeps holding, and delivers this way on release
+            self._live[channel] = deliver
+            channel.deliver = self._held.append
+
+    # -- holding a step's events until it is done ---------------------------
+
+    @property
+    def holding(self) -> bool:
+        """Whether events are being held back (a step is in progress)."""
+        return self._held is not None
+
+    def hold(self) -> None:
+        """Hold back the events emitted from now on, until :meth:`release` or :meth:`discard`."""
+        if self._held is not None:
+            raise RuntimeError("the bus is already holding the events of a step")
+        held: list[Event] = []
+        self._held = held
+        self._held_at = (self._next_seq, self.step)
+        if not self._subscriptions:
+            return  # no event will be built
+        append = held.append
+        live = self._live
+        for channel in self._channels.values():
+            if channel.handlers:
+                live[channel] = channel.deliver
+                channel.deliver = append
+
+    def _stop_holding(self) -> list[Event]:
+        held = self._held
+        if held is None:
+            raise RuntimeError("the bus is not holding any events")
+        self._held = None
+        for channel, deliver in self._live.items():
+            channel.deliver = deliver
+        self._live = {}
+        return held
+
+    def discard(self) -> None:
+        """Drop the held events unseen and take their sequence numbers and steps back."""
+        self._stop_holding()
+        self._next_seq, self.step = self._held_at
+
+    def release(self) -> None:
+        """Deliver the held events in order, each to the handlers its channel has now.
+
+        Every event is delivered even if a handler raises; with
+        ``raise_errors`` the first such error is raised once all are delivered.
+        """
+        held = self._stop_holding()
+        if not held:
+            return
+        channels = self._channels
+        errors: list[Exception] = []
+        self._errors_seen = errors
+        try:
+            for event in held:
+                deliver = channels[type(event)].deliver
+                try:
+                    deliver(event)
+                except Exception as exc:
+                    self._handler_failed(deliver, event, exc)
+        finally:
+            self._errors_seen = None
+        if errors:
+            raise errors[0]
 
     def has_subscribers(self, event_type: type[Event] | None = None) -> bool:
         """Whether anyone listens (to ``event_type``, or to anything)."""
@@ -256,6 +336,9 @@ class EventBus:
 
     def _handler_failed(self, handler: Handler, event: Event, exc: Exception) -> None:
         if self.raise_errors:
+            if self._errors_seen is not None:  # releasing a step: deliver the rest first
+                self._errors_seen.append(exc)
+                return
             raise exc
         # Name the subscribed observer, not the callable it routed this type to.
         owner = next(

@@ -8,11 +8,18 @@ request's counters and tokens, block tables, ref counts, the free queue's
 order, the prefix cache, the async batch queue) exactly as it was, raise a
 ``StepFailedError`` that says what failed, and the run must then finish with
 the same outputs as the undisturbed one.
+
+Its events are all or nothing too: observers get a step's events once it is
+done, so a failed step leaves no event anywhere (sequence numbers included),
+and the log of the disturbed run is the log of the undisturbed one.
 """
 
 from __future__ import annotations
 
+import io
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +28,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helpers.state import engine_state
+from lifecycle_trace.checker import check
+from lifecycle_trace.log import EventLog, JsonlWriter, iter_jsonl
 from minivllm import DummyModelRunner, LLMEngine, ModelRunnerOutput, SamplingParams
+from minivllm.events import event_to_dict
 from minivllm.engine.core import StepFailedError
 from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
@@ -144,27 +154,38 @@ def workloads(draw: st.DrawFn) -> dict[str, Any]:
     return {"engine": engine, "requests": requests}
 
 
+Outputs = dict[str, tuple[list[int], str | None]]
+
+
+def _without_time(events: Any) -> list[dict[str, Any]]:
+    return [{k: v for k, v in event_to_dict(e).items() if k != "ts_ns"} for e in events]
+
+
 def _run(
     workload: dict[str, Any],
     disturb: Callable[[LLMEngine, FaultyRunner], Callable[[], None] | None] | None = None,
     at_step: int = 0,
-) -> tuple[dict[str, tuple[list[int], str | None]], int | None]:
+) -> tuple[Outputs, int | None, list[dict[str, Any]]]:
     """Run to the end; before step number ``at_step``, ``disturb`` arms a fault for one step.
 
     Returns the outputs and how many steps failed (None if the run ended before
-    ``at_step``). A failed step must leave the engine exactly as it was.
+    ``at_step`` or the step never ran the model), and the events without their
+    times. A failed step must leave the engine exactly as it was; the events
+    recorded in memory and written to a file must be the same.
     """
     runner = FaultyRunner()
-    engine = LLMEngine(runner, **workload["engine"])
+    log = EventLog()
+    file = io.BytesIO()
+    engine = LLMEngine(runner, observers=[log, JsonlWriter(file)], **workload["engine"])
     pending = sorted(workload["requests"], key=lambda r: r[4])
     final: dict[str, tuple[list[int], str | None]] = {}
     failures: int | None = None
     steps = 0
     while pending or engine.has_unfinished_requests():
-        while pending and pending[0][4] <= steps:
+        while pending and pending[0][4] <= engine.step_index:
             rid, prompt, params, priority, _ = pending.pop(0)
             engine.add_request(prompt, params, request_id=rid, priority=priority)
-        if disturb is not None and steps == at_step:
+        if disturb is not None and engine.step_index == at_step:
             before = engine_state(engine)
             undo = disturb(engine, runner)
             failures = 0
@@ -176,7 +197,9 @@ def _run(
                 assert engine_state(engine) == before
                 outputs = []
             finally:
-                runner.fault = None
+                if runner.fault is not None:  # the model did not run in this step
+                    runner.fault = None
+                    failures = None
                 if undo is not None:
                     undo()
             disturb = None
@@ -187,7 +210,14 @@ def _run(
                 final[out.request_id] = (out.outputs[0].token_ids, out.outputs[0].finish_reason)
         steps += 1
         assert steps < 500, "the run does not end"
-    return final, failures
+    events = _without_time(log)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "log.jsonl")
+        path.write_bytes(file.getvalue())
+        assert _without_time(iter_jsonl(path)) == events
+    if not workload["engine"]["async_scheduling"]:  # the checker's rules are the synchronous ones
+        assert check(log) == []
+    return final, failures, events
 
 
 @given(
@@ -198,13 +228,14 @@ def _run(
 def test_a_runner_failure_undoes_the_step(
     workload: dict[str, Any], fault: str, at_step: int
 ) -> None:
-    expected, _ = _run(workload)
+    expected, _, expected_events = _run(workload)
 
     def arm(engine: LLMEngine, runner: FaultyRunner) -> None:
         runner.fault = RUNNER_FAULTS[fault]
 
-    got, failures = _run(workload, arm, at_step)
+    got, failures, events = _run(workload, arm, at_step)
     assert got == expected
+    assert events == expected_events
     if fault in ("raises", "returns None", "returns a tuple") and failures is not None:
         assert failures == 1
 
@@ -218,13 +249,14 @@ def test_a_runner_failure_undoes_the_step(
 def test_a_failure_inside_the_engine_undoes_the_step(
     workload: dict[str, Any], fault: str, nth: int, at_step: int
 ) -> None:
-    expected, _ = _run(workload)
+    expected, _, expected_events = _run(workload)
 
     def arm(engine: LLMEngine, runner: FaultyRunner) -> Callable[[], None]:
         return INTERNAL_FAULTS[fault](engine, nth)
 
-    got, _ = _run(workload, arm, at_step)
+    got, _, events = _run(workload, arm, at_step)
     assert got == expected
+    assert events == expected_events
 
 
 @pytest.mark.parametrize("fault", sorted(RUNNER_FAULTS))

@@ -18,6 +18,7 @@ from minivllm.bus import EventBus, Handler, resolve_observers
 from minivllm.config import EngineConfig
 from minivllm.core.sched.scheduler import Scheduler
 from minivllm.engine.core import EngineCore, EngineCoreStep, StepFailedError
+from minivllm.engine.guard import CallGuard, exclusive
 from minivllm.events import EngineConfigured, StepFinished, StepStarted
 from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.model_executor.runner import ModelRunner
@@ -111,6 +112,7 @@ class LLMEngine:
             async_scheduling=async_scheduling,
             policy=policy,
         )
+        self._guard = CallGuard()
         self.engine_id = engine_id
         self.seed = seed
         self.tokenizer = ByteTokenizer()
@@ -147,6 +149,7 @@ class LLMEngine:
 
     # -- the public API ------------------------------------------------------
 
+    @exclusive
     def add_request(
         self,
         prompt: str | Sequence[int],
@@ -204,6 +207,7 @@ class LLMEngine:
         self.scheduler.add_request(request)
         return request_id
 
+    @exclusive
     def abort_request(self, request_id: str | Iterable[str]) -> None:
         """Abort requests wherever they are; unknown or finished ids are ignored."""
         self._announce()
@@ -217,6 +221,7 @@ class LLMEngine:
         """Waiting plus running requests."""
         return self.scheduler.get_num_unfinished_requests()
 
+    @exclusive
     def step(self) -> list[RequestOutput]:
         """Run one engine step; return the outputs of requests that produced a token.
 
@@ -226,17 +231,25 @@ class LLMEngine:
         undone, so queues, counters, blocks, the prefix cache and the batch
         queue are exactly as before it, and :class:`StepFailedError` says what
         failed (``KeyboardInterrupt`` is raised again as it is).
+
+        Observers get the step's events once it is done; a failed step's
+        events are dropped unseen (see :mod:`minivllm.bus`). An observer must
+        not call ``add_request``, ``abort_request`` or ``step`` from its
+        handler, nor may another thread while a call runs: such a call raises
+        :class:`EngineBusyError` (see :mod:`minivllm.engine.guard`).
         """
         self._announce()
         core = self.engine_core
         bus = self.bus
-        step_index, bus_step, last_step = self.step_index, bus.step, self.last_step
+        step_index, last_step = self.step_index, self.last_step
         savepoint = core.begin_step()
+        bus.hold()
         try:
             outputs = self._step()
         except BaseException as exc:
             core.undo_step(savepoint)
-            self.step_index, bus.step, self.last_step = step_index, bus_step, last_step
+            bus.discard()
+            self.step_index, self.last_step = step_index, last_step
             if not isinstance(exc, Exception):
                 raise
             what = f"step {step_index} failed and was undone (the engine is as it was before it)"
@@ -245,6 +258,7 @@ class LLMEngine:
                 raise
             raise StepFailedError(f"{what}: {type(exc).__name__}: {exc}") from exc
         core.commit_step()
+        bus.release()
         return outputs
 
     def _step(self) -> list[RequestOutput]:

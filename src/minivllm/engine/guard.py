@@ -1,0 +1,96 @@
+"""One call at a time: the engine refuses a call made while another one is running.
+
+``add_request``, ``abort_request`` and ``step`` change the engine and emit
+events; a second such call while one is running would interleave two
+sequences of changes (and of events). Two ways that happens, both refused
+with :class:`EngineBusyError` before anything changes:
+
+- an observer calls back into the engine from its handler (re-entrancy): the
+  handler runs inside the call that emitted the event;
+- another thread calls while one is inside (the engine is not thread-safe,
+  as vLLM's ``LLMEngine`` is not).
+
+Read-only methods (``has_unfinished_requests``, ``get_num_unfinished_requests``,
+``has_work``) stay allowed everywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+__all__ = ["CallGuard", "EngineBusyError", "exclusive"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class EngineBusyError(RuntimeError):
+    """An engine call made while another one was running (from an observer or another thread)."""
+
+
+class CallGuard:
+    """A lock that knows who holds it, so a refusal can say what was running where."""
+
+    __slots__ = ("_lock", "_owner")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: tuple[int, str, str] | None = None
+
+    def enter(self, method: str) -> None:
+        """Take the engine for ``method``, or raise :class:`EngineBusyError`."""
+        if not self._lock.acquire(blocking=False):
+            raise EngineBusyError(self._refusal(method))
+        thread = threading.current_thread()
+        self._owner = (thread.ident or 0, method, thread.name)
+
+    def exit(self) -> None:
+        """Give the engine back."""
+        self._owner = None
+        self._lock.release()
+
+    def _refusal(self, method: str) -> str:
+        owner = self._owner
+        if owner is None:  # the other call is just starting or ending
+            return (
+                f"LLMEngine.{method}() was called while another call was running; the engine "
+                f"serves one call at a time"
+            )
+        ident, running, thread_name = owner
+        if ident == threading.get_ident():
+            return (
+                f"LLMEngine.{method}() was called while {running}() was running on the same "
+                f"thread, from an observer's handler: observers must not call add_request, "
+                f"abort_request or step; note what to do and do it after {running}() returns"
+            )
+        return (
+            f"LLMEngine.{method}() was called from thread {threading.current_thread().name!r} "
+            f"while thread {thread_name!r} was inside {running}(): an engine is not thread-safe; "
+            f"use it from one thread, or hold a lock around every call"
+        )
+
+
+class _Guarded(Protocol):
+    _guard: CallGuard
+
+
+_G = TypeVar("_G", bound=_Guarded)
+
+
+def exclusive(method: Callable[Concatenate[_G, _P], _R]) -> Callable[Concatenate[_G, _P], _R]:
+    """Make an engine method refuse to run while another exclusive method is running."""
+    name = method.__name__
+
+    def guarded(self: _G, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        guard = self._guard
+        guard.enter(name)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            guard.exit()
+
+    functools.update_wrapper(guarded, method)
+    return guarded
