@@ -8,7 +8,7 @@ from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.core.sched.scheduler import Scheduler
 from minivllm.engine.core import EngineCore, StepFailedError
-from minivllm.engine.guard import EngineBusyError
+from minivllm.engine.guard import EngineBusyError, EngineDeadError
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.entrypoints.llm import LLM
 from minivllm.model_executor import DummyModelRunner, ModelRunner, ModelRunnerOutput
@@ -26,6 +26,7 @@ __all__ = [
     "EngineBusyError",
     "EngineConfig",
     "EngineCore",
+    "EngineDeadError",
     "EventBus",
     "KVCacheManager",
     "LLMEngine",

@@ -12,8 +12,14 @@ note nothing: ``add_request`` and ``abort_request`` validate before they change
 anything, and cannot half-fail.
 
 Why notes and not a copy: a copy of the block pool's free queue costs a walk
-over every free block in every step; a note is one ``append`` in the few
-places that change it, none of them on the per-request path of a decode step.
+over every free block in every step, and saving every running request's
+counters would cost a sixth of a decode step; a note is one ``append`` in the
+few places that change rarely, and one per step for the changes every request
+gets. The notes are exact at every point where a call can raise. An
+asynchronous interrupt (Ctrl-C) can land between a change and its note, so the
+engine undoes an interrupted step only when the interrupt came from inside the
+model runner, where nothing of the engine's is half-changed (see
+:meth:`minivllm.engine.core.EngineCore.execute_model`).
 """
 
 from __future__ import annotations
@@ -58,6 +64,11 @@ def _restore_request(request: Request, state: tuple[Any, ...]) -> None:
     request.num_tokens = num_tokens
 
 
+def _restore_requests(requests: list[Request], states: list[tuple[Any, ...]]) -> None:
+    for request, state in zip(requests, states, strict=True):
+        _restore_request(request, state)
+
+
 def _cut(items: list[Any], length: int) -> None:
     del items[length:]
 
@@ -75,11 +86,10 @@ class Journal:
     a list, so they read it once per change: ``if (notes := j.entries) is not None``.
     """
 
-    __slots__ = ("_copied", "_requests", "entries")
+    __slots__ = ("_copied", "entries")
 
     def __init__(self) -> None:
         self.entries: list[tuple[Any, ...]] | None = None
-        self._requests: list[tuple[list[Request], list[tuple[Any, ...]]]] = []
         self._copied: set[int] = set()
 
     @property
@@ -90,13 +100,11 @@ class Journal:
     def begin(self) -> None:
         """Start noting changes (at the start of a step)."""
         self.entries = []
-        self._requests = []
         self._copied = set()
 
     def commit(self) -> None:
         """Forget the notes: the step succeeded."""
         self.entries = None
-        self._requests = []
         self._copied = set()
 
     def note(self, undo: Callable[..., object], *args: Any) -> None:
@@ -105,10 +113,10 @@ class Journal:
             self.entries.append((undo, *args))
 
     def save_requests(self, requests: Iterable[Request]) -> None:
-        """Save these requests' state before the step changes it (saved twice: the first wins)."""
+        """Save these requests' whole state before a change the per-step notes do not cover."""
         if self.entries is not None:
             saved = list(requests)
-            self._requests.append((saved, list(map(_REQUEST_STATE, saved))))
+            self.entries.append((_restore_requests, saved, list(map(_REQUEST_STATE, saved))))
 
     def save_length(self, items: list[Any]) -> None:
         """Note a list's length before the step appends to it (undone by cutting it back)."""
@@ -122,13 +130,8 @@ class Journal:
             self.entries.append((_restore_mapping, mapping, dict(mapping)))
 
     def undo(self) -> None:
-        """Undo every noted change, last first, then put the saved requests back; go idle."""
+        """Undo every noted change, last first; go idle."""
         entries = self.entries or []
-        saved_requests = self._requests
         self.commit()
         for undo, *args in reversed(entries):
             undo(*args)
-        # The earliest save of a request is its state before the step: restore it last.
-        for requests, states in reversed(saved_requests):
-            for request, state in zip(requests, states, strict=True):
-                _restore_request(request, state)

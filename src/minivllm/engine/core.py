@@ -183,13 +183,7 @@ class EngineCore:
     def begin_step(self) -> StepSavepoint:
         """Start noting what the step changes, so :meth:`undo_step` can take it all back."""
         scheduler = self.scheduler
-        journal = scheduler.journal
-        journal.begin()
-        journal.save_requests(scheduler.running)
-        if self.batch_queue:
-            for _, scheduler_output in self.batch_queue:
-                # A batch in flight may hold requests preempted since (now waiting).
-                journal.save_requests(scheduler_output.scheduled_reqs)
+        scheduler.journal.begin()
         return StepSavepoint(scheduler, self.batch_queue)
 
     def commit_step(self) -> None:

@@ -12,6 +12,10 @@ with :class:`EngineBusyError` before anything changes:
 
 Read-only methods (``has_unfinished_requests``, ``get_num_unfinished_requests``,
 ``has_work``) stay allowed everywhere.
+
+An engine whose state can no longer be trusted (a step interrupted where it
+cannot be undone exactly) refuses every call with :class:`EngineDeadError`,
+as vLLM's engine does once its core died.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-__all__ = ["CallGuard", "EngineBusyError", "exclusive"]
+__all__ = ["CallGuard", "EngineBusyError", "EngineDeadError", "exclusive"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -31,17 +35,27 @@ class EngineBusyError(RuntimeError):
     """An engine call made while another one was running (from an observer or another thread)."""
 
 
-class CallGuard:
-    """A lock that knows who holds it, so a refusal can say what was running where."""
+class EngineDeadError(RuntimeError):
+    """The engine's state can no longer be trusted; make a new engine (vLLM's name)."""
 
-    __slots__ = ("_lock", "_owner")
+
+class CallGuard:
+    """A lock that knows who holds it, so a refusal can say what was running where.
+
+    ``dead`` is set, with the reason, once the engine cannot go on.
+    """
+
+    __slots__ = ("_lock", "_owner", "dead")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._owner: tuple[int, str, str] | None = None
+        self.dead: str | None = None
 
     def enter(self, method: str) -> None:
-        """Take the engine for ``method``, or raise :class:`EngineBusyError`."""
+        """Take the engine for ``method``, or raise why it cannot (busy, or dead)."""
+        if self.dead is not None:
+            raise EngineDeadError(f"LLMEngine.{method}() refused: {self.dead}; make a new engine")
         if not self._lock.acquire(blocking=False):
             raise EngineBusyError(self._refusal(method))
         thread = threading.current_thread()

@@ -65,6 +65,23 @@ def _make_model_runner(model: str | ModelRunner, config: EngineConfig, seed: int
     raise ValueError(f"unknown model {model!r}; choose 'dummy', 'tiny' or a path to an .npz file")
 
 
+def _raised_in_runner(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of the model runner's call, where the engine changes nothing.
+
+    Everywhere else an interrupt (Ctrl-C) can land between a change and the
+    note that undoes it.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is _EXECUTE_MODEL:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+_EXECUTE_MODEL = EngineCore.execute_model.__code__
+
+
 class LLMEngine:
     """An inference engine with vLLM's v1 scheduling.
 
@@ -230,7 +247,9 @@ class LLMEngine:
         observer raises under ``raise_observer_errors``, Ctrl-C), the step is
         undone, so queues, counters, blocks, the prefix cache and the batch
         queue are exactly as before it, and :class:`StepFailedError` says what
-        failed (``KeyboardInterrupt`` is raised again as it is).
+        failed (``KeyboardInterrupt`` is raised again as it is; one that lands
+        outside the model runner, where a change and its undo note can be
+        apart, leaves the engine refusing further calls with ``EngineDeadError``).
 
         Observers get the step's events once it is done; a failed step's
         events are dropped unseen (see :mod:`minivllm.bus`). An observer must
@@ -247,9 +266,17 @@ class LLMEngine:
         try:
             outputs = self._step()
         except BaseException as exc:
-            core.undo_step(savepoint)
-            bus.discard()
-            self.step_index, self.last_step = step_index, last_step
+            exact = isinstance(exc, Exception) or _raised_in_runner(exc)
+            try:
+                core.undo_step(savepoint)
+            finally:
+                bus.discard()
+                self.step_index, self.last_step = step_index, last_step
+                if not exact:
+                    self._guard.dead = (
+                        f"step {step_index} was interrupted ({type(exc).__name__}) outside the "
+                        f"model runner, where it cannot be undone exactly"
+                    )
             if not isinstance(exc, Exception):
                 raise
             what = f"step {step_index} failed and was undone (the engine is as it was before it)"
@@ -406,6 +433,7 @@ class LLMEngine:
         for stop in request.sampling_params.stop:
             index = text.find(stop, max(0, len(text) - new_char_count - len(stop) + 1))
             if index != -1:
+                self.scheduler.journal.save_requests((request,))
                 request.stop_reason = stop
                 self.scheduler.finish_requests(request.request_id, RequestStatus.FINISHED_STOPPED)
                 return text[:index]

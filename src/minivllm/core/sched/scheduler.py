@@ -44,6 +44,22 @@ def _refill(queue: RequestQueue, requests: list[Request]) -> None:
         queue.add_request(request)
 
 
+def _unadvance(
+    scheduler_output: SchedulerOutput, requests: dict[str, Request], flipped: list[Request]
+) -> None:
+    """Undo ``_update_after_schedule``'s advance of ``num_computed_tokens``."""
+    for req_id, n in scheduler_output.num_scheduled_tokens.items():
+        requests[req_id].num_computed_tokens -= n
+    for request in flipped:
+        request.is_prefill_chunk = not request.is_prefill_chunk
+
+
+def _unstop(request: Request, status: RequestStatus) -> None:
+    """Undo a stop rule's finish (a live request has no stop reason)."""
+    request.status = status
+    request.stop_reason = None
+
+
 class Scheduler(SchedulerInterface):
     """Owns the ``waiting`` and ``running`` queues and every request's counters."""
 
@@ -308,6 +324,7 @@ class Scheduler(SchedulerInterface):
         method.
         """
         assert request.status == RequestStatus.RUNNING, "Only running requests can be preempted"
+        self.journal.save_requests((request,))
         self.kv_cache_manager.free(request)
         request.status = RequestStatus.PREEMPTED
         self._emit_status(request, RequestStatus.RUNNING)  # counters as they stood
@@ -333,15 +350,22 @@ class Scheduler(SchedulerInterface):
         #    computed tokens will be adjusted in update_from_output.
         requests = self.requests
         emit = self._on_counter.emit if self._on_counter.handlers else None
+        # Requests whose is_prefill_chunk this changes: with the batch, all a failed
+        # step needs to undo this loop (a note per step, not per request).
+        flipped = []
         for req_id, num_scheduled_token in scheduler_output.num_scheduled_tokens.items():
             request = requests[req_id]
             request.num_computed_tokens += num_scheduled_token
-            request.is_prefill_chunk = request.num_computed_tokens < (
+            is_prefill_chunk = request.num_computed_tokens < (
                 request.num_tokens + request.num_output_placeholders
             )
+            if is_prefill_chunk is not request.is_prefill_chunk:
+                flipped.append(request)
+            request.is_prefill_chunk = is_prefill_chunk
             if emit is not None:
                 new = request.num_computed_tokens
                 emit(req_id, "num_computed_tokens", new - num_scheduled_token, new)
+        self.journal.note(_unadvance, scheduler_output, requests, flipped)
 
         # Clear the finished request IDs.
         # NOTE: We shouldn't do self.finished_req_ids.clear() here because
@@ -367,6 +391,8 @@ class Scheduler(SchedulerInterface):
         # to avoid expensive operations inside the loop.
         stopped_running_reqs: set[Request] = set()
         stopped_preempted_reqs: set[Request] = set()
+        # A failed step takes back one token from each request in ``outputs``.
+        self.journal.note(self._take_back_tokens, outputs)
         for req_id in num_scheduled_tokens:
             request = requests.get(req_id)
             if request is None or request.status > _PREEMPTED:
@@ -380,19 +406,21 @@ class Scheduler(SchedulerInterface):
                 # A non-final prefill chunk: nothing was sampled.
                 continue
 
+            # Listed before it changes (vLLM appends its output after), so that a
+            # failed step knows which requests got a token.
+            outputs.append(request)
             status_before_stop = request.status
             # Check for stop and update request status.
             new_token_ids, stopped = self._update_request_with_output(request, new_token_ids)
 
             if stopped:
+                self.journal.note(_unstop, request, status_before_stop)
                 self._emit_status(request, status_before_stop)
                 self._free_request(request)
                 if status_before_stop == _RUNNING:
                     stopped_running_reqs.add(request)
                 else:
                     stopped_preempted_reqs.add(request)
-
-            outputs.append(request)
 
         # Remove the stopped requests from the running and waiting queues.
         if stopped_running_reqs:
@@ -478,6 +506,7 @@ class Scheduler(SchedulerInterface):
             self._remove_waiting(waiting_requests_to_remove)
 
         # Second pass: set status and free requests
+        self.journal.save_requests(valid_requests)
         for request in valid_requests:
             status_before = request.status
             request.status = finished_status
@@ -503,6 +532,13 @@ class Scheduler(SchedulerInterface):
         if journal.entries is not None:
             journal.note(self.waiting.prepend_request, request)
             journal.save_requests((request,))
+
+    def _take_back_tokens(self, requests: list[Request]) -> None:
+        """Undo ``update_from_output``'s token for each request (async: its placeholder too)."""
+        for request in requests:
+            request._output_token_ids.pop()
+            request._all_token_ids.pop()
+            request.num_tokens -= 1
 
     def _remove_waiting(self, requests: Iterable[Request]) -> None:
         """``waiting.remove_requests``, noted: the queue's order is saved first (a rare path)."""
