@@ -28,7 +28,11 @@ import structlog
 
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.log import EventLog, read_jsonl, replay, write_jsonl
-from lifecycle_trace.logging import JsonLogObserver, json_processors, make_json_logger
+from lifecycle_trace.logging import (
+    EVENT_LOGGER_NAME,
+    ApplicationJsonLogger,
+    make_json_logger,
+)
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event, event_to_dict
 from minivllm.model_executor.dummy import DummyModelRunner
@@ -185,23 +189,19 @@ class LoggingCosts:
     minimal: float
 
 
-def stdlib_json_logger(stream: IO[str]) -> JsonLogObserver:
-    """The JSON event logger through stdlib logging (a handler on ``stream``)."""
-    stdlib_logger = logging.getLogger("bench.events")
+def stdlib_json_logger(stream: IO[str]) -> ApplicationJsonLogger:
+    """The ``json-log`` observer through stdlib logging (a handler on ``stream``)."""
+    stdlib_logger = logging.getLogger(EVENT_LOGGER_NAME)
     stdlib_logger.propagate = False
-    stdlib_logger.setLevel(logging.DEBUG)
+    stdlib_logger.setLevel(logging.DEBUG)  # the application asks for every event
     for old in list(stdlib_logger.handlers):
         stdlib_logger.removeHandler(old)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     stdlib_logger.addHandler(handler)
-    return JsonLogObserver(
-        structlog.wrap_logger(
-            stdlib_logger,
-            processors=json_processors(),
-            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-        )
-    )
+    observer = make_json_logger(level="DEBUG")
+    assert isinstance(observer, ApplicationJsonLogger)
+    return observer
 
 
 def _feed(handler: Callable[[Event], None], events: list[Event]) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).parent.parent / "docs"
-# Packages of the optional extras ('otel', 'prometheus').
-OPTIONAL = {"opentelemetry", "prometheus_client"}
+# Packages of the optional extras ('otel', 'prometheus', 'parquet').
+OPTIONAL = {"opentelemetry", "prometheus_client", "pyarrow"}
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 

@@ -3,8 +3,8 @@
 One idea: the log is the truth, and everything else is a fold over it.
 
 The engine's typed events are the record. :mod:`lifecycle_trace.log` holds
-the log: an :class:`EventLog` keeps it in memory (gap-checked),
-:class:`JsonlWriter` streams it to JSON Lines as the engine runs,
+the log: an :class:`EventLog` keeps it in memory (gap-checked, finished steps
+packed), :class:`JsonlWriter` streams it to JSON Lines as the engine runs,
 :func:`iter_jsonl` reads it back a chunk at a time, :func:`slice_log` and
 :func:`merge_logs` cut logs down and combine several engines' logs.
 :mod:`lifecycle_trace.fold` rebuilds each request's life from them

@@ -2,7 +2,8 @@
 
 The lab drives the engine one ``step()`` at a time and, after each step,
 records ``(request_id, status, num_computed_tokens, num_tokens)`` for every
-live request: those in ``scheduler.running`` (in list order), then those in
+live request (and ``num_output_placeholders``, which only async scheduling
+makes non-zero): those in ``scheduler.running`` (in list order), then those in
 ``scheduler.waiting`` (in queue order), then those that finished during the
 step (in the order they were added). That is the polling path, and the one
 place in this library that reads the scheduler directly: lab 01 asks learners
@@ -11,7 +12,16 @@ to poll, so its trace must be what polling sees.
 :func:`trace_from_events` derives the very same list from bus events alone:
 the fold (:class:`~lifecycle_trace.fold.requests.RequestFold`) keeps the
 scheduler's queues as the ``StatusChanged`` events imply them; the test suite
-checks that the two paths agree on random workloads.
+checks that the two paths agree on random workloads, with and without async
+scheduling, under either policy.
+
+Under async scheduling (``engine_kwargs={"async_scheduling": True}``) a step
+schedules a batch and processes the previous one, so a request's sampled
+token lands one step after the batch that computed it was scheduled: the
+first token comes a step after prefill (:func:`first_token_step`), and
+between steps a decoding request has ``num_computed_tokens == num_tokens +
+num_output_placeholders - 1`` (one ahead of the synchronous ``num_tokens -
+1``, since its in-flight batch already counts the token being sampled).
 """
 
 from __future__ import annotations
@@ -28,12 +38,13 @@ from minivllm.events import Event as EngineEvent
 from minivllm.events import StepFinished
 from minivllm.request import Request
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload
+from minivllm.workload import Workload, WorkloadRun
 
 __all__ = [
     "Event",
     "decode_growth",
     "first_event",
+    "first_token_step",
     "is_monotonic",
     "prefill_step",
     "request_ids",
@@ -47,16 +58,24 @@ __all__ = [
 
 @attrs.frozen
 class Event:
-    """One live request as seen after one step, exactly the lab's record."""
+    """One live request as seen after one step: the lab's record, plus its placeholders.
+
+    ``num_output_placeholders`` is the number of tokens scheduled for the
+    request whose batch is still in flight (async scheduling); it is 0
+    without async scheduling, so the lab's four fields say everything there.
+    """
 
     request_id: str
     status: str
     num_computed_tokens: int
     num_tokens: int
+    num_output_placeholders: int = 0
 
 
 def _snapshot(r: Request) -> Event:
-    return Event(r.request_id, r.status.name, r.num_computed_tokens, r.num_tokens)
+    return Event(
+        r.request_id, r.status.name, r.num_computed_tokens, r.num_tokens, r.num_output_placeholders
+    )
 
 
 def _poll(engine: LLMEngine, tracked: Mapping[str, Request], reported: set[str]) -> list[Event]:
@@ -74,7 +93,11 @@ def _poll(engine: LLMEngine, tracked: Mapping[str, Request], reported: set[str])
 def trace_request(
     engine_kwargs: Mapping[str, Any], prompt: str | Sequence[int], sampling_params: SamplingParams
 ) -> list[Event]:
-    """Run one prompt through a fresh engine step by step and return the lab's trace."""
+    """Run one prompt through a fresh engine step by step and return the lab's trace.
+
+    ``engine_kwargs`` are ``LLMEngine``'s (``async_scheduling`` and ``policy``
+    included).
+    """
     return trace_requests(engine_kwargs, [prompt], sampling_params)
 
 
@@ -85,11 +108,14 @@ def trace_requests(
     *,
     on_engine: Callable[[LLMEngine], None] | None = None,
     max_steps: int = 100_000,
+    priorities: Sequence[int] | None = None,
 ) -> list[Event]:
     """Like :func:`trace_request` for several prompts added before the first step.
 
-    ``sampling_params`` is one for all prompts or one per prompt; ``on_engine``
-    sees the engine before anything is added (to subscribe observers).
+    ``sampling_params`` is one for all prompts or one per prompt;
+    ``priorities`` one per prompt (default 0; it orders them under
+    ``policy="priority"``); ``on_engine`` sees the engine before anything is
+    added (to subscribe observers).
     """
     if isinstance(sampling_params, SamplingParams):
         params = [sampling_params] * len(prompts)
@@ -100,12 +126,18 @@ def trace_requests(
                 f"sampling_params: got {len(params)} for {len(prompts)} prompts; "
                 f"pass one, or one per prompt"
             )
+    if priorities is None:
+        priorities = [0] * len(prompts)
+    elif len(priorities) != len(prompts):
+        raise ValueError(
+            f"priorities: got {len(priorities)} for {len(prompts)} prompts; pass one per prompt"
+        )
     engine = LLMEngine(**engine_kwargs)
     if on_engine is not None:
         on_engine(engine)
     tracked: dict[str, Request] = {}
-    for prompt, p in zip(prompts, params, strict=True):
-        rid = engine.add_request(prompt, p)
+    for prompt, p, priority in zip(prompts, params, priorities, strict=True):
+        rid = engine.add_request(prompt, p, priority=priority)
         tracked[rid] = engine.scheduler.requests[rid]
     events: list[Event] = []
     reported: set[str] = set()
@@ -126,7 +158,11 @@ def trace_workload(
     on_engine: Callable[[LLMEngine], None] | None = None,
     max_steps: int = 100_000,
 ) -> list[Event]:
-    """The polling trace of a workload with arrivals and aborts (as ``run_workload`` drives it)."""
+    """The polling trace of a workload with arrivals, priorities and aborts.
+
+    The workload runs as :class:`~minivllm.workload.WorkloadRun` drives it
+    (``run_workload``); ``model`` defaults to the dummy model sampling token 7.
+    """
     from minivllm.model_executor.dummy import DummyModelRunner
 
     engine = LLMEngine(
@@ -134,27 +170,18 @@ def trace_workload(
     )
     if on_engine is not None:
         on_engine(engine)
-    pending = sorted(workload.requests, key=lambda r: r.arrival)
-    tracked: dict[str, Request] = {}
+    run = WorkloadRun(engine, workload, max_steps)
     events: list[Event] = []
     reported: set[str] = set()
-    for step in range(max_steps):
-        while pending and pending[0].arrival <= step:
-            r = pending.pop(0)
-            engine.add_request(list(r.prompt_token_ids), r.sampling_params, request_id=r.id)
-            tracked[r.id] = engine.scheduler.requests[r.id]
-        aborted = [r.id for r in workload.requests if r.abort == step and r.id in tracked]
-        if aborted:
-            engine.abort_request(aborted)
-        if not engine.has_unfinished_requests() and not pending:
-            return events
-        engine.step()
-        events.extend(_poll(engine, tracked, reported))
-    raise RuntimeError(f"the workload did not drain within max_steps={max_steps}")
+    for _ in run:
+        events.extend(_poll(engine, run.added, reported))
+    return events
 
 
 def _record(t: RequestState) -> Event:
-    return Event(t.request_id, t.status.name, t.num_computed_tokens, t.num_tokens)
+    return Event(
+        t.request_id, t.status.name, t.num_computed_tokens, t.num_tokens, t.num_output_placeholders
+    )
 
 
 def trace_from_events(events: Iterable[EngineEvent]) -> list[Event]:
@@ -223,6 +250,20 @@ def prefill_step(
     """
     for i, e in enumerate(_records(trace, request_id)):
         if e.num_computed_tokens >= num_prompt_tokens:
+            return i
+    return None
+
+
+def first_token_step(
+    trace: Sequence[Event], num_prompt_tokens: int, request_id: str | None = None
+) -> int | None:
+    """Index of the request's first record with a sampled token (num_tokens > num_prompt_tokens).
+
+    The prefill step without async scheduling; one step later with it, when
+    the prefill batch's output is processed. None if nothing was sampled.
+    """
+    for i, e in enumerate(_records(trace, request_id)):
+        if e.num_tokens > num_prompt_tokens:
             return i
     return None
 

@@ -7,10 +7,12 @@ from minivllm.core.sched.async_scheduler import AsyncScheduler
 from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.core.sched.scheduler import Scheduler
+from minivllm.engine.arg_utils import EngineArgs
 from minivllm.engine.core import EngineCore, StepFailedError
 from minivllm.engine.guard import EngineBusyError, EngineDeadError
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.entrypoints.llm import LLM
+from minivllm.inputs import PromptType, TextPrompt, TokensPrompt
 from minivllm.model_executor import DummyModelRunner, ModelRunner, ModelRunnerOutput
 from minivllm.outputs import CompletionOutput, RequestOutput
 from minivllm.request import Request, RequestStatus
@@ -23,6 +25,7 @@ __all__ = [
     "ByteTokenizer",
     "CompletionOutput",
     "DummyModelRunner",
+    "EngineArgs",
     "EngineBusyError",
     "EngineConfig",
     "EngineCore",
@@ -32,6 +35,7 @@ __all__ = [
     "LLMEngine",
     "ModelRunner",
     "ModelRunnerOutput",
+    "PromptType",
     "Request",
     "RequestOutput",
     "RequestOutputKind",
@@ -42,5 +46,7 @@ __all__ = [
     "SchedulerOutput",
     "StepFailedError",
     "Subscription",
+    "TextPrompt",
+    "TokensPrompt",
 ]
 __version__ = "0.1.0"

@@ -374,3 +374,18 @@ def load_observer(name: str) -> Handler:
 def resolve_observers(observers: Iterable[Handler | str]) -> list[Handler]:
     """Turn a mix of handlers and entry-point names into handlers."""
     return [load_observer(o) if isinstance(o, str) else o for o in observers]
+
+
+def observer_streams(bus: EventBus) -> list[Any]:
+    """The streams the bus's observers say they write to.
+
+    An observer that writes lines somewhere (a JSON logger) names the streams
+    in an ``output_streams()`` method; the engine's front end asks, so its
+    progress bar never shares a stream with them.
+    """
+    streams: list[Any] = []
+    for sub in bus._subscriptions:
+        method = getattr(sub.handler, "output_streams", None)
+        if callable(method):
+            streams.extend(method())
+    return streams

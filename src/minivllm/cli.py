@@ -1,54 +1,113 @@
-"""``minivllm generate "prompt" ...``: run prompts and print the outputs.
-
-``minivllm replay WORKLOAD.json``: run a workload in the reference runs' format
-and print one JSON line per engine step, as the reference traces are written.
+"""The ``minivllm`` command: ``generate`` runs prompts and prints the outputs;
+``replay WORKLOAD.json`` runs a workload in the reference runs' format and
+prints one JSON line per engine step, as the reference traces are written.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import minivllm
 from minivllm.entrypoints.llm import LLM
 from minivllm.sampling_params import SamplingParams
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, with each option's default appended to its help.
+
+    A help text that already says what its default is keeps its own words;
+    a flag's default reads "off", a missing value's "none".
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if action.default is False:
+            return f"{text} (default: off)"
+        if action.default is None or action.default == []:
+            return f"{text} (default: none)"
+        return f"{text} (default: %(default)s)"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argument parser that shows every option's default (see :class:`HelpFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def package_version() -> str:
+    """The installed distribution's version (the package's own when not installed)."""
+    try:
+        return importlib.metadata.version("minivllm-lifecycle-trace")
+    except importlib.metadata.PackageNotFoundError:
+        return minivllm.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``minivllm`` argument parser."""
-    parser = argparse.ArgumentParser(prog="minivllm", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = ArgumentParser(
+        prog="minivllm",
+        description="A small engine that schedules requests as vLLM's v1 engine does: run "
+        "prompts through it, or replay a workload of the reference runs' format.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser
+    )
     gen = sub.add_parser("generate", help="generate text for one or more prompts")
     gen.add_argument("prompts", nargs="+", help="prompt texts")
     gen.add_argument("--model", default="dummy", help="'dummy', 'tiny' or a path to an .npz file")
-    gen.add_argument("--max-tokens", type=int, default=16)
-    gen.add_argument("--min-tokens", type=int, default=0)
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--top-p", type=float, default=1.0)
-    gen.add_argument("--top-k", type=int, default=0)
-    gen.add_argument("--seed", type=int, default=None)
-    gen.add_argument("--ignore-eos", action="store_true")
+    gen.add_argument("--max-tokens", type=int, default=16, help="output tokens per prompt, at most")
+    gen.add_argument(
+        "--min-tokens", type=int, default=0, help="output tokens before EOS or a stop may end it"
+    )
+    gen.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling's probability mass")
+    gen.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest (0: all)")
+    gen.add_argument("--seed", type=int, default=None, help="SamplingParams.seed for every prompt")
+    gen.add_argument("--ignore-eos", action="store_true", help="keep generating past EOS")
     gen.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    gen.add_argument("--max-num-seqs", type=int, default=128)
-    gen.add_argument("--max-num-batched-tokens", type=int, default=2048)
-    gen.add_argument("--max-model-len", type=int, default=1024)
-    gen.add_argument("--num-gpu-blocks", type=int, default=2048)
-    gen.add_argument("--block-size", type=int, default=16)
-    gen.add_argument("--enable-prefix-caching", action="store_true")
+    gen.add_argument(
+        "--max-num-seqs", type=int, default=128, help="requests running at once, at most"
+    )
+    gen.add_argument(
+        "--max-num-batched-tokens", type=int, default=2048, help="tokens scheduled per step"
+    )
+    gen.add_argument("--max-model-len", type=int, default=1024, help="prompt plus output tokens")
+    gen.add_argument(
+        "--num-gpu-blocks", type=int, default=2048, help="KV cache blocks, the null block included"
+    )
+    gen.add_argument("--block-size", type=int, default=16, help="tokens per KV cache block")
+    gen.add_argument(
+        "--enable-prefix-caching", action="store_true", help="reuse cached full prompt blocks"
+    )
     gen.add_argument(
         "--async-scheduling",
         action="store_true",
         help="schedule the next batch while the model runs the previous one (vLLM's GPU default)",
     )
-    gen.add_argument("--policy", choices=("fcfs", "priority"), default="fcfs")
+    gen.add_argument(
+        "--policy",
+        choices=("fcfs", "priority"),
+        default="fcfs",
+        help="first come first served, or lower priority first",
+    )
     gen.add_argument(
         "--observer",
         action="append",
         default=[],
-        help="attach an observer registered under the 'minivllm.observers' entry points",
+        help="attach an observer registered under the 'minivllm.observers' entry points "
+        "(repeatable)",
     )
     replay = sub.add_parser("replay", help="run a workload file and print each step as a JSON line")
     replay.add_argument("workload", help="a workload in the reference runs' JSON format")

@@ -30,10 +30,21 @@ class CompletionOutput:
         """Whether this sequence has a finish reason."""
         return self.finish_reason is not None
 
+    def __repr__(self) -> str:
+        # vLLM's field order, the decoded text included.
+        return (
+            f"CompletionOutput(index={self.index}, text={self.text!r}, "
+            f"token_ids={self.token_ids}, finish_reason={self.finish_reason}, "
+            f"stop_reason={self.stop_reason})"
+        )
+
 
 @attrs.define(slots=True)
 class RequestOutput:
-    """A request's output after one step (or at the end, for ``LLM.generate``)."""
+    """A request's output after one step (or at the end, for ``LLM.generate``).
+
+    Its repr shows each sequence's text, as vLLM's does.
+    """
 
     request_id: str
     prompt: str | None

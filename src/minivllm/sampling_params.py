@@ -40,7 +40,9 @@ class SamplingParams:
     """How to sample one request's output tokens (vLLM's ``SamplingParams``).
 
     ``max_tokens=None`` means "until ``max_model_len``". ``top_k`` of 0 or -1
-    disables top-k. Bad values raise ``ValueError`` naming the field and value.
+    disables top-k. ``n`` (sequences per prompt) is accepted so vLLM code runs,
+    but only ``n=1`` is supported. Bad values raise ``ValueError`` naming the
+    field and value.
     """
 
     max_tokens: int | None = 16
@@ -53,6 +55,7 @@ class SamplingParams:
     ignore_eos: bool = False
     stop: tuple[str, ...] = attrs.field(default=(), converter=_to_str_tuple)
     output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE
+    n: int = 1
 
     def __attrs_post_init__(self) -> None:
         _verify(self)
@@ -64,6 +67,10 @@ def _is_int(value: object) -> bool:
 
 def _verify(p: SamplingParams) -> None:
     # The messages follow vLLM's `SamplingParams._verify_args`.
+    if not _is_int(p.n) or p.n < 1:
+        raise ValueError(f"n must be at least 1, got {p.n!r}.")
+    if p.n != 1:
+        raise ValueError(f"n={p.n} is not supported: minivllm samples one sequence per prompt.")
     if p.max_tokens is not None and (not _is_int(p.max_tokens) or p.max_tokens < 1):
         raise ValueError(f"max_tokens must be at least 1, got {p.max_tokens!r}.")
     if not _is_int(p.min_tokens) or p.min_tokens < 0:

@@ -89,6 +89,7 @@ class Workload:
             "enable_chunked_prefill": config.get("enable_chunked_prefill", True),
             "long_prefill_token_threshold": config.get("long_prefill_token_threshold", 0),
             "enable_prefix_caching": config.get("enable_prefix_caching", False),
+            "scheduler_reserve_full_isl": config.get("scheduler_reserve_full_isl", True),
             "async_scheduling": config.get("async_scheduling", False),
             "policy": config.get("policy", "fcfs"),
         }

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from helpers.engine import assert_no_leak, make_engine, run_to_end
 from minivllm import LLMEngine, RequestStatus, SamplingParams
+from minivllm.events import CounterUpdated, EngineConfigured, RequestAdded
 from minivllm.model_executor import DummyModelRunner, output_index
 from minivllm.request import Request
 from minivllm.workload import Workload, WorkloadRequest, run_workload
@@ -188,3 +189,34 @@ def _eos_at(positions: dict[str, int]):  # type: ignore[no-untyped-def]
         return 7
 
     return sample
+
+
+def test_events_carry_the_mode_and_every_placeholder_change() -> None:
+    events: list[object] = []
+    engine = make_engine(async_scheduling=True, policy="priority", observers=[events.append])
+    engine.add_request([1] * 6, SamplingParams(max_tokens=3, temperature=0.5), priority=2)
+    engine.add_request([2] * 4, SamplingParams(max_tokens=2), request_id="b")
+    placeholders: dict[str, int] = {}
+    seen = 0
+    while engine.has_work():
+        engine.step()
+        for e in events[seen:]:
+            if isinstance(e, CounterUpdated) and e.counter == "num_output_placeholders":
+                assert placeholders.get(e.request_id, 0) == e.old
+                placeholders[e.request_id] = e.new
+        seen = len(events)
+        for rid, r in engine.scheduler.requests.items():
+            assert placeholders.get(rid, 0) == r.num_output_placeholders
+    assert set(placeholders) == {"0", "b"}
+    configured = events[0]
+    assert isinstance(configured, EngineConfigured)
+    assert (configured.policy, configured.async_scheduling) == ("priority", True)
+
+
+def test_request_added_carries_priority_and_sampling() -> None:
+    added: list[RequestAdded] = []
+    engine = make_engine(policy="priority")
+    engine.bus.subscribe(added.append, RequestAdded)
+    engine.add_request([1, 2], SamplingParams(temperature=0.25, top_p=0.5), priority=-3)
+    (event,) = added
+    assert (event.priority, event.temperature, event.top_p, event.n) == (-3, 0.25, 0.5, 1)

@@ -30,13 +30,6 @@ def test_generate_takes_one_params_per_prompt() -> None:
         LLM().generate(["x", "y", "z"], [SamplingParams(), SamplingParams()])
 
 
-def test_progress_bar_can_be_switched_off(capsys: pytest.CaptureFixture[str]) -> None:
-    LLM().generate([str(i) for i in range(10)], SamplingParams(max_tokens=1))
-    assert "Processed prompts" in capsys.readouterr().err
-    LLM().generate([str(i) for i in range(10)], SamplingParams(max_tokens=1), use_tqdm=False)
-    assert capsys.readouterr().err == ""
-
-
 def test_output_kinds() -> None:
     engine = make_engine()
     engine.add_request([1], SamplingParams(max_tokens=3), request_id="cum")

@@ -18,6 +18,13 @@ def demo_events() -> list[Event]:
     return run_workload_logged(demo_workload())
 
 
+@pytest.fixture(scope="session")
+def async_demo_events() -> list[Event]:
+    """The CLI demo under async scheduling and the priority policy (``demo --async --policy
+    priority``): batches in flight, priorities, a preemption by priority."""
+    return run_workload_logged(demo_workload(async_scheduling=True, policy="priority"))
+
+
 BROWSER_TESTS = "LIFECYCLE_TRACE_BROWSER_TESTS"
 """Set to 1 to render pictures in headless Chromium (never installed by the tests)."""
 

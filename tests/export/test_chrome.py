@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from helpers.export import run_scenario_logged
-from lifecycle_trace.export.chrome import ENGINE_TID, chrome_trace, write_chrome_trace
+from lifecycle_trace.export.chrome import ENGINE_TID, PID, chrome_trace, write_chrome_trace
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.testing import Scenario, scenarios
 from lifecycle_trace.testing.chrome_check import validate_chrome_trace
@@ -24,25 +24,45 @@ def _by_phase(trace: dict[str, Any], ph: str) -> list[dict[str, Any]]:
 
 
 def _tids(trace: dict[str, Any]) -> dict[str, int]:
+    """Each request's row (its process's one thread), by request id."""
     return {
-        e["args"]["name"]: e["tid"]
+        e["args"]["name"].removeprefix("req "): e["tid"]
         for e in _by_phase(trace, "M")
-        if e["name"] == "thread_name" and e["tid"] != ENGINE_TID
+        if e["name"] == "thread_name" and e["args"]["name"].startswith("req ")
     }
 
 
-def test_one_row_per_request_named_by_id_in_arrival_order(demo_events: list[Event]) -> None:
+def test_one_process_per_request_named_req_id_in_arrival_order(demo_events: list[Event]) -> None:
     trace = chrome_trace(demo_events)
     validate_chrome_trace(trace)
     arrivals = [e.request_id for e in demo_events if isinstance(e, RequestAdded)]
     tids = _tids(trace)
+    processes = {
+        e["pid"]: e["args"]["name"] for e in _by_phase(trace, "M") if e["name"] == "process_name"
+    }
+    assert processes[PID] == "minivllm engine-0"
+    # A request's process and its one thread share an id and the name "req ID".
+    assert {processes[tid] for tid in tids.values()} == {f"req {rid}" for rid in arrivals}
     sort_index = {
-        e["tid"]: e["args"]["sort_index"]
+        e["pid"]: e["args"]["sort_index"]
         for e in _by_phase(trace, "M")
-        if e["name"] == "thread_sort_index"
+        if e["name"] == "process_sort_index"
     }
     assert sorted(tids, key=lambda rid: sort_index[tids[rid]]) == arrivals
-    assert sort_index[ENGINE_TID] < min(sort_index[t] for t in tids.values())
+    assert sort_index[PID] < min(sort_index[t] for t in tids.values())
+    # No thread 0, and the engine's steps on their own row.
+    assert ENGINE_TID == PID != 0
+    assert 0 not in {e["tid"] for e in trace["traceEvents"]}
+
+
+def test_a_requests_counter_tracks_are_in_its_own_process(demo_events: list[Event]) -> None:
+    trace = chrome_trace(demo_events)
+    tids = _tids(trace)
+    for rid, pid in tids.items():
+        own = {c["name"] for c in _by_phase(trace, "C") if c["pid"] == pid}
+        assert own == {f"req {rid}"}
+    engine = {c["name"] for c in _by_phase(trace, "C") if c["pid"] == PID}
+    assert engine == {"requests", "kv_cache"}
 
 
 def test_slices_follow_each_request_status_sequence(demo_events: list[Event]) -> None:
@@ -101,14 +121,12 @@ def test_counters_agree_with_the_engine_at_every_step_end(demo_events: list[Even
 def test_num_computed_tokens_track_per_request(demo_events: list[Event]) -> None:
     trace = chrome_trace(demo_events)
     for rid, t in build_timelines(demo_events).items():
-        track = [c for c in _by_phase(trace, "C") if c["name"] == f"request {rid}"]
+        track = [c for c in _by_phase(trace, "C") if c["name"] == f"req {rid}"]
         values = [c["args"]["num_computed_tokens"] for c in track]
         assert values[0] == 0
         assert values[-1] == t.num_computed_tokens
         assert max(values) >= min(t.num_prompt_tokens, t.num_computed_tokens)
-    r2 = [
-        c["args"]["num_computed_tokens"] for c in _by_phase(trace, "C") if c["name"] == "request r2"
-    ]
+    r2 = [c["args"]["num_computed_tokens"] for c in _by_phase(trace, "C") if c["name"] == "req r2"]
     assert 0 in r2[1:], "r2 is preempted, so its track drops back to 0"
 
 

@@ -37,6 +37,16 @@ def _long_slice_covers_two(trace: Trace) -> None:
     row[0]["dur"] = row[-1]["ts"] + row[-1]["dur"] - row[0]["ts"]
 
 
+def _steps_on_thread_0(trace: Trace) -> None:
+    for e in trace["traceEvents"]:
+        if e["tid"] == e["pid"] == 1:
+            e["tid"] = 0  # the old layout: the engine's steps on thread 0
+
+
+def _request_row_in_the_engine(trace: Trace) -> None:
+    _first(trace, "X", "RUNNING")["pid"] = 1  # a request's thread id, seen in the engine too
+
+
 def _counter_back_in_time(trace: Trace) -> None:
     kv = [e for e in trace["traceEvents"] if e["ph"] == "C" and e["name"] == "kv_cache"]
     kv[-1]["ts"] = kv[0]["ts"] - 1
@@ -105,6 +115,8 @@ DAMAGE: dict[str, tuple[Callable[[Trace], None], str]] = {
     "E alone": (_end_without_begin, "without a matching B"),
     "B alone": (_begin_never_ended, "never ended"),
     "B/E overlap": (_begin_end_overlaps_a_slice, "slice overlaps"),
+    "tid 0": (_steps_on_thread_0, "tid 0"),
+    "tid in two processes": (_request_row_in_the_engine, "is also in pid"),
 }
 
 

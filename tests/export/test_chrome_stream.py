@@ -106,7 +106,7 @@ def test_a_request_is_written_out_as_soon_as_it_finishes(demo_events: list[Event
     seen = set()
     for e in ChromeTraceStream(source):
         if e["ph"] == "M" and e["name"] == "thread_name" and e["tid"] != ENGINE_TID:
-            rows[e["tid"]] = e["args"]["name"]
+            rows[e["tid"]] = e["args"]["name"].removeprefix("req ")
         elif e["ph"] in "Xi" and e["tid"] != ENGINE_TID:
             rid = rows[e["tid"]]
             # Handed out while the finishing event is the last one read: nothing waits for the end.
@@ -136,7 +136,7 @@ def test_a_request_id_used_again_after_it_finished_gets_a_new_row() -> None:
     rows = [
         e["tid"]
         for e in trace["traceEvents"]
-        if e["ph"] == "M" and e["name"] == "thread_name" and e["args"]["name"] == "again"
+        if e["ph"] == "M" and e["name"] == "thread_name" and e["args"]["name"] == "req again"
     ]
     assert len(rows) == 2
     for tid in rows:

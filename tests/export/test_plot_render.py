@@ -18,6 +18,7 @@ from PIL import Image
 from lifecycle_trace.export.plot import layout_for, write_plot
 from lifecycle_trace.export.plot.layout import (
     FINISHED_COLOR,
+    IN_FLIGHT_COLOR,
     REQUEST_PALETTE,
     Layout,
     status_color,
@@ -150,3 +151,22 @@ def test_written_file_parses(demo_events: list[Event], tmp_path: Path, suffix: s
         assert root.tag == "{http://www.w3.org/2000/svg}svg"
     else:
         assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_in_flight_marks_are_drawn_below_the_cell_centres(
+    chromium: str, async_demo_events: list[Event], tmp_path: Path
+) -> None:
+    page = tmp_path / "async.svg"
+    write_plot(async_demo_events, page)
+    timelines, layout = _picture(async_demo_events)
+    size = (int(layout.width) + 20, int(layout.height) + 20)
+    image = _screenshot(chromium, tmp_path, page, *size)
+    _check_cells(image, timelines, layout)  # the marks leave every cell's centre its colour
+    marked = 0
+    for i, t in enumerate(timelines):
+        for step in t.in_flight_steps:
+            x, y, width, height = layout.in_flight_mark(i, step)
+            got = _pixel(image, x + width / 2, y + height / 2)
+            assert near(got, hex_rgb(IN_FLIGHT_COLOR), 20), (t.request_id, step, got)
+            marked += 1
+    assert marked > 0

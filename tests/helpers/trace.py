@@ -15,11 +15,19 @@ from minivllm.workload import StepRecord, Workload, WorkloadRequest, run_workloa
 
 DATA = Path(__file__).parent.parent / "data" / "vllm_examples"
 REFERENCE_NAMES = ("a", "b", "c", "d")
+DATA_V2 = Path(__file__).parent.parent / "data" / "vllm_examples_v2"
+REFERENCE_V2_NAMES = ("e_async", "f_priority", "g_async_preempt", "h_async_priority")
+"""The reference runs with async scheduling and the priority policy."""
 
 
 def reference(name: str) -> Workload:
     """One of the four reference workloads."""
     return Workload.load(DATA / f"{name}.json")
+
+
+def reference_v2(name: str) -> Workload:
+    """One of the four reference workloads with async scheduling or the priority policy."""
+    return Workload.load(DATA_V2 / f"{name}.json")
 
 
 def run_logged(workload: Workload, **engine_kwargs: Any) -> tuple[EventLog, list[StepRecord]]:
@@ -61,9 +69,16 @@ def sampling_params(draw: st.DrawFn) -> SamplingParams:
 
 
 @st.composite
-def workloads(draw: st.DrawFn, max_requests: int = 5) -> Workload:
-    """An engine configuration and 1..max_requests requests with arrivals and some aborts."""
+def workloads(draw: st.DrawFn, max_requests: int = 5, modes: bool = False) -> Workload:
+    """An engine configuration and 1..max_requests requests with arrivals and some aborts.
+
+    With ``modes``, async scheduling and the priority policy are each on or
+    off, and requests get priorities 0..2.
+    """
     kwargs = draw(engine_kwargs())
+    if modes:
+        kwargs["async_scheduling"] = draw(st.booleans())
+        kwargs["policy"] = draw(st.sampled_from(["fcfs", "priority"]))
     n = draw(st.integers(1, max_requests))
     requests = []
     for i in range(n):
@@ -77,6 +92,7 @@ def workloads(draw: st.DrawFn, max_requests: int = 5) -> Workload:
                 sampling_params=draw(sampling_params()),
                 arrival=draw(st.integers(0, 4)),
                 abort=draw(st.one_of(st.none(), st.integers(0, 12))),
+                priority=draw(st.integers(0, 2)) if modes else 0,
             )
         )
     return Workload(kwargs, requests)

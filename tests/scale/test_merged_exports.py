@@ -46,9 +46,13 @@ def test_chrome_gives_each_engine_its_process(
         for e in events
         if e["ph"] == "M" and e["name"] == "process_name"
     }
-    assert processes == {1: "minivllm rank-0", 2: "minivllm rank-1"}
-    finishes = Counter(e["pid"] for e in events if e.get("cat") == "finish")
-    assert finishes == {1: PER_ENGINE, 2: PER_ENGINE}
+    engines = {pid: name for pid, name in processes.items() if name.startswith("minivllm ")}
+    assert sorted(engines.values()) == ["minivllm rank-0", "minivllm rank-1"]
+    # Each request is a process of its own, named after its engine and id.
+    finishes = Counter(
+        processes[e["pid"]].split(" req ")[0] for e in events if e.get("cat") == "finish"
+    )
+    assert finishes == {"rank-0": PER_ENGINE, "rank-1": PER_ENGINE}
     # The library takes the records of a merged log just as the command does.
     assert chrome_trace(LogReader(merged).records())["traceEvents"] == events
 
@@ -61,9 +65,20 @@ def test_otel_spans_name_their_engine(
     capsys.readouterr()
     assert main(["export", str(merged), "--format", "otel", "-o", str(out)]) == 0
     _no_warning(capsys)
-    spans = [json.loads(line) for line in out.read_text().splitlines()]
+    spans = [
+        span
+        for line in out.read_text().splitlines()
+        for resource_spans in json.loads(line)["resourceSpans"]
+        for scope_spans in resource_spans["scopeSpans"]
+        for span in scope_spans["spans"]
+    ]
     roots = [s for s in spans if s["name"] == "llm_request"]
-    engines = Counter(s["attributes"]["minivllm.engine_id"] for s in roots)
+    engines = Counter(
+        a["value"]["stringValue"]
+        for s in roots
+        for a in s["attributes"]
+        if a["key"] == "minivllm.engine_id"
+    )
     assert engines == dict.fromkeys(ENGINES, PER_ENGINE)
 
 

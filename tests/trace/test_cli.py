@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,17 @@ def test_lab_prints_the_trace_and_answers(capsys: pytest.CaptureFixture[str]) ->
     assert "prefill done (num_computed_tokens >= 22) at step: 2" in out
     assert "growth of num_computed_tokens per step after that: [1, 1, 1]" in out
     assert "status sequence: RUNNING -> FINISHED_LENGTH_CAPPED" in out
+
+
+def test_runs_with_their_own_engine_ids_merge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs = [tmp_path / f"{name}.jsonl" for name in ("a", "b")]
+    for name, log in zip(("rank-a", "rank-b"), logs, strict=True):
+        assert main(["run", "hello", "-o", str(log), "--max-tokens", "2", "--engine-id", name]) == 0
+    merged = tmp_path / "merged.jsonl"
+    assert main(["merge", *map(str, logs), "-o", str(merged)]) == 0
+    capsys.readouterr()
+    assert main(["stats", str(merged)]) == 0
+    engines = {json.loads(line)["engine"] for line in merged.read_text().splitlines()}
+    assert engines == {"rank-a", "rank-b"}

@@ -122,3 +122,35 @@ def test_intervals_and_timelines_read_the_same_state() -> None:
     assert [iv.status for iv in intervals.intervals] == list(timeline.status_sequence)
     assert intervals.intervals[-1].open_end and timeline.finish_status is None
     assert timeline.status == t.status != RequestStatus.WAITING
+
+
+@settings(max_examples=20)
+@given(scenario=scenarios())
+def test_token_callbacks_see_every_sampled_token_once(scenario: Scenario) -> None:
+    log = EventLog()
+    run_scenario(scenario, [log], clock=FakeClock())
+    events = list(log)
+    token_events = [
+        e for e in events if isinstance(e, CounterUpdated) and e.counter == "num_tokens"
+    ]
+    for fast in (True, False):
+        seen: list[tuple[str, int, int | None]] = []
+        fold = RequestFold(
+            on_first_token=lambda t, seen=seen: seen.append((t.request_id, t.num_tokens, None)),
+            on_next_token=lambda t, e, seen=seen: seen.append(
+                (t.request_id, e.new, t.last_token_ns)
+            ),
+            keep_finished=False,
+        )
+        if fast:
+            fold.feed_all(events)
+        else:
+            for e in events:
+                fold.feed(e)
+        assert [(rid, n) for rid, n, _ in seen] == [(e.request_id, e.new) for e in token_events]
+        # A later token's callback comes before the state takes it: the time is the token before's.
+        previous: dict[str, int] = {}
+        for (rid, _, before), e in zip(seen, token_events, strict=True):
+            if before is not None:
+                assert before == previous[rid]
+            previous[rid] = e.ts_ns

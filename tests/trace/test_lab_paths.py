@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.trace import REFERENCE_NAMES, engine_kwargs, reference, workloads
+from helpers.trace import (
+    REFERENCE_NAMES,
+    REFERENCE_V2_NAMES,
+    engine_kwargs,
+    reference,
+    reference_v2,
+    workloads,
+)
 from lifecycle_trace.eventlog import EventLog
 from lifecycle_trace.lab import trace_from_events, trace_request, trace_requests, trace_workload
 from minivllm.engine.llm_engine import LLMEngine
@@ -32,8 +39,19 @@ def test_paths_agree_on_the_reference_runs(name: str) -> None:
     assert polled  # every reference run produces records
 
 
+@pytest.mark.parametrize("name", REFERENCE_V2_NAMES)
+def test_paths_agree_on_the_async_and_priority_reference_runs(name: str) -> None:
+    workload = reference_v2(name)
+    polled, derived = _both(
+        lambda attach: trace_workload(workload, workload.model(), on_engine=attach)
+    )
+    assert polled == derived
+    placeholders = {e.num_output_placeholders for e in polled}
+    assert placeholders == ({0, 1} if workload.engine_kwargs["async_scheduling"] else {0})
+
+
 @settings(max_examples=60, deadline=None)
-@given(workloads())
+@given(workloads(modes=True))
 def test_paths_agree_on_random_workloads(workload: Workload) -> None:
     polled, derived = _both(lambda attach: trace_workload(workload, on_engine=attach))
     assert polled == derived
@@ -44,16 +62,28 @@ def test_paths_agree_on_random_workloads(workload: Workload) -> None:
     engine_kwargs(),
     st.lists(st.integers(1, 6), min_size=1, max_size=4),
     st.integers(1, 10),
+    st.booleans(),
+    st.sampled_from(["fcfs", "priority"]),
     st.data(),
 )
 def test_paths_agree_for_several_prompts(
-    kwargs: dict[str, object], sizes: list[int], max_tokens: int, data: st.DataObject
+    kwargs: dict[str, object],
+    sizes: list[int],
+    max_tokens: int,
+    async_scheduling: bool,
+    policy: str,
+    data: st.DataObject,
 ) -> None:
+    kwargs = {**kwargs, "async_scheduling": async_scheduling, "policy": policy}
     max_len = int(kwargs["max_model_len"])  # type: ignore[call-overload]
     prompts = [[65 + i] * min(size * 4, max_len - 1) for i, size in enumerate(sizes)]
     params = SamplingParams(max_tokens=max_tokens)
+    n = len(prompts)
+    priorities = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
     polled, derived = _both(
-        lambda attach: trace_requests(kwargs, prompts, params, on_engine=attach)
+        lambda attach: trace_requests(
+            kwargs, prompts, params, on_engine=attach, priorities=priorities
+        )
     )
     assert polled == derived
     ids = {e.request_id for e in polled}
@@ -65,6 +95,18 @@ def test_paths_agree_for_several_prompts(
 def test_per_prompt_params_must_match_the_prompts() -> None:
     with pytest.raises(ValueError, match="got 1 for 2 prompts"):
         trace_requests({}, ["a", "b"], [SamplingParams()])
+    with pytest.raises(ValueError, match="priorities: got 1 for 2 prompts"):
+        trace_requests({}, ["a", "b"], SamplingParams(), priorities=[0])
+
+
+def test_the_priority_policy_admits_the_more_urgent_prompt_first() -> None:
+    # One seat: the prompt added second but with priority 0 runs first.
+    params = SamplingParams(max_tokens=2, ignore_eos=True)
+    kwargs = {"max_num_seqs": 1, "policy": "priority"}
+    trace = trace_requests(kwargs, ["low", "high"], params, priorities=[1, 0])
+    assert [(e.request_id, e.status) for e in trace[:2]] == [("1", "RUNNING"), ("0", "WAITING")]
+    fcfs = trace_requests({"max_num_seqs": 1}, ["low", "high"], params, priorities=[1, 0])
+    assert [(e.request_id, e.status) for e in fcfs[:2]] == [("0", "RUNNING"), ("1", "WAITING")]
 
 
 def test_a_log_that_starts_mid_run_is_refused() -> None:

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from helpers.trace import reference, run_logged
 from lifecycle_trace.cli._render import LEGEND, status_chart, timeline_table
-from lifecycle_trace.fold.stats import Summary, summarize, summarize_timelines
+from lifecycle_trace.fold.stats import summarize, summarize_timelines
 from lifecycle_trace.fold.timeline import build_timelines
 
 
-def test_nearest_rank_percentiles() -> None:
+def test_percentiles_interpolate_as_numpy_does() -> None:
     s = summarize("x", [float(v) for v in range(100, 0, -1)])  # 1..100, unsorted
-    assert s == Summary("x", 100, 50.5, 50.0, 90.0, 99.0, 100.0)
+    # numpy.percentile's default (linear): rank q * (n - 1) between the two closest values.
+    assert s is not None and (s.count, s.mean, s.max) == (100, 50.5, 100.0)
+    assert (s.p50, s.p90, s.p99) == pytest.approx((50.5, 90.1, 99.01))
+    two = summarize("x", [3.0, 1.0])
+    assert two is not None and (two.p50, two.p90, two.p99) == pytest.approx((2.0, 2.8, 2.98))
     assert summarize("x", []) is None
+
+
+@given(st.lists(st.floats(0, 1e9), min_size=1, max_size=200))
+def test_percentiles_are_numpys(values: list[float]) -> None:
+    s = summarize("x", values)
+    assert s is not None
+    assert (s.p50, s.p90, s.p99) == tuple(np.percentile(values, (50, 90, 99)))
 
 
 @given(st.lists(st.floats(0, 1e9), min_size=1, max_size=50))

@@ -21,14 +21,24 @@ from collections.abc import Sequence
 
 from lifecycle_trace.cli import _export, _log, _run
 from lifecycle_trace.store import CorruptLogError, UnsupportedEventError
+from minivllm.cli import ArgumentParser, package_version
 
 __all__ = ["build_parser", "main"]
 
 
+DESCRIPTION = (
+    "Run the engine and record its event log; show, check, summarise, slice, merge, export "
+    "and draw request lifecycles from stored logs."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``lifecycle-trace`` argument parser."""
-    parser = argparse.ArgumentParser(prog="lifecycle-trace", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The ``lifecycle-trace`` argument parser: every command listed with its help."""
+    parser = ArgumentParser(prog="lifecycle-trace", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser
+    )
     for commands in (_run, _log, _export):
         commands.add_commands(sub)
     return parser

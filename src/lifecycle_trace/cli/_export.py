@@ -1,6 +1,6 @@
 """The ``export`` and ``plot`` subcommands of ``lifecycle-trace``.
 
-``export LOG --format chrome|otel|prometheus [-o OUT]`` and
+``export LOG --format chrome|otel|prometheus|parquet [-o OUT]`` and
 ``plot LOG -o timeline.svg|timeline.html``. :func:`add_commands` adds them to
 the command's subparsers; :data:`COMMANDS` maps their names to handlers,
 which return the exit status and raise ``ValueError`` for a user error.
@@ -33,7 +33,7 @@ from lifecycle_trace.export.plot import picture_of, plot_format, write_plot
 
 __all__ = ["COMMANDS", "DEFAULT_PLOT_LIMIT", "FORMATS", "add_commands", "last_ts_ns"]
 
-FORMATS = ("chrome", "otel", "prometheus")
+FORMATS = ("chrome", "otel", "prometheus", "parquet")
 """The formats ``export`` writes."""
 
 DEFAULT_PLOT_LIMIT = 200
@@ -46,17 +46,29 @@ def add_commands(sub: Any) -> None:
     """Add ``export`` and ``plot`` to ``sub`` (the object ``add_subparsers()`` returned)."""
     export = sub.add_parser(
         "export",
-        help="export a log as a Chrome/Perfetto trace, OpenTelemetry spans or Prometheus metrics",
+        help="export a log as a Perfetto trace, OpenTelemetry spans, Prometheus metrics or "
+        "Parquet tables",
         description=(
-            "chrome: Trace Event JSON for ui.perfetto.dev or chrome://tracing. "
-            "otel: one llm_request span per finished request; written as JSON lines with -o, "
-            "else sent to the exporter named by OTEL_TRACES_EXPORTER (default otlp, configured "
-            "by OTEL_EXPORTER_OTLP_*). prometheus: vLLM's metrics in the text exposition format."
+            "chrome: Trace Event JSON, for ui.perfetto.dev. "
+            "otel: one llm_request span tree per request that finished unaborted, as vLLM traces "
+            "them; with -o, written as OTLP/JSON lines (one ExportTraceServiceRequest per "
+            "batch, what the OpenTelemetry Collector's otlpjsonfile receiver reads), else "
+            "handed to the exporters OTEL_TRACES_EXPORTER names (the SDK's names: otlp by "
+            "default, console, none, a comma list or any installed exporter; OTLP settings from "
+            "OTEL_EXPORTER_OTLP_*); OTEL_SDK_DISABLED=true exports nothing. "
+            "prometheus: vLLM's metrics in the text exposition format. "
+            "parquet: events.parquet (every event) and requests.parquet (one row per request) "
+            "in the directory -o names."
         ),
     )
     export.add_argument("log", type=Path, help="a JSON Lines event log")
     export.add_argument("--format", choices=FORMATS, required=True, help="what to write")
-    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="file to write (default: stdout); for parquet, the directory to write",
+    )
     export.add_argument(
         "--epoch-ns",
         type=int,
@@ -64,6 +76,12 @@ def add_commands(sub: Any) -> None:
         "log file's modification time)",
     )
     export.add_argument("--model-name", default="minivllm", help="prometheus: model_name label")
+    export.add_argument(
+        "--row-group-size",
+        type=int,
+        default=65536,
+        help="parquet: rows per row group; memory holds one group of each table (default 65536)",
+    )
     export.add_argument(
         "--lenient", action="store_true", help="skip corrupt lines (with a warning)"
     )
@@ -131,9 +149,10 @@ def _chrome(log: OpenLog, args: argparse.Namespace) -> None:
 
 def _otel(log: OpenLog, args: argparse.Namespace) -> None:
     try:
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+        from opentelemetry.sdk.trace.export import SpanExporter
 
         from lifecycle_trace.export import otel
+        from lifecycle_trace.export.otlp_json import OtlpJsonSpanExporter
     except ImportError:
         raise ValueError(
             "--format otel needs the 'otel' extra: pip install 'minivllm-lifecycle-trace[otel]'"
@@ -142,26 +161,29 @@ def _otel(log: OpenLog, args: argparse.Namespace) -> None:
     if epoch is None:
         epoch = os.stat(args.log).st_mtime_ns - last_ts_ns(args.log)
     with contextlib.ExitStack() as stack:
-        exporter: SpanExporter
+        exporters: list[SpanExporter] = []
+        if args.output is not None:
+            out = stack.enter_context(_output(args.output))
+            if not otel.sdk_disabled():
+                exporters = [OtlpJsonSpanExporter(out)]
+        elif not otel.sdk_disabled():
+            try:
+                exporters = otel.span_exporters_from_env()
+            except otel.ExporterUnavailableError as exc:
+                raise ValueError(str(exc)) from None
+        if not exporters:
+            why = "OTEL_SDK_DISABLED=true" if otel.sdk_disabled() else "OTEL_TRACES_EXPORTER=none"
+            print(f"no spans exported: {why}", file=sys.stderr)
+            return
+        provider = otel.tracer_provider(exporters)
         try:
-            if args.output is not None:
-                out = stack.enter_context(_output(args.output))
-                exporter = ConsoleSpanExporter(
-                    out=out, formatter=lambda s: s.to_json(indent=None) + "\n"
-                )
-            else:
-                exporter = otel.span_exporter_from_env()
-        except otel.ExporterUnavailableError as exc:
-            raise ValueError(str(exc)) from None
-        provider = otel.tracer_provider(exporter)
-        try:
-            count = otel.export_spans(
-                log.source(), provider.get_tracer("lifecycle_trace"), epoch_ns=epoch
-            )
+            tracer = provider.get_tracer(otel.INSTRUMENTATION_NAME)
+            count = otel.export_spans(log.source(), tracer, epoch_ns=epoch)
         finally:
-            provider.shutdown()
+            provider.shutdown()  # flushes the batch processors
     if args.output is None:
-        print(f"{count} llm_request span(s) handed to {type(exporter).__name__}", file=sys.stderr)
+        names = ", ".join(type(e).__name__ for e in exporters)
+        print(f"{count} llm_request span(s) handed to {names}", file=sys.stderr)
 
 
 def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:
@@ -180,10 +202,26 @@ def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:
         out.write(generate_latest(registry).decode())
 
 
+def _parquet(log: OpenLog, args: argparse.Namespace) -> None:
+    try:
+        from lifecycle_trace.export.parquet import write_parquet
+    except ImportError:
+        raise ValueError(
+            "--format parquet needs the 'parquet' extra: "
+            "pip install 'minivllm-lifecycle-trace[parquet]'"
+        ) from None
+    if args.output is None:
+        raise ValueError("--format parquet writes a directory of two tables: name it with -o DIR")
+    if args.output.exists() and not args.output.is_dir():
+        raise ValueError(f"-o {args.output}: --format parquet writes a directory, not a file")
+    write_parquet(log.source(), args.output, batch_size=args.row_group_size)
+
+
 _WRITERS: Mapping[str, Callable[[OpenLog, argparse.Namespace], None]] = {
     "chrome": _chrome,
     "otel": _otel,
     "prometheus": _prometheus,
+    "parquet": _parquet,
 }
 
 

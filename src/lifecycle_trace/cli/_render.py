@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from lifecycle_trace.fold.stats import Summary
 from lifecycle_trace.fold.timeline import Timeline
@@ -23,6 +23,24 @@ LEGEND = (
     "S finished (stop)  L finished (length)  A aborted  I ignored  . not live"
 )
 
+IN_FLIGHT_LABEL = "  in flight"
+"""Label of the row under each request that counts its batches in flight (async scheduling)."""
+
+IN_FLIGHT_LEGEND = (
+    "in flight: num_output_placeholders at the end of the step, the tokens that batches "
+    "scheduled for the request and not yet processed will sample (blank: none)"
+)
+
+
+def has_batches_in_flight(timelines: Iterable[Timeline]) -> bool:
+    """Whether any request ever ended a step with a batch in flight (an async scheduling log)."""
+    return any(any(t.change_placeholders) for t in timelines)
+
+
+def has_priorities(timelines: Iterable[Timeline]) -> bool:
+    """Whether any request has a priority other than 0."""
+    return any(t.priority for t in timelines)
+
 
 def _ms(ns: float | None) -> str:
     return "-" if ns is None else f"{ns / 1e6:.3f}"
@@ -42,15 +60,28 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def _step(step: int | None) -> str:
+    return "-" if step is None else str(step)
+
+
 def timeline_table(timelines: Mapping[str, Timeline]) -> str:
-    """One row per request (named by its key): sizes, steps that matter, finish, latencies (ms)."""
+    """One row per request (named by its key): sizes, steps that matter, finish, latencies (ms).
+
+    A log with priorities other than 0 adds ``prio``; one with batches in
+    flight (async scheduling) adds ``token@``, the step the first sampled
+    token arrived in, a step after ``prefill@``.
+    """
+    priorities = has_priorities(timelines.values())
+    in_flight = has_batches_in_flight(timelines.values())
     header = [
         "request",
+        *(["prio"] if priorities else []),
         "prompt",
         "out",
         "added",
         "sched",
         "prefill@",
+        *(["token@"] if in_flight else []),
         "chunks",
         "done@",
         "preempt",
@@ -62,19 +93,18 @@ def timeline_table(timelines: Mapping[str, Timeline]) -> str:
     ]
     rows = []
     for label, t in timelines.items():
-        first = t.first_running_step
-        prefill = t.prefill_step
-        done = t.finished_step
         rows.append(
             [
                 label,
+                *([str(t.priority)] if priorities else []),
                 str(t.num_prompt_tokens),
                 str(t.num_output_tokens),
                 str(t.added_step),
-                "-" if first is None else str(first),
-                "-" if prefill is None else str(prefill),
+                _step(t.first_running_step),
+                _step(t.prefill_step),
+                *([_step(t.first_token_step)] if in_flight else []),
                 "+".join(map(str, t.chunk_sizes)) or "-",
-                "-" if done is None else str(done),
+                _step(t.finished_step),
                 str(t.num_preemptions),
                 t.finish_reason or "-",
                 _ms(t.queue_time_ns),
@@ -86,22 +116,36 @@ def timeline_table(timelines: Mapping[str, Timeline]) -> str:
     return table(rows, header)
 
 
+def _in_flight_cell(placeholders: int) -> str:
+    return " " if placeholders == 0 else str(placeholders) if placeholders < 10 else "+"
+
+
 def status_chart(timelines: Mapping[str, Timeline], width: int = 80) -> str:
     """One row per request, one column per step, one letter per end-of-step status.
 
-    Long runs are cut into blocks of ``width`` steps.
+    Long runs are cut into blocks of ``width`` steps. When a batch was ever
+    in flight (async scheduling), each request's row is followed by an
+    ``in flight`` row: its ``num_output_placeholders`` at the end of each
+    step (blank for none).
     """
     if not timelines:
         return "(no requests)"
     first = min(t.added_step for t in timelines.values())
     last = max(t.last_step for t in timelines.values())
-    name_width = max(len("step"), *(len(rid) for rid in timelines))
-    rows: dict[str, list[str]] = {}
+    in_flight = has_batches_in_flight(timelines.values())
+    name_width = max(
+        len("step"), *(len(rid) for rid in timelines), len(IN_FLIGHT_LABEL) if in_flight else 0
+    )
+    rows: list[tuple[str, list[str]]] = []
     for rid, t in timelines.items():
         cells = ["."] * (last - first + 1)
+        flight = [" "] * (last - first + 1)
         for s in t.samples:
             cells[s.step - first] = STATUS_LETTERS[s.status]
-        rows[rid] = cells
+            flight[s.step - first] = _in_flight_cell(s.num_output_placeholders)
+        rows.append((rid, cells))
+        if in_flight:
+            rows.append((IN_FLIGHT_LABEL, flight))
     blocks = []
     width = max(10, width)
     for start in range(first, last + 1, width):
@@ -111,10 +155,12 @@ def status_chart(timelines: Mapping[str, Timeline], width: int = 80) -> str:
         )
         units = "".join(str(step % 10) for step in range(start, stop))
         lines = [f"{'step':<{name_width}}  {ruler}".rstrip(), f"{'':<{name_width}}  {units}"]
-        for rid, cells in rows.items():
-            lines.append(f"{rid:<{name_width}}  {''.join(cells[start - first : stop - first])}")
+        for rid, cells in rows:
+            line = f"{rid:<{name_width}}  {''.join(cells[start - first : stop - first])}"
+            lines.append(line.rstrip())
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n\n" + LEGEND
+    legend = LEGEND + ("\n" + IN_FLIGHT_LEGEND if in_flight else "")
+    return "\n\n".join(blocks) + "\n\n" + legend
 
 
 def stats_table(summaries: Mapping[str, Summary | None]) -> str:

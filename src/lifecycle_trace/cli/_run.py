@@ -12,6 +12,7 @@ from lifecycle_trace import lab
 from lifecycle_trace.cli import _demo, _render
 from lifecycle_trace.cli._options import (
     add_engine_options,
+    add_mode_options,
     add_sampling_options,
     engine_kwargs,
     sampling_params,
@@ -32,6 +33,7 @@ def add_commands(sub: Any) -> None:
     demo = sub.add_parser("demo", help="trace a small mixed workload and explain it")
     demo.add_argument("--log", type=Path, help="also store the event log here (JSON Lines)")
     demo.add_argument("--json-log", action="store_true", help="log every event to stderr")
+    add_mode_options(demo)
 
     lab = sub.add_parser("lab", help="lab 01: trace one prompt step by step and answer the lab")
     lab.add_argument("prompt", help="prompt text")
@@ -43,6 +45,19 @@ def add_commands(sub: Any) -> None:
     run.add_argument("-o", "--output", type=Path, required=True, help="log file to write")
     run.add_argument("--json-log", action="store_true", help="log every event to stderr")
     run.add_argument("--show", action="store_true", help="print the timelines afterwards")
+    run.add_argument(
+        "--engine-id",
+        default="engine-0",
+        help="the engine's id in its log, so the logs of several runs can be merged",
+    )
+    run.add_argument(
+        "--priority",
+        type=int,
+        action="append",
+        default=[],
+        help="the priority of each prompt, in order (repeatable; default 0; lower runs first "
+        "under --policy priority)",
+    )
     add_engine_options(run)
     add_sampling_options(run)
 
@@ -55,12 +70,15 @@ def _print_timelines(timelines: dict[str, Timeline], width: int = 80) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``lifecycle-trace demo``: trace a small mixed workload and explain it."""
-    workload = _demo.demo_workload()
+    workload = _demo.demo_workload(args.async_scheduling, args.policy)
     observers = (make_json_logger(sys.stderr),) if args.json_log else ()
     log = _demo.run_traced(workload, observers)
     timelines = build_timelines(log)
     print(_demo.intro(workload))
     print()
+    for note in _demo.notes(workload):
+        print(note)
+        print()
     print("Status at the end of each step (one row per request, one column per step):")
     print(_render.status_chart(timelines))
     print()
@@ -83,36 +101,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_lab(args: argparse.Namespace) -> int:
     """``lifecycle-trace lab``: lab 01's ``trace_request`` for one prompt, with its answers."""
     num_prompt_tokens = len(ByteTokenizer().encode(args.prompt))
-    trace = lab.trace_request(engine_kwargs(args), args.prompt, sampling_params(args))
-    print(f"trace_request: prompt {args.prompt!r} ({num_prompt_tokens} tokens)")
+    kwargs = engine_kwargs(args)
+    trace = lab.trace_request(kwargs, args.prompt, sampling_params(args))
+    modes = [
+        *(["async scheduling"] if args.async_scheduling else []),
+        *(["priority policy"] if args.policy == "priority" else []),
+    ]
+    print(
+        f"trace_request: prompt {args.prompt!r} ({num_prompt_tokens} tokens)"
+        + "".join(f", {m}" for m in modes)
+    )
+    header = ["step", "request_id", "status", "num_computed_tokens", "num_tokens"]
+    if args.async_scheduling:
+        header.append("num_output_placeholders")
     rows = [
-        [str(step), e.request_id, e.status, str(e.num_computed_tokens), str(e.num_tokens)]
+        [
+            str(step),
+            e.request_id,
+            e.status,
+            str(e.num_computed_tokens),
+            str(e.num_tokens),
+            str(e.num_output_placeholders),
+        ][: len(header)]
         for step, e in enumerate(trace)
     ]
-    header = ["step", "request_id", "status", "num_computed_tokens", "num_tokens"]
     print(_render.table(rows, header))
     print()
     first = lab.first_event(trace)
     prefill = lab.prefill_step(trace, num_prompt_tokens)
+    token = lab.first_token_step(trace, num_prompt_tokens)
     growth = lab.decode_growth(trace, num_prompt_tokens)
     print(f"first event: {first}")
     print(f"status sequence: {' -> '.join(lab.status_sequence(trace))}")
     print(f"num_computed_tokens non-decreasing until finish: {lab.is_monotonic(trace)}")
     print(f"prefill done (num_computed_tokens >= {num_prompt_tokens}) at step: {prefill}")
+    print(f"first token sampled (num_tokens > {num_prompt_tokens}) at step: {token}")
     print(f"growth of num_computed_tokens per step after that: {growth}")
+    if args.async_scheduling:
+        ahead = [e.num_computed_tokens - e.num_tokens for e in trace]
+        print(f"num_computed_tokens - num_tokens after each step: {ahead}")
+        print(
+            "(async scheduling: a decoding request has num_computed_tokens == num_tokens + "
+            "num_output_placeholders - 1 between steps)"
+        )
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``lifecycle-trace run``: prompts through the engine, the event log streamed to a file."""
     params = sampling_params(args)
-    engine = LLMEngine(**engine_kwargs(args))
+    priorities = list(args.priority) or [0] * len(args.prompts)
+    if len(priorities) != len(args.prompts):
+        raise ValueError(
+            f"--priority: got {len(priorities)} for {len(args.prompts)} prompts; "
+            f"give one per prompt, or none"
+        )
+    engine = LLMEngine(**engine_kwargs(args), engine_id=args.engine_id)
     with JsonlWriter(args.output) as sink:  # streamed, so a long run holds no log in memory
         engine.bus.subscribe(sink)
         if args.json_log:
             engine.bus.subscribe(make_json_logger(sys.stderr))
-        for prompt in args.prompts:
-            engine.add_request(prompt, params)
+        for prompt, priority in zip(args.prompts, priorities, strict=True):
+            engine.add_request(prompt, params, priority=priority)
         while engine.has_unfinished_requests():
             engine.step()
     print(f"{sink.num_written} events over {engine.step_index} steps written to {args.output}")

@@ -1,12 +1,15 @@
 """Exporters: the event log in the tools people already use, and as a picture.
 
 - :mod:`~lifecycle_trace.export.chrome`: Chrome Trace Event JSON for
-  ui.perfetto.dev and chrome://tracing (checked in the tests by
+  ui.perfetto.dev (checked in the tests by
   :mod:`~lifecycle_trace.testing.chrome_check`);
-- :mod:`~lifecycle_trace.export.otel`: one OpenTelemetry ``llm_request`` span
-  per finished request, with vLLM's attribute names (extra ``otel``);
+- :mod:`~lifecycle_trace.export.otel`: OpenTelemetry ``llm_request`` spans as
+  vLLM emits them, live or from a log, and :mod:`~lifecycle_trace.export.otlp_json`
+  their OTLP/JSON file form (extra ``otel``);
 - :mod:`~lifecycle_trace.export.prometheus`: vLLM's Prometheus metrics as
   projections of the event stream (extra ``prometheus``);
+- :mod:`~lifecycle_trace.export.parquet`: the events and a per-request table
+  as Parquet files (extra ``parquet``);
 - :mod:`~lifecycle_trace.export.plot`: a self-contained SVG or HTML timeline.
 
 Every exporter reads the fold (:mod:`lifecycle_trace.fold`): the time-based

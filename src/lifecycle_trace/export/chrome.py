@@ -1,16 +1,28 @@
 """Chrome Trace Event (Perfetto) JSON from an event log.
 
-The trace opens in ui.perfetto.dev and chrome://tracing. Layout:
+The trace opens in ui.perfetto.dev (check one with
+:func:`lifecycle_trace.testing.chrome_check.validate_chrome_trace`). Layout:
 
-- one process per engine, named after it (a merged log has several); thread
-  0 is the engine's steps (one ``X`` slice per step), then one thread per
-  request, named by its id and sorted by arrival;
-- on a request's thread, one ``X`` slice per status interval (WAITING,
+- one process per engine, named after it (``minivllm ENGINE``; a merged log
+  has several), whose one thread holds the engine's steps (one ``X`` slice
+  per step) and whose counter tracks are the running and waiting counts
+  (updated at every status change), the KV blocks in use (as the block pool
+  reports at the end of each step) and, under async scheduling, the tokens in
+  flight over the live requests (``in flight``);
+- one process per request, named ``req ID`` (``ENGINE req ID`` in a merged
+  log) and numbered in order of arrival, so a request's tracks are grouped
+  under it: its thread holds one ``X`` slice per status interval (WAITING,
   RUNNING, PREEMPTED), which never overlap, and an instant event at its
-  finish naming the reason;
-- counter tracks: each request's ``num_computed_tokens``, the running and
-  waiting counts (updated at every status change), and the KV blocks in use
-  (as the block pool reports at the end of each step).
+  finish naming the reason; its counter tracks are its ``num_computed_tokens``
+  (``req ID``) and, under async scheduling, its ``num_output_placeholders``
+  (``req ID in flight``: tokens scheduled for it whose batch has not been
+  processed yet; back to 0 when it finishes, since a token still in flight
+  for it then is discarded). A request's slices carry its ``priority``.
+
+Every process has one thread whose id is the process id, numbered from 1 in
+the order the processes appear: no thread id is 0 (older Perfetto versions
+merge thread 0 with another) and none is shared by two processes (Perfetto
+keys threads by id).
 
 Timestamps are microseconds since the log's first event, on the event clock
 (``ts_ns``); the first event's raw ``ts_ns`` is kept in ``otherData``.
@@ -28,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 import orjson
@@ -63,17 +75,17 @@ __all__ = [
 ]
 
 PID = 1
-"""The process id of the trace's (first) engine; a merged log's others follow, 2, 3, ..."""
+"""The process id of the trace's first engine; requests and other engines get the next ids."""
 
-ENGINE_TID = 0
-"""Thread id of the engine-steps row; requests get 1, 2, ... in order of arrival."""
+ENGINE_TID = PID
+"""Thread id of the first engine's steps row: a process's one thread has the process's id."""
 
 STATUS_COLORS: Mapping[RequestStatus, str] = {
     RequestStatus.WAITING: "thread_state_runnable",
     RequestStatus.RUNNING: "thread_state_running",
     RequestStatus.PREEMPTED: "terrible",
 }
-"""chrome://tracing's reserved colour names per status (Perfetto picks its own colours)."""
+"""The Trace Event format's reserved colour names (``cname``) per status; Perfetto picks its own."""
 
 DISPLAY_TIME_UNIT = "ns"
 """The unit viewers show times in (the trace's own timestamps are microseconds)."""
@@ -89,14 +101,19 @@ def _meta(name: str, pid: int, tid: int, args: dict[str, Any]) -> dict[str, Any]
     return {"ph": "M", "name": name, "pid": pid, "tid": tid, "args": args}
 
 
-def _thread(pid: int, tid: int, name: str) -> list[dict[str, Any]]:
+def _process(pid: int, name: str, thread: str) -> list[dict[str, Any]]:
+    """A process and its one thread (whose id is the process's), named and ordered by id."""
     return [
-        _meta("thread_name", pid, tid, {"name": name}),
-        _meta("thread_sort_index", pid, tid, {"sort_index": tid}),
+        _meta("process_name", pid, pid, {"name": name}),
+        _meta("process_sort_index", pid, pid, {"sort_index": pid}),
+        _meta("thread_name", pid, pid, {"name": thread}),
+        _meta("thread_sort_index", pid, pid, {"sort_index": pid}),
     ]
 
 
-def _request_slices(r: RequestIntervals, pid: int, tid: int, origin: int) -> list[dict[str, Any]]:
+def _request_slices(
+    r: RequestIntervals, pid: int, tid: int, origin: int, priority: int
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for iv in r.intervals:
         start = _us(iv.start_ns, origin)
@@ -112,6 +129,7 @@ def _request_slices(r: RequestIntervals, pid: int, tid: int, origin: int) -> lis
                 "cname": STATUS_COLORS.get(iv.status, "generic_work"),
                 "args": {
                     "request_id": r.request_id,
+                    "priority": priority,
                     "first_step": iv.first_step,
                     "last_step": iv.last_step,
                     "log_ended": iv.open_end,
@@ -143,7 +161,7 @@ def _request_slices(r: RequestIntervals, pid: int, tid: int, origin: int) -> lis
 
 
 def _counter(name: str, pid: int, ts: float, args: dict[str, int]) -> dict[str, Any]:
-    return {"ph": "C", "name": name, "pid": pid, "tid": ENGINE_TID, "ts": ts, "args": args}
+    return {"ph": "C", "name": name, "pid": pid, "tid": pid, "ts": ts, "args": args}
 
 
 def _step_slice(
@@ -155,7 +173,7 @@ def _step_slice(
         "name": f"step {finished.step}",
         "cat": "step",
         "pid": pid,
-        "tid": ENGINE_TID,
+        "tid": pid,
         "ts": start,
         "dur": (finished.ts_ns - started.ts_ns) / 1000,
         "args": {
@@ -166,71 +184,95 @@ def _step_slice(
     }
 
 
-def _tid(t: RequestState) -> int:
-    return ENGINE_TID + 1 + t.index
-
-
 class _EngineTrace:
-    """One engine's process in the trace: each of its events in, the trace events it completes out.
+    """One engine's processes in the trace: its events in, the trace events they complete out.
 
-    A request's row is named when it arrives; its status slices and finish
-    mark are written when it finishes (or, for requests still live, at
+    A request's process is named when it arrives; its status slices and
+    finish mark are written when it finishes (or, for requests still live, at
     :meth:`close`), so only live requests are held. Counters are written as
     their events come, hence in time order.
     """
 
-    def __init__(self, engine: str, pid: int, origin: int) -> None:
+    def __init__(self, engine: str, pid: int, origin: int, new_id: Callable[[], int]) -> None:
         self.engine = engine
         self.pid = pid
         self.origin = origin
         self.num_events = 0
+        self._new_id = new_id
         self._finished: list[RequestState] = []
         self.fold = RequestFold(
             engine or None, on_finish=self._finished.append, keep_finished=False, history=False
         )
         self._started: StepStarted | None = None
+        self._in_flight = 0  # output placeholders of the live requests
+        self._pids: dict[str, int] = {}  # each live request's process, by request id
 
-    def _name(self, engine_id: str) -> dict[str, Any]:
+    def _engine(self, engine_id: str) -> list[dict[str, Any]]:
         name = f"minivllm {engine_id}" if engine_id else "minivllm"
-        return _meta("process_name", self.pid, ENGINE_TID, {"name": name})
+        return _process(self.pid, name, "engine steps")
+
+    def _label(self, request_id: str) -> str:
+        # A merged log's records name their engine; a single engine's do not.
+        return f"{self.engine} req {request_id}" if self.engine else f"req {request_id}"
 
     def feed(self, e: Event) -> list[dict[str, Any]]:
         """The trace events that ``e`` completes."""
         out: list[dict[str, Any]] = []
-        pid = self.pid
         if not self.num_events:
             # The process is named after the engine when the log starts with its configuration.
-            out.append(self._name(e.engine_id if isinstance(e, EngineConfigured) else self.engine))
-            out.extend(_thread(pid, ENGINE_TID, "engine steps"))
+            out.extend(
+                self._engine(e.engine_id if isinstance(e, EngineConfigured) else self.engine)
+            )
         fold = self.fold
         fold.feed(e)
         origin = self.origin
         ts = (e.ts_ns - origin) / 1000
         if type(e) is CounterUpdated:
             if e.counter == "num_computed_tokens":
-                out.append(
-                    _counter(f"request {e.request_id}", pid, ts, {"num_computed_tokens": e.new})
-                )
+                pid = self._pids[e.request_id]
+                label = self._label(e.request_id)
+                out.append(_counter(label, pid, ts, {"num_computed_tokens": e.new}))
+            elif e.counter == "num_output_placeholders":
+                out.extend(self._in_flight_change(e.request_id, ts, e.new - e.old, e.new))
         elif isinstance(e, RequestAdded):
-            out.extend(_thread(pid, _tid(fold.live[e.request_id]), e.request_id))
-            out.append(_counter(f"request {e.request_id}", pid, ts, {"num_computed_tokens": 0}))
+            pid = self._pids[e.request_id] = self._new_id()
+            label = self._label(e.request_id)
+            out.extend(_process(pid, label, label))
+            out.append(_counter(label, pid, ts, {"num_computed_tokens": 0}))
             out.append(self._requests(ts))
         elif isinstance(e, StatusChanged):
             out.append(self._requests(ts))
             for t in self._finished:
-                out.extend(_request_slices(intervals_of(t), pid, _tid(t), origin))
+                if t.num_output_placeholders:
+                    out.extend(
+                        self._in_flight_change(t.request_id, ts, -t.num_output_placeholders, 0)
+                    )
+                pid = self._pids.pop(t.request_id)
+                out.extend(_request_slices(intervals_of(t), pid, pid, origin, t.priority))
             self._finished.clear()
         elif isinstance(e, StepStarted):
             self._started = e
         elif isinstance(e, StepFinished):
             started = self._started
             if started is not None and started.step == e.step:
-                out.append(_step_slice(started, e, pid, origin))
-            out.append(_counter("kv_cache", pid, ts, {"blocks_in_use": e.num_used_blocks}))
+                out.append(_step_slice(started, e, self.pid, origin))
+            out.append(_counter("kv_cache", self.pid, ts, {"blocks_in_use": e.num_used_blocks}))
         elif isinstance(e, EngineConfigured) and self.num_events:
-            out.append(self._name(e.engine_id))
+            out.extend(self._engine(e.engine_id)[:1])
         self.num_events += 1
         return out
+
+    def _in_flight_change(
+        self, request_id: str, ts: float, change: int, placeholders: int
+    ) -> list[dict[str, Any]]:
+        self._in_flight += change
+        args = {"num_output_placeholders": placeholders}
+        total = {"num_output_placeholders": self._in_flight}
+        label = f"{self._label(request_id)} in flight"
+        return [
+            _counter(label, self._pids[request_id], ts, args),
+            _counter("in flight", self.pid, ts, total),
+        ]
 
     def _requests(self, ts: float) -> dict[str, Any]:
         # A preempted request waits in the waiting queue, as in vLLM.
@@ -245,7 +287,8 @@ class _EngineTrace:
         for t in fold.states():
             if t.finish_status is None:
                 r = intervals_of(t, fold.last_ts_ns, fold.last_step)
-                out.extend(_request_slices(r, self.pid, _tid(t), self.origin))
+                pid = self._pids[t.request_id]
+                out.extend(_request_slices(r, pid, pid, self.origin, t.priority))
         return out
 
 
@@ -258,12 +301,19 @@ class _Trace:
         self.last_seq = 0
         self.num_events = 0
         self.engines: dict[str, _EngineTrace] = {}
+        self._ids = itertools.count(PID)
+
+    def new_id(self) -> int:
+        """The next process (and thread) id."""
+        return next(self._ids)
 
     def part(self, engine: str) -> _EngineTrace:
-        """The process of ``engine``, made (numbered after the others) on first use."""
+        """The process of ``engine``, made (with the next id) on first use."""
         part = self.engines.get(engine)
         if part is None:
-            part = self.engines[engine] = _EngineTrace(engine, PID + len(self.engines), self.origin)
+            part = self.engines[engine] = _EngineTrace(
+                engine, self.new_id(), self.origin, self.new_id
+            )
         return part
 
     def close(self) -> list[dict[str, Any]]:
@@ -284,7 +334,7 @@ class ChromeTraceStream:
     """A log's Chrome trace, one trace event at a time, holding only the live requests.
 
     ``source`` is one engine's events, or the ``(engine_id, event)`` records
-    of a merged log (one process per engine). Iterate it for the elements of
+    of a merged log (a process per engine and one per request). Iterate it for the elements of
     ``traceEvents``; once the iteration is over, :meth:`other_data` gives the
     trace's ``otherData``. The log's first event fixes the clock origin, so
     an empty log is a ``ValueError``.

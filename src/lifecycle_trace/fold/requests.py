@@ -4,7 +4,7 @@ A :class:`RequestState` is what the log has said about one life of one
 request so far: its status, every counter (``num_computed_tokens``,
 ``num_tokens``, ``num_cached_tokens``, ``num_preemptions``,
 ``num_output_placeholders``), the KV blocks it holds, what its RequestAdded
-asked for, when it arrived, was first scheduled, got its first and last token
+asked for (its priority too), when it arrived, was first scheduled, got its first and last token
 and finished, and its history step by step. A life is named by
 :class:`RequestKey`, ``(engine_id, request_id, life)``, where ``life`` is the
 sequence number of the RequestAdded that began it: a request id reused after
@@ -90,9 +90,10 @@ class RequestState(FinishedLife):
     bus clock, None where the request never reached that point.
 
     The history is kept compressed: ``change_steps[i]`` is a step at whose
-    end the request's ``(status, num_computed_tokens, num_tokens)`` was
-    ``(change_statuses[i], change_computed[i], change_tokens[i])``, the current
-    values being those of ``step``; ``status_steps[i]``, ``statuses[i]`` and
+    end the request's ``(status, num_computed_tokens, num_tokens,
+    num_output_placeholders)`` was ``(change_statuses[i], change_computed[i],
+    change_tokens[i], change_placeholders[i])``, the current values being
+    those of ``step``; ``status_steps[i]``, ``statuses[i]`` and
     ``status_ns[i]`` say when (step, nanoseconds) it entered each status, from
     WAITING on. (Parallel lists of values the events already hold: a long log
     allocates nothing per status change.)
@@ -102,6 +103,7 @@ class RequestState(FinishedLife):
         "added_step",
         "arrival_ns",
         "change_computed",
+        "change_placeholders",
         "change_statuses",
         "change_steps",
         "change_tokens",
@@ -118,6 +120,7 @@ class RequestState(FinishedLife):
         "life",
         "max_tokens",
         "min_tokens",
+        "n",
         "num_blocks",
         "num_cached_tokens",
         "num_computed_tokens",
@@ -125,6 +128,7 @@ class RequestState(FinishedLife):
         "num_preemptions",
         "num_prompt_tokens",
         "num_tokens",
+        "priority",
         "request_id",
         "status",
         "status_ns",
@@ -133,6 +137,8 @@ class RequestState(FinishedLife):
         "step",
         "stop_reason",
         "stop_token_ids",
+        "temperature",
+        "top_p",
     )
 
     def __init__(self, e: RequestAdded, engine_id: str, index: int) -> None:
@@ -145,6 +151,10 @@ class RequestState(FinishedLife):
         self.min_tokens = e.min_tokens
         self.stop_token_ids = e.stop_token_ids
         self.ignore_eos = e.ignore_eos
+        self.priority = e.priority
+        self.temperature = e.temperature
+        self.top_p = e.top_p
+        self.n = e.n
         self.added_step = e.step
         self.arrival_ns = e.ts_ns
         self.status = _WAITING
@@ -168,6 +178,7 @@ class RequestState(FinishedLife):
         self.change_statuses: list[RequestStatus] = []
         self.change_computed: list[int] = []
         self.change_tokens: list[int] = []
+        self.change_placeholders: list[int] = []
         self.status_steps: list[int] = [e.step]
         self.statuses: list[RequestStatus] = [_WAITING]
         self.status_ns: list[int] = [e.ts_ns]
@@ -198,13 +209,19 @@ class RequestState(FinishedLife):
         """``(step, status, ts_ns)`` for every status entered, from WAITING on."""
         return list(zip(self.status_steps, self.statuses, self.status_ns, strict=True))
 
-    def history(self) -> tuple[list[int], list[RequestStatus], list[int], list[int]]:
-        """``change_*`` with the current step appended: the end state of every changed step."""
+    def history(
+        self,
+    ) -> tuple[list[int], list[RequestStatus], list[int], list[int], list[int]]:
+        """``change_*`` with the current step appended: the end state of every changed step.
+
+        In the order steps, statuses, computed, tokens, placeholders.
+        """
         return (
             [*self.change_steps, self.step],
             [*self.change_statuses, self.status],
             [*self.change_computed, self.num_computed_tokens],
             [*self.change_tokens, self.num_tokens],
+            [*self.change_placeholders, self.num_output_placeholders],
         )
 
     def _next_step(self, step: int) -> None:
@@ -212,10 +229,17 @@ class RequestState(FinishedLife):
         self.change_statuses.append(self.status)
         self.change_computed.append(self.num_computed_tokens)
         self.change_tokens.append(self.num_tokens)
+        self.change_placeholders.append(self.num_output_placeholders)
         self.step = step
 
 
 StateCallback = Callable[[RequestState], None]
+
+
+def _priority_order(t: RequestState) -> tuple[int, int]:
+    # vLLM orders by (priority, arrival_time, request_id); RequestAdded events
+    # come in the order of the arrival times the engine's clock gave them.
+    return t.priority, t.life
 
 
 class RequestFold:
@@ -224,6 +248,8 @@ class RequestFold:
     ``engine_id`` names the engine (by default the log's EngineConfigured).
     The callbacks see a life as the log changes it: ``on_status`` after each
     status change, ``on_first_token`` at its first sampled token,
+    ``on_next_token`` at each later one (with its ``CounterUpdated``, before
+    the state takes it, so ``last_token_ns`` is still the token before's),
     ``on_finish`` at its finishing status change, and ``on_retire`` at the
     end of the step it finished in (a ``StepFinished``, the same id added
     again, or :meth:`retire` at the end of a stream), after which the fold
@@ -243,6 +269,7 @@ class RequestFold:
         *,
         on_status: StateCallback | None = None,
         on_first_token: StateCallback | None = None,
+        on_next_token: Callable[[RequestState, CounterUpdated], None] | None = None,
         on_finish: StateCallback | None = None,
         on_retire: StateCallback | None = None,
         keep_finished: bool = True,
@@ -253,9 +280,11 @@ class RequestFold:
         self._engine_id = engine_id
         self._history = history
         self.config: EngineConfigured | None = None
+        self._priority_policy = False
         self.last_step_finished: StepFinished | None = None
         self._on_status_change = on_status
         self._on_first_token = on_first_token
+        self._on_next_token = on_next_token
         self._on_finish = on_finish
         self._on_retire = on_retire
         self._keep = keep_finished
@@ -304,7 +333,16 @@ class RequestFold:
 
     @property
     def waiting(self) -> Sequence[RequestState]:
-        """The waiting queue as the log implies it: preempted requests first, then by arrival."""
+        """The waiting queue as the log implies it, in the order the scheduler serves it.
+
+        First-come-first-served: preempted requests first (the latest
+        preempted at the head), then by arrival. Under the priority policy
+        (the log's EngineConfigured says which): by ``(priority, arrival)``,
+        vLLM's ``Request.__lt__``, arrival being the order of the RequestAdded
+        events.
+        """
+        if self._priority_policy:
+            return sorted(self._waiting, key=_priority_order)
         return self._waiting
 
     @property
@@ -352,6 +390,7 @@ class RequestFold:
         live = self._live
         counter_updated = CounterUpdated
         on_counter = self._on_counter
+        on_next_token = self._on_next_token
         e: Any = None
         history = self._history
         for e in events:
@@ -365,12 +404,15 @@ class RequestFold:
                             t.change_statuses.append(t.status)
                             t.change_computed.append(t.num_computed_tokens)
                             t.change_tokens.append(t.num_tokens)
+                            t.change_placeholders.append(t.num_output_placeholders)
                         t.step = e.step
                     counter = e.counter
                     if counter == "num_computed_tokens":
                         t.num_computed_tokens = e.new
                         continue
                     if counter == "num_tokens" and t.first_token_ns is not None:
+                        if on_next_token is not None:
+                            on_next_token(t, e)
                         t.num_tokens = e.new
                         t.last_token_ns = e.ts_ns
                         continue
@@ -425,6 +467,8 @@ class RequestFold:
         if counter == "num_computed_tokens":
             t.num_computed_tokens = e.new
         elif counter == "num_tokens":
+            if t.first_token_ns is not None and self._on_next_token is not None:
+                self._on_next_token(t, e)
             t.num_tokens = e.new
             ts = e.ts_ns
             t.last_token_ns = ts
@@ -545,6 +589,7 @@ class RequestFold:
 
     def _on_config(self, e: EngineConfigured) -> None:
         self.config = e
+        self._priority_policy = e.policy == "priority"
 
 
 class LogFold:

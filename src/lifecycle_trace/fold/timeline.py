@@ -2,7 +2,9 @@
 
 A :class:`Timeline` is everything the log says about one life of one request:
 its state at the end of every step it was live, its status segments, when its
-prefill completed, how it grew per step, its preemptions, how it finished,
+prefill completed, how it grew per step, the steps at whose end a batch that
+will sample for it was still in flight (async scheduling), its priority and
+preemptions, how it finished,
 and vLLM's latency intervals (queue, prefill, decode, end to end, TTFT, TPOT)
 measured on the events' ``ts_ns`` clock. :class:`TimelineBuilder` is
 :class:`~lifecycle_trace.fold.requests.RequestFold` handing out timelines;
@@ -48,13 +50,18 @@ _RUNNING = RequestStatus.RUNNING
 
 @attrs.frozen
 class Sample:
-    """A request's state at the end of one step (after every event of that step)."""
+    """A request's state at the end of one step (after every event of that step).
+
+    ``num_output_placeholders`` counts the tokens scheduled for the request
+    but not yet sampled (async scheduling; always 0 without it).
+    """
 
     step: int
     status: RequestStatus
     num_computed_tokens: int
     num_tokens: int
     num_output_tokens: int
+    num_output_placeholders: int = 0
 
 
 @attrs.frozen
@@ -83,14 +90,20 @@ class Timeline(FinishedLife):
     ``statuses[i]``, for every status entered (:attr:`status_changes` pairs them).
     The per-step state is stored compressed: ``change_steps[i]`` is a step at
     whose end the request's state was ``(change_statuses[i],
-    change_computed[i], change_tokens[i])``; between change steps nothing
-    changed. ``last_step`` is the finish step, or the log's last step for a
-    request still live when the log ended. Times are nanoseconds on the bus
+    change_computed[i], change_tokens[i], change_placeholders[i])``; between
+    change steps nothing changed. ``change_placeholders`` holds
+    ``num_output_placeholders``: under async scheduling, the sampled tokens
+    of batches scheduled for the request and not yet processed (empty for a
+    timeline built without it, read as all 0). ``priority`` is what the
+    request was added with (lower runs first under the priority policy).
+    ``last_step`` is the finish step, or the log's last step for a request
+    still live when the log ended. Times are nanoseconds on the bus
     clock, None where the request never reached that point. ``engine_id`` names
     the engine (from the log's EngineConfigured; "" if the log has none) and
     ``added_seq`` is the sequence number of the request's RequestAdded (its
     life), so :attr:`key` tells apart the requests of a merged log and the
-    lives of a reused request id.
+    lives of a reused request id. ``temperature``, ``top_p`` and ``n`` are
+    the sampling parameters it asked for.
     """
 
     request_id: str
@@ -116,6 +129,11 @@ class Timeline(FinishedLife):
     statuses: tuple[RequestStatus, ...]
     engine_id: str = ""
     added_seq: int = -1
+    change_placeholders: tuple[int, ...] = ()
+    priority: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
 
     # -- state ----------------------------------------------------------------
 
@@ -169,12 +187,14 @@ class Timeline(FinishedLife):
 
     def _sample(self, i: int, step: int) -> Sample:
         tokens = self.change_tokens[i]
+        placeholders = self.change_placeholders
         return Sample(
             step,
             self.change_statuses[i],
             self.change_computed[i],
             tokens,
             tokens - self.num_prompt_tokens,
+            placeholders[i] if placeholders else 0,
         )
 
     @property
@@ -218,6 +238,22 @@ class Timeline(FinishedLife):
         """
         return self.statuses
 
+    @property
+    def num_output_placeholders(self) -> int:
+        """``num_output_placeholders`` at the end of the timeline."""
+        return self.change_placeholders[-1] if self.change_placeholders else 0
+
+    @property
+    def in_flight_steps(self) -> tuple[int, ...]:
+        """The steps at whose end a batch that will sample for the request was in flight.
+
+        Under async scheduling the engine schedules a batch in one step and
+        processes its output in the next, so these are the steps that ended
+        with ``num_output_placeholders > 0``, up to the last step of the
+        timeline. Empty without async scheduling.
+        """
+        return tuple(s.step for s in self.samples if s.num_output_placeholders > 0)
+
     # -- prefill and decode ---------------------------------------------------
 
     @property
@@ -234,6 +270,20 @@ class Timeline(FinishedLife):
         prompt = self.num_prompt_tokens
         for step, computed in zip(self.change_steps, self.change_computed, strict=True):
             if computed >= prompt:
+                return step
+        return None
+
+    @property
+    def first_token_step(self) -> int | None:
+        """The step whose output processing appended the first sampled token, or None.
+
+        The prefill step itself without async scheduling; under async
+        scheduling one step after it, when the prefill batch's output is
+        processed.
+        """
+        prompt = self.num_prompt_tokens
+        for step, tokens in zip(self.change_steps, self.change_tokens, strict=True):
+            if tokens > prompt:
                 return step
         return None
 
@@ -317,7 +367,7 @@ class Timeline(FinishedLife):
 
 def timeline_of(t: RequestState, log_last_step: int) -> Timeline:
     """The request's timeline as it stands, in a log whose last step so far is ``log_last_step``."""
-    steps, statuses, computed, tokens = t.history()
+    steps, statuses, computed, tokens, placeholders = t.history()
     finished = t.finish_status is not None
     return Timeline(
         request_id=t.request_id,
@@ -343,6 +393,11 @@ def timeline_of(t: RequestState, log_last_step: int) -> Timeline:
         statuses=tuple(t.statuses),
         engine_id=t.engine_id,
         added_seq=t.life,
+        change_placeholders=tuple(placeholders),
+        priority=t.priority,
+        temperature=t.temperature,
+        top_p=t.top_p,
+        n=t.n,
     )
 
 

@@ -15,6 +15,7 @@ written and read by one msgspec codec.
 """
 
 from lifecycle_trace.log.eventlog import EventLog, Recorder, SequenceError, record
+from lifecycle_trace.log.merge import DuplicateEngineError, merge_logs
 from lifecycle_trace.log.reader import (
     ENGINE_KEY,
     CorruptLogError,
@@ -24,7 +25,6 @@ from lifecycle_trace.log.reader import (
     UnsupportedEventError,
     iter_jsonl,
 )
-from lifecycle_trace.log.merge import DuplicateEngineError, merge_logs
 from lifecycle_trace.log.sink import JsonlWriter
 from lifecycle_trace.log.slice import (
     SOURCE_SEQ_KEY,

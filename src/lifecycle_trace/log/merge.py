@@ -20,8 +20,8 @@ import heapq
 import os
 from collections.abc import Iterator, Sequence
 
-from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.fold.requests import Record
+from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
 from minivllm.events import Event
 

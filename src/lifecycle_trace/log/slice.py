@@ -31,8 +31,8 @@ from types import MappingProxyType
 import attrs
 import msgspec
 
-from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.fold.requests import LogFold, Record, RequestFold
+from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
 from minivllm.events import (
     BlocksAllocated,

@@ -14,7 +14,10 @@ every problem found; :func:`validate_chrome_trace` raises
 - no overlapping slices on a row: ``X`` slices (and ``B``/``E`` spans) of one
   ``(pid, tid)`` may touch but never overlap, nesting included;
 - counters in time order: the samples of one counter track (``pid``, ``name``
-  and ``id``) appear with non-decreasing ``ts``.
+  and ``id``) appear with non-decreasing ``ts``;
+- thread ids as Perfetto reads them: no ``tid`` 0 (older Perfetto versions
+  merge thread 0 with another) and no ``tid`` in two processes (Perfetto
+  keys threads by id, so their rows would mix).
 
 Times are microseconds; ``tolerance_us`` (default 1 ns) absorbs float
 rounding of nanosecond timestamps.
@@ -125,12 +128,24 @@ def trace_problems(trace: Any, tolerance_us: float = 1e-3) -> list[TraceProblem]
     slices: dict[tuple[int, int], list[tuple[float, float, int]]] = defaultdict(list)
     stacks: dict[tuple[int, int], list[tuple[float, int]]] = defaultdict(list)
     counters: dict[tuple[Any, ...], tuple[float, int]] = {}
+    owners: dict[int, tuple[int, int]] = {}  # each tid's process, and where it was first seen
     for i, e in enumerate(events):
         shape = _shape(i, e)
         problems.extend(shape)
         if shape:
             continue
         ph, row = e["ph"], (e["pid"], e["tid"])
+        if e["tid"] == 0:
+            problems.append(TraceProblem(i, "tid 0: older Perfetto versions merge it with another"))
+        first_pid, first_seen = owners.setdefault(e["tid"], (e["pid"], i))
+        if first_pid != e["pid"]:
+            problems.append(
+                TraceProblem(
+                    i,
+                    f"tid {e['tid']} of pid {e['pid']} is also in pid {first_pid} (event "
+                    f"{first_seen}): Perfetto keys threads by id",
+                )
+            )
         if ph == "X":
             slices[row].append((e["ts"], e["ts"] + e["dur"], i))
         elif ph == "B":

@@ -95,8 +95,11 @@ _G = TypeVar("_G", bound=_Guarded)
 
 
 def exclusive(method: Callable[Concatenate[_G, _P], _R]) -> Callable[Concatenate[_G, _P], _R]:
-    """Make an engine method refuse to run while another exclusive method is running."""
-    name = method.__name__
+    """Make an engine method refuse to run while another exclusive method is running.
+
+    Refusals name the public method (``_add_request`` is ``add_request``'s body).
+    """
+    name = method.__name__.lstrip("_")
 
     def guarded(self: _G, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         guard = self._guard

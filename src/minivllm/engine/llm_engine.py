@@ -9,17 +9,21 @@ is emitted on ``engine.bus``.
 
 from __future__ import annotations
 
-import os
+import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any, overload
 
+from minivllm import envs
 from minivllm.bus import EventBus, Handler, resolve_observers
 from minivllm.config import EngineConfig
 from minivllm.core.sched.scheduler import Scheduler
+from minivllm.engine.arg_utils import EngineArgs
 from minivllm.engine.core import EngineCore, EngineCoreStep, StepFailedError
 from minivllm.engine.guard import CallGuard, exclusive
 from minivllm.events import EngineConfigured, StepFinished, StepStarted
+from minivllm.inputs import PromptType, parse_add_request, parse_prompt_dict
 from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.model_executor.runner import ModelRunner
 from minivllm.outputs import CompletionOutput, RequestOutput
@@ -27,18 +31,20 @@ from minivllm.request import Request, RequestStatus
 from minivllm.sampling_params import RequestOutputKind, SamplingParams
 from minivllm.tokenizer import ByteTokenizer
 
-OBSERVERS_ENV = "MINIVLLM_OBSERVERS"
+OBSERVERS_ENV = envs.OBSERVERS
 """Comma-separated observer names (entry points) attached to every new engine."""
 
-LOGGING_LEVEL_ENV = "MINIVLLM_LOGGING_LEVEL"
-"""Set to ``DEBUG`` to attach the ``json-log`` observer, as ``VLLM_LOGGING_LEVEL=DEBUG`` does."""
+LOGGING_LEVEL_ENV = envs.LOGGING_LEVEL
+"""``DEBUG`` or ``INFO`` attaches the ``json-log`` observer, as ``VLLM_LOGGING_LEVEL`` does."""
 
 DEBUG_LOG_OBSERVER = "json-log"
 
 
 def _observers_from_env() -> list[str]:
-    names = [n.strip() for n in os.environ.get(OBSERVERS_ENV, "").split(",") if n.strip()]
-    if os.environ.get(LOGGING_LEVEL_ENV, "").upper() == "DEBUG" and DEBUG_LOG_OBSERVER not in names:
+    names = envs.observer_names()
+    level = envs.logging_level()  # validated here, so a typo fails at construction
+    envs.configure_logging()
+    if level is not None and level <= logging.INFO and DEBUG_LOG_OBSERVER not in names:
         names.append(DEBUG_LOG_OBSERVER)
     return names
 
@@ -150,6 +156,17 @@ class LLMEngine:
         self._on_step_started = self.bus.channel(StepStarted)
         self._on_step_finished = self.bus.channel(StepFinished)
 
+    @classmethod
+    def from_engine_args(cls, engine_args: EngineArgs, **kwargs: Any) -> LLMEngine:
+        """An engine from vLLM-named arguments (vLLM's ``LLMEngine.from_engine_args``).
+
+        ``kwargs`` are the engine's own options vLLM has no argument for
+        (``observers``, ``clock``, ``engine_id``, ``raise_observer_errors``).
+        """
+        if not isinstance(engine_args, EngineArgs):
+            raise TypeError(f"engine_args must be an EngineArgs, got {type(engine_args).__name__}")
+        return cls(**engine_args.engine_kwargs(), **kwargs)
+
     @property
     def scheduler(self) -> Scheduler:
         """The engine core's scheduler (assign a subclass instance to swap it)."""
@@ -166,21 +183,61 @@ class LLMEngine:
 
     # -- the public API ------------------------------------------------------
 
-    @exclusive
+    @overload
     def add_request(
         self,
-        prompt: str | Sequence[int],
+        prompt: PromptType,
         sampling_params: SamplingParams | None = None,
         request_id: str | None = None,
         priority: int = 0,
         arrival_time: float | None = None,
-    ) -> str:
+    ) -> str: ...
+
+    @overload
+    def add_request(
+        self,
+        request_id: str,
+        prompt: PromptType,
+        params: SamplingParams | None,
+        arrival_time: float | None = None,
+        lora_request: None = None,
+        tokenization_kwargs: Mapping[str, Any] | None = None,
+        trace_headers: Mapping[str, str] | None = None,
+        priority: int = 0,
+        prompt_text: str | None = None,
+    ) -> str: ...
+
+    def add_request(self, *args: Any, **kwargs: Any) -> str:
         """Validate and queue a request; return its id. Nothing changes if validation fails.
 
+        Two argument orders are accepted, told apart by the second argument:
+        vLLM's ``add_request(request_id, prompt, params, arrival_time=None,
+        ..., priority=0, prompt_text=None)`` when it is a prompt, and the lab's
+        ``add_request(prompt, sampling_params=None, request_id=None,
+        priority=0, arrival_time=None)`` otherwise (a ``SamplingParams``, None,
+        or nothing). A keyword ``params`` also selects vLLM's order. A prompt
+        is a string, a list of token ids, or one of vLLM's prompt dicts
+        (``{"prompt": text}``, ``{"prompt_token_ids": [...]}``); see
+        :mod:`minivllm.inputs`.
+
         ``priority`` matters under ``policy="priority"``: lower runs first, and
-        among equal priorities the earlier ``arrival_time`` (the clock's
+        among equal priorities the earlier ``arrival_time`` (the engine clock's
         reading at this call unless given).
         """
+        call = parse_add_request(args, kwargs)
+        return self._add_request(
+            call.prompt, call.params, call.request_id, call.priority, call.arrival_time
+        )
+
+    @exclusive
+    def _add_request(
+        self,
+        prompt: PromptType,
+        sampling_params: SamplingParams | None,
+        request_id: str | None,
+        priority: int,
+        arrival_time: float | None,
+    ) -> str:
         self._announce()
         if sampling_params is None:
             sampling_params = SamplingParams()
@@ -225,10 +282,10 @@ class LLMEngine:
         return request_id
 
     @exclusive
-    def abort_request(self, request_id: str | Iterable[str]) -> None:
-        """Abort requests wherever they are; unknown or finished ids are ignored."""
+    def abort_request(self, request_ids: str | Iterable[str]) -> None:
+        """Abort requests by id (one or a list), wherever they are; unknown ids are ignored."""
         self._announce()
-        self.scheduler.finish_requests(request_id, RequestStatus.FINISHED_ABORTED)
+        self.scheduler.finish_requests(request_ids, RequestStatus.FINISHED_ABORTED)
 
     def has_unfinished_requests(self) -> bool:
         """Whether any request is waiting or running."""
@@ -243,13 +300,13 @@ class LLMEngine:
         """Run one engine step; return the outputs of requests that produced a token.
 
         All or nothing: if anything fails inside the step (the model runner
-        raises or returns an output that does not match the batch, an
-        observer raises under ``raise_observer_errors``, Ctrl-C), the step is
-        undone, so queues, counters, blocks, the prefix cache and the batch
-        queue are exactly as before it, and :class:`StepFailedError` says what
-        failed (``KeyboardInterrupt`` is raised again as it is; one that lands
-        outside the model runner, where a change and its undo note can be
-        apart, leaves the engine refusing further calls with ``EngineDeadError``).
+        raises or returns an output that does not match the batch, Ctrl-C,
+        any fault in scheduling or output processing), the step is undone, so
+        queues, counters, blocks, the prefix cache and the batch queue are
+        exactly as before it, and :class:`StepFailedError` says what failed.
+        ``KeyboardInterrupt`` is raised again as it is; one that lands outside
+        the model runner, where a change and its undo note can be apart,
+        leaves the engine refusing further calls with ``EngineDeadError``.
 
         Observers get the step's events once it is done; a failed step's
         events are dropped unseen (see :mod:`minivllm.bus`). An observer must
@@ -348,6 +405,10 @@ class LLMEngine:
             c.enable_chunked_prefill,
             c.enable_prefix_caching,
             c.long_prefill_token_threshold,
+            c.policy,
+            c.async_scheduling,
+            c.scheduler_reserve_full_isl,
+            "minivllm",
         )
 
     def _new_request_id(self) -> str:
@@ -357,11 +418,18 @@ class LLMEngine:
             if request_id not in self.scheduler.requests:
                 return request_id
 
-    def _tokenize(self, prompt: str | Sequence[int]) -> tuple[str | None, list[int]]:
+    def _tokenize(self, prompt: PromptType) -> tuple[str | None, list[int]]:
+        if isinstance(prompt, Mapping):
+            text, prompt = parse_prompt_dict(prompt)
+            if not isinstance(prompt, str):
+                return text, self._check_token_ids(prompt)
         if isinstance(prompt, str):
             if not prompt:
                 raise ValueError("prompt must not be empty, got ''")
             return prompt, self.tokenizer.encode(prompt)
+        return None, self._check_token_ids(prompt)
+
+    def _check_token_ids(self, prompt: Sequence[int]) -> list[int]:
         try:
             token_ids = list(prompt)
         except TypeError:
@@ -377,7 +445,7 @@ class LLMEngine:
                     f"prompt token id {t!r} at position {i} is outside the vocabulary "
                     f"[0, {vocab_size})"
                 )
-        return None, token_ids
+        return token_ids
 
     def _make_outputs(self, updated: list[Request]) -> list[RequestOutput]:
         outputs = []

@@ -17,6 +17,7 @@ from lifecycle_trace.export.plot._picture import (
 )
 from lifecycle_trace.export.plot.layout import (
     FINISHED_COLOR,
+    IN_FLIGHT_COLOR,
     REQUEST_PALETTE,
     STATUS_COLORS,
     Layout,
@@ -26,6 +27,7 @@ from lifecycle_trace.export.plot.layout import (
 
 __all__ = [
     "FINISHED_COLOR",
+    "IN_FLIGHT_COLOR",
     "REQUEST_PALETTE",
     "STATUS_COLORS",
     "Layout",

@@ -2,7 +2,10 @@
 
 Top: one row per request (in order of arrival), one cell per engine step,
 coloured by the status the request ended that step in; the step it finished
-in is grey, with the reason beside it. Bottom, on the same step axis: each
+in is grey, with the reason beside it. Under async scheduling a dark bar
+along the bottom of a cell marks a step that ended with a batch in flight
+for the request (``num_output_placeholders > 0``); a request's priority,
+when any request has one other than 0, follows its label. Bottom, on the same step axis: each
 request's ``num_computed_tokens`` (solid) and ``num_tokens`` (dashed) at the
 end of every step (plotted at the step's centre, from the left edge of the
 step it arrived before), so the prefill jump, the slope-one decode line and a
@@ -30,6 +33,7 @@ import attrs
 from lifecycle_trace.export.plot._svg import element, fmt, text
 from lifecycle_trace.export.plot.layout import (
     FINISHED_COLOR,
+    IN_FLIGHT_COLOR,
     REQUEST_PALETTE,
     STATUS_COLORS,
     Layout,
@@ -39,6 +43,7 @@ from lifecycle_trace.export.plot.layout import (
 from lifecycle_trace.fold.requests import LogFold, Source
 from lifecycle_trace.fold.timeline import Timeline, timeline_of
 from minivllm.events import EngineConfigured, RequestAdded
+from minivllm.request import RequestStatus
 
 __all__ = [
     "Picture",
@@ -72,6 +77,16 @@ class Picture:
     def num_left_out(self) -> int:
         """Requests of the log the picture does not draw."""
         return self.num_requests - len(self.timelines)
+
+    @property
+    def has_batches_in_flight(self) -> bool:
+        """Whether any drawn request ended a step with a batch in flight (async scheduling)."""
+        return any(any(t.change_placeholders) for t in self.timelines)
+
+    @property
+    def has_priorities(self) -> bool:
+        """Whether any drawn request has a priority other than 0."""
+        return any(t.priority for t in self.timelines)
 
 
 def picture_of(source: Source, limit: int = 0) -> Picture:
@@ -127,12 +142,17 @@ def _header(layout: Layout, picture: Picture, title: str | None) -> str:
     parts = [element("text", heading, x=20.0, y=30.0, font_size=17, font_weight="bold", fill=_INK)]
     if config is not None:
         usable = config.num_gpu_blocks - 1
+        modes = ""
+        if config.async_scheduling:
+            modes += " · async scheduling"
+        if config.policy == "priority":
+            modes += " · priority policy"
         parts.append(
             text(
                 f"max_num_seqs {config.max_num_seqs} · {config.max_num_batched_tokens} "
                 f"tokens/step · {usable} KV blocks of {config.block_size} · chunking "
                 f"{'on' if config.enable_chunked_prefill else 'off'} · prefix cache "
-                f"{'on' if config.enable_prefix_caching else 'off'}",
+                f"{'on' if config.enable_prefix_caching else 'off'}{modes}",
                 x=20.0,
                 y=50.0,
                 font_size=12,
@@ -145,6 +165,21 @@ def _header(layout: Layout, picture: Picture, title: str | None) -> str:
         parts.append(element("rect", x=x, y=62.0, width=14, height=14, rx=2, fill=color))
         parts.append(text(label, x=x + 19, y=73.5, font_size=12, fill=_INK))
         x += 19 + 8 * len(label) + 22
+    if picture.has_batches_in_flight:
+        label = "batch in flight"
+        parts.append(
+            element(
+                "rect",
+                x=x,
+                y=62.0,
+                width=14,
+                height=14,
+                rx=2,
+                fill=STATUS_COLORS[RequestStatus.RUNNING],
+            )
+        )
+        parts.append(element("rect", x=x + 3, y=72.0, width=8, height=3, fill=IN_FLIGHT_COLOR))
+        parts.append(text(label, x=x + 19, y=73.5, font_size=12, fill=_INK))
     return "".join(parts)
 
 
@@ -170,13 +205,18 @@ def _step_axis(layout: Layout, y: float, label_below: bool) -> str:
 
 def _status_rows(layout: Layout, picture: Picture) -> str:
     parts = []
+    priorities = picture.has_priorities
     for i, (t, label) in enumerate(zip(picture.timelines, picture.labels, strict=True)):
         y = layout.row_y(i)
         color = REQUEST_PALETTE[i % len(REQUEST_PALETTE)]
         parts.append(element("rect", x=layout.left - 16, y=y + 5, width=8, height=8, fill=color))
+        shown = escape(label, quote=False)
+        if priorities:
+            shown += element("tspan", f" p{t.priority}", fill=_MUTED, font_size=10)
         parts.append(
-            text(
-                label,
+            element(
+                "text",
+                shown,
                 x=layout.left - 22,
                 y=y + layout.row_height - 5,
                 font_size=12,
@@ -207,6 +247,30 @@ def _status_rows(layout: Layout, picture: Picture) -> str:
                     data_last_step=seg.last_step,
                 )
             )
+        for s in t.samples:
+            if s.num_output_placeholders:
+                x, my, width, height = layout.in_flight_mark(i, s.step)
+                tip = element(
+                    "title",
+                    escape(
+                        f"{label}: a batch in flight at the end of step {s.step} "
+                        f"(num_output_placeholders {s.num_output_placeholders})"
+                    ),
+                )
+                parts.append(
+                    element(
+                        "rect",
+                        tip,
+                        x=x,
+                        y=my,
+                        width=width,
+                        height=height,
+                        fill=IN_FLIGHT_COLOR,
+                        data_request=label,
+                        data_in_flight=s.num_output_placeholders,
+                        data_step=s.step,
+                    )
+                )
         if t.finish_reason is not None:
             parts.append(
                 text(

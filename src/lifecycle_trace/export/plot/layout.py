@@ -15,6 +15,7 @@ from minivllm.request import RequestStatus
 
 __all__ = [
     "FINISHED_COLOR",
+    "IN_FLIGHT_COLOR",
     "REQUEST_PALETTE",
     "STATUS_COLORS",
     "Layout",
@@ -31,6 +32,9 @@ STATUS_COLORS: Mapping[RequestStatus, str] = {
 
 FINISHED_COLOR = "#9aa5b1"
 """Fill colour of the step in which a request finished (any reason)."""
+
+IN_FLIGHT_COLOR = "#10203f"
+"""Colour of the mark along the bottom of a step cell that ended with a batch in flight."""
 
 REQUEST_PALETTE = (
     "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#e15759",
@@ -95,6 +99,16 @@ class Layout:
     def sample_x(self, step: int) -> float:
         """The x at which the token chart plots the state at the end of ``step``."""
         return self.step_x(step + 0.5)
+
+    def in_flight_mark(self, index: int, step: int) -> tuple[float, float, float, float]:
+        """``(x, y, width, height)`` of the in-flight mark of a row's step cell.
+
+        A bar along the bottom fifth of the cell, clear of the cell's centre.
+        """
+        width = self.cell_width * 0.6
+        x = self.step_x(step) + (self.cell_width - width) / 2
+        height = self.row_height / 5
+        return x, self.row_y(index) + self.row_height - height - 1, width, height
 
     def row_y(self, index: int) -> float:
         """The top of the ``index``-th request's row (in order of arrival)."""

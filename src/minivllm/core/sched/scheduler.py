@@ -566,6 +566,10 @@ class Scheduler(SchedulerInterface):
                 p.min_tokens,
                 p.stop_token_ids,
                 p.ignore_eos,
+                request.priority,
+                float(p.temperature),  # the event's field is a float; 0 is a valid temperature
+                float(p.top_p),
+                p.n,  # always 1: minivllm has no parallel sampling
             )
 
     def _emit_status(self, request: Request, old_status: RequestStatus) -> None:
