@@ -33,7 +33,7 @@ from lifecycle_trace.log import EventLog, JsonlWriter, iter_jsonl
 from minivllm import DummyModelRunner, LLMEngine, ModelRunnerOutput, SamplingParams
 from minivllm.engine.core import StepFailedError
 from minivllm.engine.guard import EngineDeadError
-from minivllm.events import event_to_dict
+from minivllm.events import Event, event_to_dict
 from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 
@@ -123,7 +123,7 @@ INTERNAL_FAULTS: dict[str, Callable[[LLMEngine, int], Callable[[], None]]] = {
     ),
     "update_from_output": lambda e, n: _fail_on_call(e.scheduler, "update_from_output", 1, True),
     "make_outputs": lambda e, n: _fail_on_call(e, "_make_outputs", 1, after=True),
-    "finish_step": lambda e, n: _fail_on_call(e, "_finish_step", 1, after=True),
+    "check_stop_strings": lambda e, n: _fail_on_call(e, "_check_stop_strings", n, after=True),
 }
 
 
@@ -176,9 +176,12 @@ def _run(
     events without their times (the same in memory and in the file written).
     """
     runner = FaultyRunner()
-    log = EventLog()
+    log = EventLog()  # takes a step's events as they come, and forgets an undone step's
     file = io.BytesIO()
-    engine = LLMEngine(runner, observers=[log, JsonlWriter(file)], **workload["engine"])
+    seen: list[Event] = []  # a plain observer: gets a step's events once it is done
+    engine = LLMEngine(
+        runner, observers=[log, JsonlWriter(file), seen.append], **workload["engine"]
+    )
     engine.abort_request([])  # the engine announces its configuration before any step
     pending = sorted(workload["requests"], key=lambda r: r[4])
     final: dict[str, tuple[list[int], str | None]] = {}
@@ -208,6 +211,7 @@ def _run(
                 final[out.request_id] = (out.outputs[0].token_ids, out.outputs[0].finish_reason)
         assert engine.step_index < 300, "the run does not end"
     events = _without_time(log)
+    assert _without_time(seen) == events
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "log.jsonl")
         path.write_bytes(file.getvalue())

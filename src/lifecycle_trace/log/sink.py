@@ -88,6 +88,19 @@ class JsonlWriter:
     def _status_changed(self, event: StatusChanged) -> None:
         self._pending.append(to_serialised(event))
 
+    def discard_from(self, seq: int) -> None:
+        """Forget the pending events from ``seq`` on: the engine undid the step they belong to.
+
+        The bus calls this when a step fails; the step was never written (a
+        step is written when its ``StepFinished`` arrives, the last thing it
+        emits), so the file keeps only the steps that happened.
+        """
+        pending = self._pending
+        for i, event in enumerate(pending):
+            if event.seq >= seq:
+                del pending[i:]
+                return
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` has run."""

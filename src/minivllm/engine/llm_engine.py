@@ -321,7 +321,7 @@ class LLMEngine:
         savepoint = core.begin_step()
         bus.hold()
         try:
-            outputs = self._step()
+            outputs, result = self._step()
         except BaseException as exc:
             exact = isinstance(exc, Exception) or _raised_in_runner(exc)
             try:
@@ -342,23 +342,26 @@ class LLMEngine:
                 raise
             raise StepFailedError(f"{what}: {type(exc).__name__}: {exc}") from exc
         core.commit_step()
-        bus.release()
+        # Done: StepFinished closes it (an observer failing on it cannot undo it).
+        try:
+            scheduled = result.scheduled
+            if scheduled is None:
+                self._finish_step({}, (), result.outputs)
+            else:
+                self._finish_step(
+                    scheduled.num_scheduled_tokens, scheduled.preempted_req_ids, result.outputs
+                )
+        finally:
+            bus.release()
         return outputs
 
-    def _step(self) -> list[RequestOutput]:
+    def _step(self) -> tuple[list[RequestOutput], EngineCoreStep]:
+        """The step, all but its ``StepFinished``: what can fail, and be undone."""
         if self._on_step_started.handlers:
             self._on_step_started.emit(*self.scheduler.get_request_counts())
         result = self.engine_core.step_fn()
         self.last_step = result
-        outputs = self._make_outputs(result.outputs)
-        scheduled = result.scheduled
-        if scheduled is None:
-            self._finish_step({}, (), result.outputs)
-        else:
-            self._finish_step(
-                scheduled.num_scheduled_tokens, scheduled.preempted_req_ids, result.outputs
-            )
-        return outputs
+        return self._make_outputs(result.outputs), result
 
     def has_work(self) -> bool:
         """Whether a step would do anything: requests, finished ids to hand on, batches in flight.
@@ -373,20 +376,22 @@ class LLMEngine:
     def _finish_step(
         self, scheduled: dict[str, int], preempted: Iterable[str], updated: Iterable[Request]
     ) -> None:
-        if self._on_step_finished.handlers:
-            sched = self.scheduler
-            kv = sched.kv_cache_manager
-            self._on_step_finished.emit(
-                MappingProxyType(dict(scheduled)),
-                tuple(sorted(preempted)),
-                tuple(r.request_id for r in updated if r.status > _PREEMPTED),
-                len(sched.running),
-                len(sched.waiting),
-                kv.block_pool.get_num_free_blocks(),
-                kv.get_num_used_blocks(),
-            )
         self.step_index += 1
-        self.bus.step = self.step_index
+        try:
+            if self._on_step_finished.handlers:
+                sched = self.scheduler
+                kv = sched.kv_cache_manager
+                self._on_step_finished.emit(
+                    MappingProxyType(dict(scheduled)),
+                    tuple(sorted(preempted)),
+                    tuple(r.request_id for r in updated if r.status > _PREEMPTED),
+                    len(sched.running),
+                    len(sched.waiting),
+                    kv.block_pool.get_num_free_blocks(),
+                    kv.get_num_used_blocks(),
+                )
+        finally:
+            self.bus.step = self.step_index
 
     def _announce(self) -> None:
         # Emitted lazily, so observers subscribed after construction still see it first.
