@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # an OTLP/JSON file by entry point); users install whichever exporter they run.
 OTLP_EXPORTERS := opentelemetry-exporter-otlp-proto-http opentelemetry-exporter-otlp-json-file
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-vllm lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev,otel,prometheus,parquet]' $(OTLP_EXPORTERS)
 	touch $(STAMP)
 
+# The real vLLM 0.22.1 scheduler, for tests/vllm: its own environment, with a CPU build of
+# torch and vLLM without its dependencies (it would pull a CUDA torch), plus the few
+# packages importing its scheduler needs.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): pyproject.toml tests/vllm/requirements-cpu.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install --quiet --upgrade pip
+	$(VLLM_BIN)/python -m pip install --quiet torch==2.13.0
+	$(VLLM_BIN)/python -m pip install --quiet --no-deps vllm==0.22.1 -r tests/vllm/requirements-cpu.txt
+	$(VLLM_BIN)/python -m pip install --quiet -e '.[test,dev]'
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/lifecycle-trace demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# PYTHONHASHSEED fixed: vLLM frees requests aborted together in set() order.
+test-vllm: $(VLLM_STAMP)
+	PYTHONHASHSEED=0 $(VLLM_BIN)/python -m pytest -q tests/vllm
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -30,4 +49,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VLLM_VENV)

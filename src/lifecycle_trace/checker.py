@@ -31,6 +31,7 @@ from minivllm.events import (
 from minivllm.request import RequestStatus
 
 __all__ = [
+    "ASYNC_TRANSITIONS",
     "FINISHED_KEPT",
     "INVARIANTS",
     "LEGAL_TRANSITIONS",
@@ -46,6 +47,7 @@ _P = RequestStatus.PREEMPTED
 _STOPPED = RequestStatus.FINISHED_STOPPED
 _CAPPED = RequestStatus.FINISHED_LENGTH_CAPPED
 _ABORTED = RequestStatus.FINISHED_ABORTED
+_PLACEHOLDERS = "num_output_placeholders"
 
 LEGAL_TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
     {
@@ -59,7 +61,15 @@ LEGAL_TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
         (_P, _ABORTED),
     }
 )
-"""Every status change vLLM 0.22.1's scheduler makes; anything else is a bug."""
+"""Every status change vLLM 0.22.1's synchronous scheduler makes; anything else is a bug."""
+
+ASYNC_TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
+    {
+        (_P, _STOPPED),  # a batch in flight when it was preempted sampled its stop token
+        (_P, _CAPPED),  # ... or its last token
+    }
+)
+"""What async scheduling adds to :data:`LEGAL_TRANSITIONS` (vLLM's ``stopped_preempted_reqs``)."""
 
 FINISHED_KEPT = 4096
 """How many finished requests the checker remembers, so memory stays bounded on long streams.
@@ -80,9 +90,10 @@ INVARIANTS: Mapping[str, str] = MappingProxyType(
         "computed_monotonic": "num_computed_tokens never decreases, except the reset to 0 "
         "on preemption (or the undo of a step whose model output was refused)",
         "preempted_reset": "a preempted request's num_computed_tokens is 0 by the end of its step",
-        "computed_bounds": "0 <= num_computed_tokens <= num_tokens and "
-        "num_computed_tokens < max_model_len",
-        "decode_gap": "between steps a decoding request has num_computed_tokens == num_tokens - 1",
+        "computed_bounds": "0 <= num_computed_tokens <= num_tokens + num_output_placeholders "
+        "and num_computed_tokens < max_model_len",
+        "decode_gap": "between steps a decoding request has num_computed_tokens == "
+        "num_tokens + num_output_placeholders - 1 (placeholders: async scheduling only)",
         "decode_advance": "a request gains one token per sample and at most one per step "
         "(a decode that computes more than 1 token breaks computed_bounds first)",
         "scheduled_consistent": "a step's num_scheduled_tokens matches each request's "
@@ -92,7 +103,8 @@ INVARIANTS: Mapping[str, str] = MappingProxyType(
         "tokens in a step (when it is set)",
         "max_num_seqs": "running requests <= max_num_seqs",
         "no_admission_after_preemption": "no waiting request is admitted in a step that preempted",
-        "preempt_last": "the preempted request is the last of the running queue",
+        "preempt_last": "the preempted request is the last of the running queue (under the "
+        "priority policy: the running request of the largest (priority, arrival))",
         "kv_accounting": "KV blocks used + free == usable blocks, and used blocks agree "
         "with the blocks the requests hold",
         "request_blocks": "a request frees exactly the blocks it holds; between steps only "
@@ -145,6 +157,7 @@ class _Req:
         "decoding",
         "max_tokens",
         "min_tokens",
+        "priority",
         "prompt",
         "request_id",
         "reverted",
@@ -163,6 +176,7 @@ class _Req:
         self.prompt = ev.num_prompt_tokens
         self.max_tokens = ev.max_tokens
         self.min_tokens = ev.min_tokens
+        self.priority = ev.priority
         self.status = _W
         self.status_seq = ev.seq
         self.computed = 0
@@ -196,6 +210,7 @@ class InvariantChecker:
         self._live: dict[str, _Req] = {}
         self._finished: dict[str, _Req] = {}
         self._config: EngineConfigured | None = None
+        self._async = False
         self._next_seq: int | None = None
         self._last_step = -1
         self._step_no = 0
@@ -328,6 +343,7 @@ class InvariantChecker:
                 "EngineConfigured emitted twice",
             )
         self._config = ev
+        self._async = ev.async_scheduling
 
     def _on_added(self, ev: RequestAdded) -> None:
         rid = ev.request_id
@@ -360,7 +376,9 @@ class InvariantChecker:
                 (r.status_seq, ev.seq),
                 f"old_status {ev.old_status.name}, but the log last set {old.name}",
             )
-        if (old, new) not in LEGAL_TRANSITIONS:
+        if (old, new) not in LEGAL_TRANSITIONS and not (
+            (old, new) in ASYNC_TRANSITIONS and self._async
+        ):
             self._add(
                 "legal_transition", rid, ev, (r.status_seq, ev.seq), f"{old.name} -> {new.name}"
             )
@@ -379,15 +397,8 @@ class InvariantChecker:
                 f"{r.tokens}/{r.tokens - r.prompt}",
             )
         if old is _R:
-            if new is _P and next(reversed(self._running)) != rid:
-                self._add(
-                    "preempt_last",
-                    rid,
-                    ev,
-                    (ev.seq,),
-                    f"preempted, but {next(reversed(self._running))} was behind it in the "
-                    f"running queue",
-                )
+            if new is _P:
+                self._check_victim(r, ev)
             self._running.pop(rid, None)
         elif old is _W or old is _P:
             self._num_waiting -= 1
@@ -405,6 +416,31 @@ class InvariantChecker:
             self._num_waiting += 1
         r.status = new
         r.status_seq = ev.seq
+
+    def _check_victim(self, r: _Req, ev: StatusChanged) -> None:
+        running = self._running
+        if r.request_id not in running:
+            return  # reported as status_consistent
+        cfg = self._config
+        if cfg is not None and cfg.policy == "priority":
+            victim = max(running.values(), key=lambda q: (q.priority, q.added_seq))
+            if victim is not r:
+                self._add(
+                    "preempt_last",
+                    r.request_id,
+                    ev,
+                    (ev.seq,),
+                    f"preempted (priority {r.priority}), but {victim.request_id} (priority "
+                    f"{victim.priority}, arrived later or of lower priority) was running",
+                )
+        elif next(reversed(running)) != r.request_id:
+            self._add(
+                "preempt_last",
+                r.request_id,
+                ev,
+                (ev.seq,),
+                f"preempted, but {next(reversed(running))} was behind it in the running queue",
+            )
 
     def _admit(self, r: _Req, ev: StatusChanged) -> None:
         rid = r.request_id
@@ -521,14 +557,20 @@ class InvariantChecker:
                     f"num_computed_tokens decreased from {old} to {new} while {r.status.name}",
                 )
         cfg = self._config
-        if new < 0 or new > r.tokens or (cfg is not None and new >= cfg.max_model_len):
+        placeholders = r.counters.get(_PLACEHOLDERS, 0)
+        if (
+            new < 0
+            or new > r.tokens + placeholders
+            or (cfg is not None and new >= cfg.max_model_len)
+        ):
             limit = f", max_model_len {cfg.max_model_len}" if cfg is not None else ""
+            held = f" and {placeholders} placeholders" if placeholders else ""
             self._add(
                 "computed_bounds",
                 rid,
                 ev,
                 (r.tokens_seq, ev.seq),
-                f"num_computed_tokens {new} with num_tokens {r.tokens}{limit}",
+                f"num_computed_tokens {new} with num_tokens {r.tokens}{held}{limit}",
             )
         r.computed = new
         r.computed_seq = ev.seq
@@ -630,13 +672,15 @@ class InvariantChecker:
         self._check_advances(ev, scheduled, cfg)
         for r in self._running.values():
             rid = r.request_id
-            if r.decoding and r.computed != r.tokens - 1:
+            placeholders = r.counters.get(_PLACEHOLDERS, 0)
+            if r.decoding and r.computed != r.tokens + placeholders - 1:
+                held = f", {placeholders} placeholders" if placeholders else ""
                 self._add(
                     "decode_gap",
                     rid,
                     ev,
                     (r.computed_seq, r.tokens_seq, seq),
-                    f"decoding with num_computed_tokens {r.computed}, num_tokens {r.tokens}",
+                    f"decoding with num_computed_tokens {r.computed}, num_tokens {r.tokens}{held}",
                 )
             if cfg is not None and r.blocks * cfg.block_size < r.computed:
                 self._add(

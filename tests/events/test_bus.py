@@ -9,7 +9,14 @@ import pytest
 
 from minivllm import LLMEngine, RequestStatus, SamplingParams
 from minivllm.bus import EventBus, load_observer
-from minivllm.events import CounterUpdated, Event, RequestAdded, StatusChanged, StepFinished
+from minivllm.events import (
+    CounterUpdated,
+    EngineConfigured,
+    Event,
+    RequestAdded,
+    StatusChanged,
+    StepFinished,
+)
 
 
 def engine_with(*observers: Any, **kwargs: Any) -> LLMEngine:
@@ -296,3 +303,19 @@ def test_a_failing_routed_handler_is_reported_under_the_observer(
         engine.add_request([1])
     ((name, count),) = engine.bus.errors.items()
     assert name.endswith("Failing") and count == 2  # EngineConfigured, RequestAdded
+
+
+def test_the_engine_announces_its_mode_and_each_request_its_priority_and_sampling() -> None:
+    log: list[Event] = []
+    engine = LLMEngine(
+        async_scheduling=True,
+        policy="priority",
+        scheduler_reserve_full_isl=False,
+        observers=[log.append],
+    )
+    engine.add_request("Hi", SamplingParams(temperature=0.5, top_p=0.9), priority=2)
+    configured, added = log[0], log[1]
+    assert isinstance(configured, EngineConfigured) and isinstance(added, RequestAdded)
+    assert (configured.policy, configured.async_scheduling) == ("priority", True)
+    assert configured.scheduler_reserve_full_isl is False
+    assert (added.priority, added.temperature, added.top_p) == (2, 0.5, 0.9)

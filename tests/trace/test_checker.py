@@ -26,8 +26,15 @@ from lifecycle_trace.checker import (
     check,
     format_violations,
 )
-from lifecycle_trace.testing import Scenario, run_scenario, scenarios
+from lifecycle_trace.testing import (
+    EOS_TOKEN_ID,
+    Scenario,
+    ScriptedSampler,
+    run_scenario,
+    scenarios,
+)
 from minivllm import DummyModelRunner, LLMEngine, ModelRunnerOutput, RequestStatus, SamplingParams
+from minivllm.config import EngineConfig
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.events import (
     BlocksAllocated,
@@ -40,7 +47,7 @@ from minivllm.events import (
     StepFinished,
     StepStarted,
 )
-from minivllm.workload import Workload, run_workload
+from minivllm.workload import Workload, WorkloadRequest, run_workload
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vllm_examples"
 S = RequestStatus
@@ -508,3 +515,90 @@ def test_checker_never_raises(log: list[Event]) -> None:
     """Whatever the stream, the checker reports violations instead of raising."""
     violations = check(log)
     assert all(v.invariant in INVARIANTS for v in violations)
+
+
+# -- async scheduling and the priority policy -----------------------------------
+
+V2 = DATA.parent / "vllm_examples_v2"
+
+
+@cache
+def v2_log(name: str) -> tuple[Event, ...]:
+    """The event log of one second-set reference workload (async scheduling, priority)."""
+    events: list[Event] = []
+    workload = Workload.load(V2 / f"{name}.json")
+    list(run_workload(workload, on_engine=lambda e: e.bus.subscribe(events.append)))
+    return tuple(events)
+
+
+@pytest.mark.parametrize("name", ["e_async", "f_priority", "g_async_preempt", "h_async_priority"])
+def test_async_and_priority_reference_runs_are_clean(name: str) -> None:
+    assert check(v2_log(name)) == []
+
+
+def test_async_decode_gap_counts_the_placeholders() -> None:
+    # A sampled token dropped from the log: num_computed_tokens is then one
+    # ahead of num_tokens + placeholders - 1 at the end of that step.
+    base = list(v2_log("e_async"))
+    i = index_of(base, CounterUpdated, counter="num_tokens", step=2, request_id="r0")
+    violations = check(renumber(base[:i] + base[i + 1 :]))
+    assert summary(violations)[0] == ("decode_gap", "r0", 2)
+
+
+def test_async_computed_bounds_counts_the_placeholders() -> None:
+    base = list(v2_log("e_async"))
+    i = index_of(base, CounterUpdated, counter="num_computed_tokens", step=1, request_id="r0")
+    violations = check(replace(base, i, new=base[i].new + 1))
+    assert summary(violations)[0] == ("computed_bounds", "r0", 1)
+
+
+def test_an_async_log_without_its_placeholder_events_breaks_the_decode_gap() -> None:
+    # Without the placeholders, num_computed_tokens runs ahead of num_tokens - 1.
+    base = list(v2_log("e_async"))
+    assert check(base) == []
+    no_placeholders = [
+        e
+        for e in base
+        if not (isinstance(e, CounterUpdated) and e.counter == "num_output_placeholders")
+    ]
+    violations = check(renumber(no_placeholders))
+    assert "decode_gap" in {v.invariant for v in violations}
+
+
+def test_finishing_from_preempted_is_legal_only_under_async_scheduling() -> None:
+    # Async: r1's token is in flight when r0's growth preempts it; the token
+    # is EOS, so vLLM's update_from_output finishes r1 from PREEMPTED.
+    config = EngineConfig(
+        max_num_seqs=2,
+        max_num_batched_tokens=16,
+        block_size=2,
+        num_gpu_blocks=5,
+        max_model_len=8,
+        async_scheduling=True,
+    )
+    requests = (
+        WorkloadRequest("r0", [10] * 3, SamplingParams(max_tokens=8)),
+        WorkloadRequest("r1", [11] * 3, SamplingParams(max_tokens=8)),
+    )
+    log: list[Event] = []
+    run_scenario(
+        Scenario(config, requests, ScriptedSampler({"r1": {1: EOS_TOKEN_ID}})), [log.append]
+    )
+    i = index_of(log, StatusChanged, request_id="r1", new_status=S.FINISHED_STOPPED)
+    assert log[i].old_status is S.PREEMPTED
+    assert check(log) == []
+    violations = check(replace(log, 0, async_scheduling=False))
+    assert ("legal_transition", "r1", log[i].step) in summary(violations)
+
+
+def test_priority_preemption_takes_the_lowest_priority_latest_arrival() -> None:
+    # f_priority preempts r0 (priority 5) at step 13 for r1 (priority 1); read
+    # as a FCFS log, r0 was not the last running request.
+    base = list(v2_log("f_priority"))
+    assert check(base) == []
+    as_fcfs = check(replace(base, 0, policy="fcfs"))
+    assert ("preempt_last", "r0", 13) in summary(as_fcfs)
+    # Give r0 the highest priority: preempting it is now the wrong choice.
+    i = index_of(base, RequestAdded, request_id="r0")
+    violations = check(replace(base, i, priority=0))
+    assert summary(violations)[0][:2] == ("preempt_last", "r0")

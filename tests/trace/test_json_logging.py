@@ -24,6 +24,7 @@ from lifecycle_trace.log import EventLog
 from lifecycle_trace.logging import (
     EVENT_LOGGER_NAME,
     ApplicationJsonLogger,
+    EventBoundLogger,
     JsonLogObserver,
     expand_event,
     json_processors,
@@ -159,6 +160,42 @@ def test_the_direct_stream_is_flushed_at_each_step_end() -> None:
 def test_observer_needs_a_logger() -> None:
     with pytest.raises(TypeError, match=r"debug\(\) method"):
         JsonLogObserver(object())
+
+
+def _drop_counters(logger: object, method_name: str, event_dict: dict[str, object]) -> object:
+    if event_dict["event"] == "counter_updated":
+        raise structlog.DropEvent
+    return event_dict
+
+
+@pytest.mark.parametrize("expand", [True, False])
+def test_a_processor_dropping_an_event_drops_its_line_and_nothing_else(expand: bool) -> None:
+    stream = io.BytesIO()
+    processors = [_drop_counters, *json_processors(as_bytes=True)]
+    logger = EventBoundLogger(structlog.BytesLogger(stream), processors=processors, context={})
+    observer = JsonLogObserver(logger, expand=expand)
+    engine = LLMEngine(raise_observer_errors=True)
+    engine.bus.subscribe(observer)
+    log = _run(engine)
+    tags = [orjson.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert tags == [e.tag for e in log if e.tag != "counter_updated"]
+    assert "step_finished" in tags and engine.bus.errors == {}
+
+
+def test_bound_context_and_the_event_share_one_json_object() -> None:
+    stream = io.BytesIO()
+    logger = EventBoundLogger(
+        structlog.BytesLogger(stream), processors=json_processors(as_bytes=True), context={}
+    )
+    observer = JsonLogObserver(logger.bind(run="r1"), expand=True)
+    engine = LLMEngine(raise_observer_errors=True)
+    engine.bus.subscribe(observer)
+    log = _run(engine)
+    records = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(records) == len(log)
+    for record, event in zip(records, log, strict=True):
+        assert record["run"] == "r1" and record["event"] == event.tag
+        assert {k: record[k] for k in event_to_dict(event)} == event_to_dict(event)
 
 
 # -- levels ---------------------------------------------------------------------------------

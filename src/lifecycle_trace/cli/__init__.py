@@ -6,7 +6,8 @@ stored log), ``show LOG`` (timeline table and status chart), ``check LOG``
 (invariants; exit status 1 on any violation), ``stats LOG`` (latency summaries),
 ``slice LOG`` (some requests or steps, as a log), ``merge LOG...`` (several
 engines' logs in one), ``export LOG`` (Chrome trace, OpenTelemetry spans,
-Prometheus metrics) and ``plot LOG`` (an SVG or HTML picture).
+Prometheus metrics), ``plot LOG`` (an SVG or HTML picture) and ``diff A B``
+(where two logs part, per request and step).
 
 Every command that reads a log opens it one way (:mod:`._open`): streamed,
 of one engine or merged from several; the commands that run the engine share
@@ -19,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lifecycle_trace.cli import _export, _log, _run
+from lifecycle_trace.cli import _diff, _export, _log, _run
 from lifecycle_trace.store import CorruptLogError, UnsupportedEventError
 from minivllm.cli import ArgumentParser, package_version
 
@@ -39,12 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser
     )
-    for commands in (_run, _log, _export):
+    for commands in (_run, _log, _export, _diff):
         commands.add_commands(sub)
     return parser
 
 
-_COMMANDS = {**_run.COMMANDS, **_log.COMMANDS, **_export.COMMANDS}
+_COMMANDS = {**_run.COMMANDS, **_log.COMMANDS, **_export.COMMANDS, **_diff.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

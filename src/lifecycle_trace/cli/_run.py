@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle_trace import lab
-from lifecycle_trace.cli import _demo, _render
+from lifecycle_trace.cli import _demo, _render, _workload
 from lifecycle_trace.cli._options import (
     add_engine_options,
     add_mode_options,
@@ -41,7 +41,7 @@ def add_commands(sub: Any) -> None:
     add_sampling_options(lab)
 
     run = sub.add_parser("run", help="run prompts through the engine and store the event log")
-    run.add_argument("prompts", nargs="+", help="prompt texts")
+    run.add_argument("prompts", nargs="*", help="prompt texts")
     run.add_argument("-o", "--output", type=Path, required=True, help="log file to write")
     run.add_argument("--json-log", action="store_true", help="log every event to stderr")
     run.add_argument("--show", action="store_true", help="print the timelines afterwards")
@@ -60,6 +60,7 @@ def add_commands(sub: Any) -> None:
     )
     add_engine_options(run)
     add_sampling_options(run)
+    _workload.add_options(run)
 
 
 def _print_timelines(timelines: dict[str, Timeline], width: int = 80) -> None:
@@ -149,6 +150,10 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``lifecycle-trace run``: prompts through the engine, the event log streamed to a file."""
+    if args.workload is not None or args.engine != "minivllm":
+        return _workload.run(args)
+    if not args.prompts:
+        raise ValueError("give one or more prompts, or --workload FILE")
     params = sampling_params(args)
     priorities = list(args.priority) or [0] * len(args.prompts)
     if len(priorities) != len(args.prompts):

@@ -46,6 +46,7 @@ __all__ = [
     "encode_lines",
     "encode_object_with",
     "encode_serialised_lines",
+    "encode_with_members",
 ]
 
 ENGINE_KEY = "engine"
@@ -106,6 +107,20 @@ def encode_object_with(event: Event, rest: bytes) -> bytes:
     """``event`` as a JSON object whose closing ``}`` is replaced by ``rest``."""
     obj = event if type(event) is not StatusChanged else to_serialised(event)
     return _ENCODER.encode(obj)[:-1] + rest
+
+
+def encode_with_members(event: Event, members: Mapping[str, Any]) -> bytearray:
+    """``event`` as a JSON object with the (non-empty) ``members`` appended, built in one buffer.
+
+    Both are encoded into the same bytearray, the second one over the event's
+    closing ``}``, whose place then takes a ``,``: no slice, no concatenation.
+    """
+    line = bytearray()
+    _ENCODER.encode_into(event if type(event) is not StatusChanged else to_serialised(event), line)
+    brace = len(line) - 1
+    _ENCODER.encode_into(members, line, brace)
+    line[brace] = 44  # ord(","): the members' opening "{" now follows the event's fields
+    return line
 
 
 def encode_line_with(event: Event, extra: Mapping[str, Any]) -> bytes:

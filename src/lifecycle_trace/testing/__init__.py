@@ -13,6 +13,9 @@ Everything here is built on hypothesis and the invariant checker:
 - :mod:`~lifecycle_trace.testing.machine`: :class:`EngineStateMachine`, a
   ``RuleBasedStateMachine`` (add, abort, step; invariants after every rule) to
   subclass for your own engine or scheduler;
+- :mod:`~lifecycle_trace.testing.differential`: :func:`assert_same_lifecycle`,
+  one scenario on two engines (minivllm and the real vLLM scheduler, or a
+  scheduler and a changed one), raising where a request's lifecycle parts;
 - :mod:`~lifecycle_trace.testing.chrome_check`: a validator of Chrome Trace
   Event JSON (needs no hypothesis).
 
@@ -25,7 +28,7 @@ import importlib
 from typing import Any
 
 # Looked through in this order, so the validator's names load without hypothesis.
-_MODULES = ("chrome_check", "scenario", "strategies", "machine")
+_MODULES = ("chrome_check", "scenario", "strategies", "machine", "differential")
 
 __all__ = [
     "EOS_TOKEN_ID",
@@ -36,10 +39,12 @@ __all__ = [
     "FakeClock",
     "InvalidTraceError",
     "InvariantViolationError",
+    "LifecycleMismatch",
     "Scenario",
     "ScriptedSampler",
     "TraceProblem",
     "assert_no_violations",
+    "assert_same_lifecycle",
     "check_scenario",
     "engine_configs",
     "prompts",

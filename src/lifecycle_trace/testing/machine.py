@@ -30,6 +30,7 @@ from lifecycle_trace.testing.strategies import (
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.model_executor.dummy import DummyModelRunner
+from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 
 __all__ = ["EngineStateMachine"]
@@ -75,7 +76,7 @@ class EngineStateMachine(RuleBasedStateMachine):
 
     def _sample(self, request: Request) -> int:
         tokens = self.script.get(request.request_id, {})
-        return tokens.get(len(request.output_token_ids), FILLER_TOKEN_ID)
+        return tokens.get(output_index(request), FILLER_TOKEN_ID)
 
     @property
     def live(self) -> LLMEngine:

@@ -25,6 +25,7 @@ from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event
 from minivllm.model_executor.dummy import DummyModelRunner
+from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 from minivllm.tokenizer import ByteTokenizer
 from minivllm.workload import Workload, WorkloadRequest
@@ -69,7 +70,9 @@ class ScriptedSampler:
 
     ``script`` maps a request id to ``{output position: token id}``; a request
     resumed after preemption asks again for the same position and gets the
-    same token, as a deterministic model would.
+    same token, as a deterministic model would. The position is the output
+    index of the token being sampled (:func:`~minivllm.model_executor.runner.output_index`):
+    under async scheduling it counts the tokens still in flight.
     """
 
     script: Mapping[str, Mapping[int, int]] = attrs.field(factory=dict)
@@ -80,7 +83,7 @@ class ScriptedSampler:
         tokens = self.script.get(request.request_id)
         if tokens is None:
             return self.filler
-        return tokens.get(len(request.output_token_ids), self.filler)
+        return tokens.get(output_index(request), self.filler)
 
 
 @attrs.frozen

@@ -447,7 +447,9 @@ class Scheduler(SchedulerInterface):
         request._all_token_ids.append(output_token_id)
         request.num_tokens += 1
         if self._on_counter.handlers:
-            self._emit_counter(request, "num_tokens", request.num_tokens - 1)
+            # _emit_counter, inlined: one event per request per step.
+            n = request.num_tokens
+            self._on_counter.emit(request.request_id, "num_tokens", n - 1, n)
 
         # Check for stop and update request state.
         # This must be called before we make the EngineCoreOutput.
