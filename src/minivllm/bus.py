@@ -227,10 +227,13 @@ class EventBus:
         self._next_seq = 0
         self._channels: dict[type[Event], Channel] = {t: Channel(self, t) for t in EVENT_TYPES}
         self._subscriptions: list[Subscription] = []
-        # While a step runs: the events held back, and where the step started (seq, step).
+        # While a step runs: the events held back, where the step started (seq, step),
+        # the channels that hold, and (with raise_errors) the observers' errors.
         self._held: list[Event] | None = None
         self._held_at = (0, 0)
+        self._holding: list[Channel] = []
         self._errors_seen: list[Exception] | None = None
+        self._releasing = False
 
     @property
     def num_emitted(self) -> int:
@@ -301,8 +304,6 @@ class EventBus:
         held: list[Event] = []
         self._held = held
         self._held_at = (self._next_seq, self.step)
-        # With raise_errors, an observer's error waits for the step's end: it never undoes it.
-        self._errors_seen = []
         if not self._subscriptions:
             return  # no event will be built
         for channel in self._channels.values():
@@ -313,6 +314,7 @@ class EventBus:
         live = channel.live_deliver
         if channel.held_deliver is None:
             return
+        self._holding.append(channel)
         if live is None:
             channel.deliver = held.append
             return
@@ -331,9 +333,10 @@ class EventBus:
         if held is None:
             raise RuntimeError("the bus is not holding any events")
         self._held = None
-        if self._subscriptions:
-            for channel in self._channels.values():
+        if self._holding:
+            for channel in self._holding:
                 channel.deliver = channel.idle_deliver
+            self._holding = []
         return held
 
     def discard(self) -> None:
@@ -358,22 +361,23 @@ class EventBus:
         ``raise_errors`` the first such error is raised once all are delivered.
         """
         held = self._stop_holding()
+        if held:
+            channels = self._channels
+            self._releasing = True
+            try:
+                for event in held:
+                    deliver = channels[type(event)].held_deliver
+                    if deliver is None:  # unsubscribed since
+                        continue
+                    try:
+                        deliver(event)
+                    except Exception as exc:
+                        self._handler_failed(deliver, event, exc)
+            finally:
+                self._releasing = False
         errors = self._errors_seen
-        if errors is None:
-            errors = self._errors_seen = []
-        channels = self._channels
-        try:
-            for event in held:
-                deliver = channels[type(event)].held_deliver
-                if deliver is None:  # unsubscribed since
-                    continue
-                try:
-                    deliver(event)
-                except Exception as exc:
-                    self._handler_failed(deliver, event, exc)
-        finally:
+        if errors is not None:
             self._errors_seen = None
-        if errors:
             raise errors[0]
 
     def has_subscribers(self, event_type: type[Event] | None = None) -> bool:
@@ -416,7 +420,10 @@ class EventBus:
 
     def _handler_failed(self, handler: Handler, event: Event, exc: Exception) -> None:
         if self.raise_errors:
-            if self._errors_seen is not None:  # releasing a step: deliver the rest first
+            if self._held is not None or self._releasing:
+                # Inside a step: deliver the rest first; step() raises it at the end.
+                if self._errors_seen is None:
+                    self._errors_seen = []
                 self._errors_seen.append(exc)
                 return
             raise exc

@@ -90,7 +90,7 @@ class Journal:
 
     def __init__(self) -> None:
         self.entries: list[tuple[Any, ...]] | None = None
-        self._copied: set[int] = set()
+        self._copied: set[int] | None = None  # ids of the mappings saved this step
 
     @property
     def active(self) -> bool:
@@ -100,12 +100,12 @@ class Journal:
     def begin(self) -> None:
         """Start noting changes (at the start of a step)."""
         self.entries = []
-        self._copied = set()
+        self._copied = None
 
     def commit(self) -> None:
         """Forget the notes: the step succeeded."""
         self.entries = None
-        self._copied = set()
+        self._copied = None
 
     def note(self, undo: Callable[..., object], *args: Any) -> None:
         """Note how to undo a change: ``undo(*args)``."""
@@ -125,9 +125,14 @@ class Journal:
 
     def save_mapping(self, mapping: MutableMapping[Any, Any]) -> None:
         """Save a whole mapping, once per step, before its first change (keeps its order)."""
-        if self.entries is not None and id(mapping) not in self._copied:
-            self._copied.add(id(mapping))
-            self.entries.append((_restore_mapping, mapping, dict(mapping)))
+        if self.entries is None:
+            return
+        if self._copied is None:
+            self._copied = set()
+        elif id(mapping) in self._copied:
+            return
+        self._copied.add(id(mapping))
+        self.entries.append((_restore_mapping, mapping, dict(mapping)))
 
     def undo(self) -> None:
         """Undo every noted change, last first; go idle."""

@@ -63,16 +63,9 @@ class ModelRunnerOutputError(StepFailedError, ValueError):
         self.scheduler_output = scheduler_output
 
 
-class StepSavepoint:
-    """What a step may change outside the journal: the queues' lists and the batch queue."""
-
-    __slots__ = ("batch_queue", "finished_req_ids", "finished_req_ids_was", "running")
-
-    def __init__(self, scheduler: Scheduler, batch_queue: deque[Any] | None) -> None:
-        self.running = list(scheduler.running)
-        self.finished_req_ids = scheduler.finished_req_ids
-        self.finished_req_ids_was = tuple(self.finished_req_ids)
-        self.batch_queue = None if batch_queue is None else list(batch_queue)
+StepSavepoint = tuple[list[Request], set[str], tuple[str, ...], list[Any] | None]
+"""What a step may change outside the journal: ``running``, ``finished_req_ids`` (the set
+and its contents) and the batch queue."""
 
 
 class EngineCore:
@@ -184,7 +177,14 @@ class EngineCore:
         """Start noting what the step changes, so :meth:`undo_step` can take it all back."""
         scheduler = self.scheduler
         scheduler.journal.begin()
-        return StepSavepoint(scheduler, self.batch_queue)
+        finished = scheduler.finished_req_ids
+        batch_queue = self.batch_queue
+        return (
+            scheduler.running.copy(),
+            finished,
+            tuple(finished),
+            None if batch_queue is None else list(batch_queue),
+        )
 
     def commit_step(self) -> None:
         """The step succeeded: forget its notes."""
@@ -194,14 +194,14 @@ class EngineCore:
         """Take back everything the step changed."""
         scheduler = self.scheduler
         scheduler.journal.undo()
-        scheduler.running = savepoint.running
-        finished = savepoint.finished_req_ids
+        running, finished, finished_ids, batch_queue = savepoint
+        scheduler.running = running
         finished.clear()
-        finished.update(savepoint.finished_req_ids_was)
+        finished.update(finished_ids)
         scheduler.finished_req_ids = finished
-        if self.batch_queue is not None and savepoint.batch_queue is not None:
+        if self.batch_queue is not None and batch_queue is not None:
             self.batch_queue.clear()
-            self.batch_queue.extend(savepoint.batch_queue)
+            self.batch_queue.extend(batch_queue)
 
     def has_work(self) -> bool:
         """Returns true if the engine should be stepped."""

@@ -49,17 +49,16 @@ class CallGuard:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._owner: tuple[int, str, str] | None = None
+        self._owner: tuple[int, str] | None = None  # (thread ident, method)
         self.dead: str | None = None
 
     def enter(self, method: str) -> None:
         """Take the engine for ``method``, or raise why it cannot (busy, or dead)."""
         if self.dead is not None:
             raise EngineDeadError(f"LLMEngine.{method}() refused: {self.dead}; make a new engine")
-        if not self._lock.acquire(blocking=False):
+        if not self._lock.acquire(False):
             raise EngineBusyError(self._refusal(method))
-        thread = threading.current_thread()
-        self._owner = (thread.ident or 0, method, thread.name)
+        self._owner = (threading.get_ident(), method)
 
     def exit(self) -> None:
         """Give the engine back."""
@@ -73,7 +72,7 @@ class CallGuard:
                 f"LLMEngine.{method}() was called while another call was running; the engine "
                 f"serves one call at a time"
             )
-        ident, running, thread_name = owner
+        ident, running = owner
         if ident == threading.get_ident():
             return (
                 f"LLMEngine.{method}() was called while {running}() was running on the same "
@@ -82,9 +81,17 @@ class CallGuard:
             )
         return (
             f"LLMEngine.{method}() was called from thread {threading.current_thread().name!r} "
-            f"while thread {thread_name!r} was inside {running}(): an engine is not thread-safe; "
+            f"while thread {_thread_name(ident)!r} was inside {running}(): an engine is not "
+            f"thread-safe; "
             f"use it from one thread, or hold a lock around every call"
         )
+
+
+def _thread_name(ident: int) -> str:
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return f"#{ident}"
 
 
 class _Guarded(Protocol):

@@ -30,7 +30,8 @@ class AsyncScheduler(Scheduler):
     def _update_after_schedule(self, scheduler_output: SchedulerOutput) -> None:
         super()._update_after_schedule(scheduler_output)
         # Undone before the advance is, while is_prefill_chunk still says who got one.
-        self.journal.note(_unplace, scheduler_output)
+        if (notes := self.journal.entries) is not None:
+            notes.append((_unplace, scheduler_output))
         for req_id in scheduler_output.num_scheduled_tokens:
             request = self.requests[req_id]
             if request.is_prefill_chunk:

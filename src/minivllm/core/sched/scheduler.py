@@ -365,7 +365,8 @@ class Scheduler(SchedulerInterface):
             if emit is not None:
                 new = request.num_computed_tokens
                 emit(req_id, "num_computed_tokens", new - num_scheduled_token, new)
-        self.journal.note(_unadvance, scheduler_output, requests, flipped)
+        if (notes := self.journal.entries) is not None:
+            notes.append((_unadvance, scheduler_output, requests, flipped))
 
         # Clear the finished request IDs.
         # NOTE: We shouldn't do self.finished_req_ids.clear() here because
@@ -392,7 +393,8 @@ class Scheduler(SchedulerInterface):
         stopped_running_reqs: set[Request] = set()
         stopped_preempted_reqs: set[Request] = set()
         # A failed step takes back one token from each request in ``outputs``.
-        self.journal.note(self._take_back_tokens, outputs)
+        if (notes := self.journal.entries) is not None:
+            notes.append((self._take_back_tokens, outputs))
         for req_id in num_scheduled_tokens:
             request = requests.get(req_id)
             if request is None or request.status > _PREEMPTED:
