@@ -84,11 +84,11 @@ def test_cli_replays_a_reference_workload(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_cli_replay_reports_a_bad_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["replay", str(tmp_path / "missing.json")]) == 2
+    assert main(["replay", str(tmp_path / "missing.json")]) == 3
     assert "cannot read" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text('{"config": {}, "requests": []}')
-    assert main(["replay", str(bad)]) == 2
+    assert main(["replay", str(bad)]) == 3
     assert "bad.json is not a workload" in capsys.readouterr().err
 
 
