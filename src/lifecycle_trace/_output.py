@@ -74,9 +74,16 @@ def check_output(target: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
         raise OutputError(
             errno.ENOENT, f"cannot write {name}: the directory {parent} does not exist"
         )
-    if path.exists() and not os.access(path, os.W_OK):
+    if path.exists() and not _writable(path):
         raise OutputError(errno.EACCES, f"cannot write {name}: the file is read-only")
     return path
+
+
+def _writable(path: Path) -> bool:
+    """Whether the file may be written: by this process, and (even for root) by anyone at all."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return os.access(path, os.W_OK)
+    return os.access(path, os.W_OK) and bool(stat.S_IMODE(os.stat(path).st_mode) & 0o222)
 
 
 def _is_special(path: Path) -> bool:
