@@ -63,7 +63,9 @@ def test_cli_generate(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_reports_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "hi", "--max-tokens", "0"]) == 2
-    assert "max_tokens must be at least 1, got 0" in capsys.readouterr().err
+    assert "max_tokens must be an integer of at least 1 that fits in 64 bits, got 0" in (
+        capsys.readouterr().err
+    )
 
 
 def test_generate_with_async_scheduling_and_priorities() -> None:

@@ -25,5 +25,7 @@ def damaged_log(good_log: Path, tmp_path: Path) -> Path:
     lines = good_log.read_bytes().splitlines(keepends=True)
     path = tmp_path / "damaged.jsonl"
     half = len(lines) // 2
-    path.write_bytes(b"".join([*lines[:half], b'{"type": "step_started", "seq": \n', *lines[half:]]))
+    path.write_bytes(
+        b"".join([*lines[:half], b'{"type": "step_started", "seq": \n', *lines[half:]])
+    )
     return path

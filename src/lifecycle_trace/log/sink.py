@@ -101,9 +101,7 @@ class JsonlWriter:
         # Runs at close(), at garbage collection or at interpreter exit, whichever is first;
         # it holds the file and the pending events, not the writer, so it does not keep
         # the writer alive.
-        self._finalizer = weakref.finalize(
-            self, _close_quietly, self._file, owned, self._pending
-        )
+        self._finalizer = weakref.finalize(self, _close_quietly, self._file, owned, self._pending)
         self._owned = owned
 
     def __call__(self, event: Event) -> None:
