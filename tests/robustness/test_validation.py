@@ -1,4 +1,4 @@
-"""Every value is checked where it enters, and every refusal says what, what was expected, what came.
+"""Every value is checked where it enters; a refusal says what, what was expected, what came.
 
 Integers must fit in 64 bits (a log holds 64-bit numbers: a larger one could
 not be written, and its event would go missing); a bool is never a number;
