@@ -3,6 +3,8 @@
 ``dev`` (the default) is randomised with a local example database; ``ci`` is
 derandomised and database-free, so a CI failure reproduces exactly. CI sets
 ``CI=true``, which selects ``ci``; ``HYPOTHESIS_PROFILE`` overrides both.
+``ci-no-shrink`` generates exactly the examples of ``ci`` but reports a failure
+as first found (the mutation runner uses it: a catch does not depend on shrinking).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 settings.register_profile(
     "ci",
@@ -21,6 +23,11 @@ settings.register_profile(
     max_examples=100,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci-no-shrink",
+    settings.get_profile("ci"),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
 )
 settings.register_profile(
     "dev",

@@ -13,12 +13,22 @@ packed), :class:`JsonlWriter` streams it to JSON Lines as the engine runs,
 status intervals, stats, lab 01's event-derived trace
 (:mod:`lifecycle_trace.lab`), slices and the exporters
 (:mod:`lifecycle_trace.export`). The invariant checker lives in
-:mod:`lifecycle_trace.checker`; :mod:`lifecycle_trace.logging` logs events
+:mod:`lifecycle_trace.check`; :mod:`lifecycle_trace.logging` logs events
 with structlog.
 """
 
-from typing import Any
-
+# Imported eagerly: the function ``check`` must be what ``lifecycle_trace.check``
+# names here, not the subpackage of the same name (import its other names from
+# the subpackage with ``from lifecycle_trace.check import ...``).
+from lifecycle_trace.check import (
+    INVARIANTS,
+    LEGAL_TRANSITIONS,
+    RULES,
+    InvariantChecker,
+    Violation,
+    check,
+    format_violations,
+)
 from lifecycle_trace.fold.requests import LogFold, RequestFold, RequestKey, RequestState
 from lifecycle_trace.fold.timeline import (
     Sample,
@@ -57,6 +67,7 @@ from lifecycle_trace.logging import JsonLogObserver, make_json_logger
 __all__ = [
     "INVARIANTS",
     "LEGAL_TRANSITIONS",
+    "RULES",
     "CorruptLogError",
     "DuplicateEngineError",
     "EventLog",
@@ -97,21 +108,3 @@ __all__ = [
     "trace_request",
     "write_jsonl",
 ]
-
-_FROM_CHECKER = (
-    "INVARIANTS",
-    "LEGAL_TRANSITIONS",
-    "InvariantChecker",
-    "Violation",
-    "check",
-    "format_violations",
-)
-
-
-def __getattr__(name: str) -> Any:
-    # The checker is imported on first use, so importing the package stays cheap.
-    if name in _FROM_CHECKER:
-        from lifecycle_trace import checker
-
-        return getattr(checker, name)
-    raise AttributeError(f"module 'lifecycle_trace' has no attribute {name!r}")

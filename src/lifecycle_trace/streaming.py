@@ -2,7 +2,7 @@
 
 The inputs are ``(engine_id, event)`` records, as
 :meth:`lifecycle_trace.reader.LogReader.records` yields them.
-:func:`check_records` runs one :class:`~lifecycle_trace.checker.InvariantChecker`
+:func:`check_records` runs one :class:`~lifecycle_trace.check.InvariantChecker`
 per engine; :class:`Contiguous` stops a stream at a sequence gap.
 :func:`iter_timelines` (the fold's timelines, streamed) lives in
 :mod:`lifecycle_trace.fold.timeline` and is re-exported here.
@@ -20,7 +20,7 @@ from lifecycle_trace.fold.requests import Record
 from lifecycle_trace.fold.timeline import iter_timelines
 
 if TYPE_CHECKING:
-    from lifecycle_trace.checker import Violation
+    from lifecycle_trace.check import Violation
 
 __all__ = ["Contiguous", "Record", "check_records", "iter_timelines"]
 
@@ -30,9 +30,14 @@ _engine_of = itemgetter(0)
 _event_of = itemgetter(1)
 
 
-def check_records(records: Iterable[Record]) -> dict[str, list[Violation]]:
-    """Check each engine's events with its own checker; every violation, by engine id."""
-    from lifecycle_trace.checker import (
+def check_records(
+    records: Iterable[Record], *, decisions: bool = True
+) -> dict[str, list[Violation]]:
+    """Check each engine's events with its own checker; every violation, by engine id.
+
+    ``decisions=False`` checks the event rules only (for a slice of a log).
+    """
+    from lifecycle_trace.check import (
         InvariantChecker,  # imported on first use, as the package does
     )
 
@@ -42,7 +47,7 @@ def check_records(records: Iterable[Record]) -> dict[str, list[Violation]]:
         for engine, group in itertools.groupby(chunk, key=_engine_of):
             checker = checkers.get(engine)
             if checker is None:
-                checker = checkers[engine] = InvariantChecker()
+                checker = checkers[engine] = InvariantChecker(decisions)
             for event in map(_event_of, group):
                 checker(event)
     return {engine: checker.finish() for engine, checker in checkers.items()}

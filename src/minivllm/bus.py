@@ -126,14 +126,16 @@ def _counter_emitter(bus: EventBus, channel: Channel) -> Callable[..., Event]:
     """``emit`` for ``CounterUpdated``: the same as any other, with the payload spelled out.
 
     Nearly every event of a run is a ``CounterUpdated`` (two per request per
-    decode step), and naming its four fields saves a quarter of the cost of
+    decode step), and naming its fields saves a quarter of the cost of
     an emission: no ``*payload`` tuple to pack and concatenate.
     """
     clock = bus.clock
 
-    def emit_counter(request_id: str, counter: str, old: int, new: int) -> Event:
+    def emit_counter(
+        request_id: str, counter: str, old: int, new: int, token_id: int | None = None
+    ) -> Event:
         seq = bus._next_seq
-        event = CounterUpdated(seq, bus.step, clock(), request_id, counter, old, new)
+        event = CounterUpdated(seq, bus.step, clock(), request_id, counter, old, new, token_id)
         bus._next_seq = seq + 1
         deliver = channel.deliver
         try:

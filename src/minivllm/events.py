@@ -108,13 +108,15 @@ class CounterUpdated(Event, frozen=True, gc=False, tag="counter_updated"):
     (a sampled token appended; ``num_output_tokens`` is ``num_tokens -
     num_prompt_tokens``), ``num_cached_tokens``, ``num_preemptions`` and
     ``num_output_placeholders`` (tokens scheduled but not yet sampled, with
-    async scheduling).
+    async scheduling). For ``num_tokens``, ``token_id`` is the token sampled
+    (so the stop rules can be checked from the log); None for other counters.
     """
 
     request_id: str
     counter: str
     old: int
     new: int
+    token_id: int | None = None
 
 
 class StepStarted(Event, frozen=True, gc=False, tag="step_started"):
@@ -140,18 +142,38 @@ class StepFinished(Event, frozen=True, gc=False, tag="step_finished"):
 
 
 class BlocksAllocated(Event, frozen=True, gc=False, tag="blocks_allocated"):
-    """KV blocks were given to a request: fresh ones, and prefix-cache hits it now shares."""
+    """KV blocks were given to a request: fresh ones, and prefix-cache hits it now shares.
+
+    ``block_ids`` are the fresh blocks and ``cached_block_ids`` the hits, in the
+    order they join the request's block table; ``cached_block_hashes`` are the
+    hashes the hits were found under.
+    """
 
     request_id: str
     num_new_blocks: int
     num_cached_blocks: int
+    block_ids: tuple[int, ...] = ()
+    cached_block_ids: tuple[int, ...] = ()
+    cached_block_hashes: tuple[int, ...] = ()
 
 
 class BlocksFreed(Event, frozen=True, gc=False, tag="blocks_freed"):
-    """A request released all its KV blocks (finish, abort or preemption)."""
+    """A request released all its KV blocks (finish, abort or preemption).
+
+    ``block_ids`` is its block table in order (the pool takes them back last first).
+    """
 
     request_id: str
     num_blocks: int
+    block_ids: tuple[int, ...] = ()
+
+
+class BlocksCached(Event, frozen=True, gc=False, tag="blocks_cached"):
+    """Full blocks of a request entered the prefix cache under these chained hashes."""
+
+    request_id: str
+    block_ids: tuple[int, ...]
+    block_hashes: tuple[int, ...]
 
 
 class EngineConfigured(Event, frozen=True, gc=False, tag="engine_configured"):
@@ -187,6 +209,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     StepFinished,
     BlocksAllocated,
     BlocksFreed,
+    BlocksCached,
 )
 """Every event type the engine emits, in a stable order."""
 
@@ -285,6 +308,7 @@ SerialisedEvent = (
     | StepFinished
     | BlocksAllocated
     | BlocksFreed
+    | BlocksCached
 )
 """The same union as one type, for msgspec's typed decoders."""
 

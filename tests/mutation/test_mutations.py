@@ -1,34 +1,52 @@
-"""Proof that the property suite can fail: each injected scheduler bug is caught and shrunk.
+"""Proof that the property suite can fail: each injected scheduler bug is caught, by name.
 
-For every mutant the scenario property (strategies + checker + state
-rebuilt from events) must fail; the shrunk counterexample and the
-violations it triggers are printed, so a CI log shows the story of each bug.
-The engine state machine must fail on every mutant too (searched without
-shrinking, to keep the run short; its first violation is printed).
+For every mutant (``policy_mutants.ALL_MUTANTS``: bounds the checker states,
+and scheduling-policy bugs only a reference catches) the scenario property
+(strategies + reference scheduler + checker + state rebuilt from events) must
+fail, and its report must name the rule that caught it: a crash counts only
+when the report says which rule it stands for. The first counterexample and
+its violations are printed, so a CI log shows the story of each bug. The
+engine state machine must fail on every mutant too (its first violation is
+printed). ``run_mutants.py`` runs the whole property suite once per mutant
+and prints a table.
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.stateful import run_state_machine_as_test
+from policy_mutants import ALL_MUTANTS, Lines, Wrap
+from run_mutants import known_rules
 
-from helpers.mutants import MUTANTS, Mutant
+from helpers.mutants import Mutant
 from lifecycle_trace.testing import EngineStateMachine, Scenario, check_scenario, scenarios
 
+# The scenario property's own budget (tests/properties/test_scenarios.py), so a
+# mutant caught here is caught by the property suite. No shrinking: a search
+# stops at its first failure, and shrinking 40 of them would double the CI run.
 SEARCH = settings(
-    max_examples=300,
+    max_examples=settings.default.max_examples * 10,
     derandomize=True,
     database=None,
     deadline=None,
     report_multiple_bugs=False,
-    phases=[Phase.generate, Phase.shrink],
+    phases=[Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
+RULES = known_rules()
+_NAMED = re.compile(r"\[([a-z_][a-z0-9_.]*)\]")
+
+
+def named_rules(report: str) -> list[str]:
+    """The rule names a failure report gives, in order."""
+    return [name for name in _NAMED.findall(report) if name in RULES]
 
 
 def counterexample() -> str | None:
-    """Run the scenario property; the shrunk failure as text, or None if it held."""
+    """Run the scenario property; the first failure as text, or None if it held."""
 
     @SEARCH
     @given(scenario=scenarios())
@@ -47,26 +65,36 @@ def test_the_unmutated_engine_passes_the_same_search() -> None:
     assert counterexample() is None
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+@pytest.mark.parametrize("mutant", ALL_MUTANTS, ids=[m.name for m in ALL_MUTANTS])
 def test_property_suite_catches(
-    mutant: Mutant, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    mutant: Mutant | Lines | Wrap,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     mutant.apply(monkeypatch)
     found = counterexample()
     assert found is not None, f"the property suite missed the bug: {mutant.name}"
+    assert named_rules(found), f"the failure names no rule:\n{found}"
     with capsys.disabled():
         print(f"\n--- mutant caught: {mutant.name} ---\n{found}")
 
 
-MACHINE_SEARCH = settings(SEARCH, max_examples=400, stateful_step_count=30, phases=[Phase.generate])
+MACHINE_SEARCH = settings(
+    SEARCH, max_examples=settings.default.max_examples * 4, stateful_step_count=30
+)
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+@pytest.mark.parametrize("mutant", ALL_MUTANTS, ids=[m.name for m in ALL_MUTANTS])
 def test_state_machine_catches(
-    mutant: Mutant, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    mutant: Mutant | Lines | Wrap,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     mutant.apply(monkeypatch)
     with pytest.raises(Exception) as failure:  # a violation, or the engine crashing
         run_state_machine_as_test(EngineStateMachine, settings=MACHINE_SEARCH)
+    report = f"{failure.typename}: {failure.value}"
+    assert named_rules(report), f"the failure names no rule:\n{report}"
     with capsys.disabled():
-        print(f"\n--- state machine caught: {mutant.name} ---\n{failure.typename}: {failure.value}")
+        print(f"\n--- state machine caught: {mutant.name} ---\n{report.splitlines()[0]}")
+        print("\n".join(report.splitlines()[1:3]))

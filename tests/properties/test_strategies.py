@@ -15,7 +15,14 @@ from hypothesis import HealthCheck, Phase, find, settings
 
 from lifecycle_trace.testing import Scenario, check_scenario, scenarios
 from minivllm import RequestStatus
-from minivllm.events import CounterUpdated, Event, RequestAdded, StatusChanged, StepFinished
+from minivllm.events import (
+    CounterUpdated,
+    EngineConfigured,
+    Event,
+    RequestAdded,
+    StatusChanged,
+    StepFinished,
+)
 
 S = RequestStatus
 # The searches stop at the first hit; the budget only matters for the rare
@@ -81,7 +88,75 @@ def _full_batch(log: Sequence[Event]) -> bool:
     )
 
 
+def _stop_string(log: Sequence[Event], multibyte: bool) -> bool:
+    return any(
+        isinstance(e, StatusChanged)
+        and isinstance(e.stop_reason, str)
+        and (len(e.stop_reason.encode()) > len(e.stop_reason)) == multibyte
+        for e in log
+    )
+
+
+def _config(log: Sequence[Event]) -> EngineConfigured:
+    return next(e for e in log if isinstance(e, EngineConfigured))
+
+
+def _stop_at_min_tokens(log: Sequence[Event]) -> bool:
+    wanted = {e.request_id: e.min_tokens for e in log if isinstance(e, RequestAdded)}
+    return any(
+        isinstance(e, StatusChanged)
+        and isinstance(e.stop_reason, str)
+        and wanted[e.request_id] > 0
+        and e.num_output_tokens == wanted[e.request_id] + 1
+        for e in log
+    )
+
+
+def _hit_on_resume(log: Sequence[Event]) -> bool:
+    preempted = set()
+    for e in log:
+        if isinstance(e, StatusChanged) and e.new_status == S.PREEMPTED:
+            preempted.add(e.request_id)
+        if (
+            isinstance(e, CounterUpdated)
+            and e.counter == "num_cached_tokens"
+            and e.new > 0
+            and e.request_id in preempted
+        ):
+            return True
+    return False
+
+
+def _unchunked_wait(log: Sequence[Event]) -> bool:
+    """Chunked prefill off, a request left waiting in a step that had budget left."""
+    config = _config(log)
+    if config.enable_chunked_prefill:
+        return False
+    return any(
+        isinstance(e, StepFinished)
+        and e.num_waiting > 0
+        and 0 < sum(e.num_scheduled_tokens.values()) < config.max_num_batched_tokens
+        and not e.preempted_req_ids
+        for e in log
+    )
+
+
+def _async_preempted_token(log: Sequence[Event]) -> bool:
+    return _config(log).async_scheduling and _status(log, S.PREEMPTED, S.FINISHED_LENGTH_CAPPED)
+
+
+def _priority_preemption(log: Sequence[Event]) -> bool:
+    return _config(log).policy == "priority" and _status(log, S.RUNNING, S.PREEMPTED)
+
+
 SITUATIONS: dict[str, Callable[[Sequence[Event]], bool]] = {
+    "stop on a stop string": lambda log: _stop_string(log, multibyte=False),
+    "stop on a multi-byte stop string": lambda log: _stop_string(log, multibyte=True),
+    "stop string right after min_tokens": _stop_at_min_tokens,
+    "prefix-cache hit on resume": _hit_on_resume,
+    "chunked prefill off with requests waiting": _unchunked_wait,
+    "async: a preempted request's token in flight finishes it": _async_preempted_token,
+    "priority: a preemption": _priority_preemption,
     "preemption": lambda log: _status(log, S.RUNNING, S.PREEMPTED),
     "resume after preemption": lambda log: _status(log, S.PREEMPTED, S.RUNNING),
     "chunked prefill": _chunked,

@@ -34,7 +34,9 @@ def _timelines(path: Path) -> dict[tuple[str, str, int], Timeline]:
 
 
 def _violations(path: Path) -> list[str]:
-    by_engine = check_records(iter_jsonl(path).records())
+    # A slice keeps the event rules; its scheduler's decisions weighed requests
+    # the slice left out, so the decision rules do not apply to it.
+    by_engine = check_records(iter_jsonl(path).records(), decisions=False)
     return [str(v) for vs in by_engine.values() for v in vs]
 
 

@@ -9,8 +9,9 @@ import orjson
 import pytest
 
 from helpers.scale import run_rolling, write_rolling
-from lifecycle_trace import EventLog, build_timelines, checker
-from lifecycle_trace.checker import InvariantChecker
+from lifecycle_trace import EventLog, build_timelines
+from lifecycle_trace.check import InvariantChecker
+from lifecycle_trace.check import invariants as event_rules
 from lifecycle_trace.fold.timeline import Timeline, TimelineBuilder
 from lifecycle_trace.reader import (
     CorruptLogError,
@@ -120,7 +121,7 @@ def test_a_retired_request_id_may_come_back() -> None:
 def test_the_checker_forgets_old_finished_requests_but_still_reports_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(checker, "FINISHED_KEPT", 8)
+    monkeypatch.setattr(event_rules, "FINISHED_KEPT", 8)
     log = EventLog()
     run_rolling(100, (log,))
     events = list(log)

@@ -345,7 +345,187 @@ def test_preempt_last() -> None:
     log = list(base)
     log[a], log[b] = base[b], base[a]
     violations = check(renumber(log))
-    assert summary(violations) == [("preempt_last", "r1", 9)]
+    # r1 admitted ahead of r0 is also out of FCFS order.
+    assert summary(violations) == [("fcfs_order", "r1", 0), ("preempt_last", "r1", 9)]
+
+
+# -- decision rules ---------------------------------------------------------------
+
+
+def test_fcfs_order() -> None:
+    base = list(reference_log("d"))
+    a = index_of(base, StatusChanged, request_id="r1", new_status=S.RUNNING)
+    b = index_of(base, StatusChanged, request_id="r2", new_status=S.RUNNING)
+    log = list(base)
+    log[a], log[b] = base[b], base[a]
+    violations = check(renumber(log))
+    assert summary(violations) == [("fcfs_order", "r2", 0)]
+    assert "r1 (WAITING) was at the head" in violations[0].message
+
+
+def test_admission_complete() -> None:
+    # Step 0 of run d used its whole budget of 64 on r0, r1, r2, so r3 waited.
+    # Had the budget been 96 (chunked prefill on), r3 would have had tokens left
+    # to start with: stopping there breaks the rule.
+    base = list(reference_log("d"))
+    violations = check(replace(base, 0, max_num_batched_tokens=96))
+    assert ("admission_complete", "r3", 0) in summary(violations)
+    assert {v.invariant for v in violations} == {"admission_complete"}
+    assert "32 of 96 tokens of budget left" in violations[0].message
+
+
+def test_unchunked_whole_prompt() -> None:
+    # Run b chunks a 600-token prompt into 256-token steps; with chunked prefill
+    # off the first admission must have scheduled all 600 (or nothing).
+    base = list(reference_log("b"))
+    violations = check(replace(base, 0, enable_chunked_prefill=False))
+    assert summary(violations) == [("unchunked_whole_prompt", "r0", 0)]
+    assert "256 of its 600 remaining tokens" in violations[0].message
+
+
+def _engine_log(requests: Sequence[tuple[str, int, int]], **engine: Any) -> list[Event]:
+    """The log of a run of ``(request id, prompt length, priority)`` requests, all at step 0."""
+    log: list[Event] = []
+    llm = LLMEngine(DummyModelRunner(token_id=7), observers=[log.append], **engine)
+    for rid, length, priority in requests:
+        llm.add_request([1] * length, SamplingParams(max_tokens=None), rid, priority=priority)
+    while llm.has_unfinished_requests():
+        llm.step()
+    return log
+
+
+def test_priority_order() -> None:
+    base = _engine_log(
+        [("r0", 3, 2), ("r1", 3, 0), ("r2", 3, 1)],
+        max_num_seqs=1,
+        max_num_batched_tokens=8,
+        max_model_len=8,
+        block_size=4,
+        num_gpu_blocks=8,
+        policy="priority",
+    )
+    assert check(base) == []
+    # Had r0 asked for priority -1, admitting r1, then r2, before it breaks the policy.
+    i = index_of(base, RequestAdded, request_id="r0")
+    violations = check(replace(base, i, priority=-1))
+    assert summary(violations) == [("priority_order", "r1", 0), ("priority_order", "r2", 5)]
+    assert "(0, 1)" in violations[0].message and "r0 waited with (-1, 0)" in violations[0].message
+
+
+def test_full_sequence_gate() -> None:
+    # Without the gate the engine admits r1 with a chunk that fits while its whole
+    # sequence does not; a log that says the gate was on cannot show that.
+    base = _engine_log(
+        [("r0", 1, 0), ("r1", 1, 0)],
+        max_num_seqs=2,
+        max_num_batched_tokens=2,
+        block_size=1,
+        num_gpu_blocks=6,
+        max_model_len=5,
+        scheduler_reserve_full_isl=False,
+    )
+    assert check(base) == []
+    violations = check(replace(base, 0, scheduler_reserve_full_isl=True))
+    assert [v.invariant for v in violations] == ["full_sequence_gate"]
+    assert "needing" in violations[0].message
+
+
+# -- block and token rules -----------------------------------------------------------
+
+
+def test_lru_order() -> None:
+    base = list(reference_log("c"))
+    i = index_of(base, BlocksAllocated, request_id="r0")
+    fresh = base[i].block_ids  # type: ignore[attr-defined]
+    assert fresh == (1, 2, 3)
+    violations = check(replace(base, i, block_ids=(2, 1, 3)))
+    assert summary(violations)[0] == ("lru_order", "r0", 0)
+    assert "head of the free list was [1, 2, 3]" in violations[0].message
+    assert {v.invariant for v in violations} == {"lru_order"}
+
+
+def _hit_log() -> list[Event]:
+    """r1 arrives after r0 finished and hits r0's first (cached) block."""
+    log: list[Event] = []
+    llm = LLMEngine(
+        DummyModelRunner(token_id=7),
+        observers=[log.append],
+        enable_prefix_caching=True,
+        block_size=4,
+        max_model_len=16,
+        num_gpu_blocks=9,
+    )
+    params = SamplingParams(max_tokens=2)
+    llm.add_request([1] * 8, params, "r0")
+    while llm.has_unfinished_requests():
+        llm.step()
+    llm.add_request([1] * 8, params, "r1")
+    while llm.has_unfinished_requests():
+        llm.step()
+    return log
+
+
+def test_prefix_cache_hit() -> None:
+    base = _hit_log()
+    assert check(base) == []
+    i = index_of(base, BlocksAllocated, request_id="r1")
+    assert base[i].cached_block_ids  # type: ignore[attr-defined]
+    violations = check(replace(base, i, cached_block_hashes=(12345,)))
+    assert summary(violations) == [("prefix_cache_hit", "r1", base[i].step)]
+    assert "under hash 12345" in violations[0].message
+
+
+def _stop_log(**params: Any) -> list[Event]:
+    log: list[Event] = []
+    llm = LLMEngine(DummyModelRunner(token_id=7), observers=[log.append], max_model_len=16)
+    llm.add_request([1, 2], SamplingParams(max_tokens=4, **params), "r0")
+    while llm.has_unfinished_requests():
+        llm.step()
+    return log
+
+
+def test_stop_tokens_stop_without_a_stop_token() -> None:
+    base = _stop_log(stop_token_ids=[7])
+    assert check(base) == []
+    i = index_of(base, RequestAdded, request_id="r0")
+    violations = check(replace(base, i, stop_token_ids=()))
+    assert summary(violations) == [("stop_tokens", "r0", 0)]
+    assert "stop_reason 7" in violations[0].message
+
+
+def test_stop_tokens_a_stop_token_that_did_not_stop() -> None:
+    base = _stop_log()
+    i = index_of(base, RequestAdded, request_id="r0")
+    violations = check(replace(base, i, stop_token_ids=(7,)))
+    # Every 7 it sampled should have stopped it, the first already.
+    assert summary(violations) == [("stop_tokens", "r0", step) for step in range(4)]
+    assert "sampled 7 as output 1" in violations[0].message
+
+
+def test_stop_string() -> None:
+    base = _stop_log(stop=["\x07"])
+    assert check(base) == []
+    i = index_of(base, CounterUpdated, counter="num_tokens")
+    violations = check(replace(base, i, token_id=8))
+    assert summary(violations) == [("stop_string", "r0", 0)]
+    assert "does not complete it" in violations[0].message
+
+
+def test_cached_tokens() -> None:
+    base = list(reference_log("a"))
+    i = index_of(base, StatusChanged, request_id="r0", new_status=S.RUNNING)
+    cached = CounterUpdated(
+        seq=0,
+        step=0,
+        ts_ns=base[i].ts_ns,
+        request_id="r0",
+        counter="num_cached_tokens",
+        old=0,
+        new=4,
+    )
+    violations = check(renumber([*base[: i + 1], cached, *base[i + 1 :]]))
+    assert summary(violations) == [("cached_tokens", "r0", 0)]
+    assert "prefix caching is off" in violations[0].message
 
 
 def test_kv_accounting() -> None:

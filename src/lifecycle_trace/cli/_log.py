@@ -51,6 +51,13 @@ def add_commands(sub: Any) -> None:
                 "--request", action="append", default=[], help="show this request id (repeatable)"
             )
             p.add_argument("--engine", help="show only this engine's requests (merged logs)")
+        if name == "check":
+            p.add_argument(
+                "--bounds-only",
+                action="store_true",
+                help="check the event rules only, not the scheduler's decisions (for a slice: "
+                "its scheduler also weighed the requests the slice left out)",
+            )
 
     sl = sub.add_parser(
         "slice",
@@ -123,7 +130,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """``lifecycle-trace check``: the invariants, per engine; exit status 1 on any violation."""
     with open_log(args.log, args.lenient) as log:
-        by_engine = check_records(log.records)
+        by_engine = check_records(log.records, decisions=not args.bounds_only)
     violations = [(engine, v) for engine, vs in by_engine.items() for v in vs]
     if not violations:
         print(f"{args.log}: {log.num_records} events, no invariant violated")

@@ -27,6 +27,7 @@ memory follows the batch size and the log's live requests, never its length.
 from __future__ import annotations
 
 import os
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -75,6 +76,9 @@ def _arrow_type(name: str, annotation: Any) -> pa.DataType:
         return pa.list_(_arrow_type(name, args[0]))
     if origin is Mapping or origin is dict:
         return pa.map_(_arrow_type(name, args[0]), _arrow_type(name, args[1]))
+    present = [a for a in args if a is not type(None)]
+    if origin is types.UnionType and len(present) == 1:
+        return _arrow_type(name, present[0])  # X | None: Arrow columns are nullable
     raise TypeError(
         f"event field {name!r} has a type the Parquet export does not map: {annotation}"
     )

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple, TypeAlias, cast
 from lifecycle_trace.fold._life import FinishedLife
 from minivllm.events import (
     BlocksAllocated,
+    BlocksCached,
     BlocksFreed,
     CounterUpdated,
     EngineConfigured,
@@ -309,6 +310,7 @@ class RequestFold:
             StepFinished: self._on_step_finished,
             BlocksAllocated: self._on_allocated,
             BlocksFreed: self._on_freed,
+            BlocksCached: self._on_cached,
             EngineConfigured: self._on_config,
         }
 
@@ -586,6 +588,9 @@ class RequestFold:
         if t is not None:
             self.num_blocks_held -= t.num_blocks
             t.num_blocks = 0
+
+    def _on_cached(self, e: BlocksCached) -> None:
+        pass  # which blocks hold which hashes: the checker's business, not a request's state
 
     def _on_config(self, e: EngineConfigured) -> None:
         self.config = e

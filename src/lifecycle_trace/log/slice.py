@@ -8,8 +8,10 @@ projected StepStarted/StepFinished reports the running and waiting counts,
 scheduled tokens, preempted and finished ids of the selected requests only,
 and the KV blocks they hold, as if they had been the engine's only requests;
 steps in which none was live are left out. Sequence numbers are renumbered
-from 0 without gaps, so the invariant checker runs on a slice as on a full
-log; each line also carries ``src_seq``, its sequence number in the original.
+from 0 without gaps, so the checker's event rules run on a slice as on a full
+log (its decision rules do not: the scheduler also weighed the requests the
+slice left out; ``check --bounds-only``); each line also carries ``src_seq``,
+its sequence number in the original.
 
 Selecting by steps (``A:B``, half-open, either end may be omitted) selects
 every request live at any step from A to B-1, again for its whole life, so a
@@ -37,6 +39,7 @@ from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
 from minivllm.events import (
     BlocksAllocated,
+    BlocksCached,
     BlocksFreed,
     CounterUpdated,
     EngineConfigured,
@@ -123,7 +126,8 @@ class _EngineSlice:
         if isinstance(event, RequestAdded):
             kept = fold.live.get(event.request_id)
             return self.renumber(event) if kept is not None and kept.life == event.seq else None
-        if not isinstance(event, StatusChanged | CounterUpdated | BlocksAllocated | BlocksFreed):
+        per_request = StatusChanged | CounterUpdated | BlocksAllocated | BlocksFreed | BlocksCached
+        if not isinstance(event, per_request):
             raise TypeError(f"not an engine event: {event!r}")
         return self.renumber(event) if event.request_id in fold.live else None
 

@@ -1,18 +1,22 @@
-"""A hypothesis state machine over one engine: add, abort and step, every invariant checked.
+"""A hypothesis state machine over one engine: add, abort and step, compared with a reference.
 
-Subclass :class:`EngineStateMachine` to test your own engine or scheduler.
+Subclass :class:`EngineStateMachine` to test your own engine or scheduler, and
+subclass the reference it is compared with to state a rule you changed.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import attrs
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from lifecycle_trace.checker import InvariantChecker
+from lifecycle_trace.check import InvariantChecker
 from lifecycle_trace.fold.timeline import TimelineBuilder
+from lifecycle_trace.testing.lockstep import Lockstep
+from lifecycle_trace.testing.reference import ReferenceScheduler
 from lifecycle_trace.testing.scenario import (
     FILLER_TOKEN_ID,
     EngineStalled,
@@ -21,6 +25,8 @@ from lifecycle_trace.testing.scenario import (
     state_mismatches,
 )
 from lifecycle_trace.testing.strategies import (
+    FOCUSES,
+    PRIORITIES,
     engine_configs,
     prompts,
     sampling_params,
@@ -30,7 +36,6 @@ from lifecycle_trace.testing.strategies import (
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.model_executor.dummy import DummyModelRunner
-from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 
 __all__ = ["EngineStateMachine"]
@@ -39,10 +44,16 @@ __all__ = ["EngineStateMachine"]
 class EngineStateMachine(RuleBasedStateMachine):
     """Random add / abort / step sequences on one engine, with every invariant checked.
 
-    After every rule the invariant checker's violations must be empty and the
-    state rebuilt from events (``TimelineBuilder``) must equal the engine's;
-    at the end the engine is drained and the end-of-stream checks run. A
-    failure shrinks to the shortest sequence of operations.
+    Rules: ``add`` (one request), ``add_several`` (two to four at once, so they
+    queue), ``abort`` and ``step``. Model-based testing: a
+    :class:`~lifecycle_trace.testing.reference.ReferenceScheduler`
+    (the model) gets every operation the engine gets, and after every step the
+    engine must have done what the reference did (scheduled tokens per request,
+    preemptions, admissions, finishes, statuses and counters, queues, free
+    blocks, outputs). After every rule the invariant checker's violations must
+    be empty and the state rebuilt from events (``TimelineBuilder``) must equal
+    the engine's; at the end the engine is drained and the end-of-stream
+    checks run. A failure shrinks to the shortest sequence of operations.
 
     To test your own engine or scheduler, subclass and override
     :meth:`make_engine` (or set ``configs``), then expose ``TestCase``::
@@ -54,6 +65,10 @@ class EngineStateMachine(RuleBasedStateMachine):
                 return engine
 
         TestMyScheduler = MySchedulerMachine.TestCase
+
+    If your scheduler changes a rule on purpose, subclass the reference and
+    override that rule, and set ``reference_class`` (or override
+    :meth:`make_reference`; returning None compares with nothing).
     """
 
     configs: ClassVar[st.SearchStrategy[EngineConfig]] = engine_configs()
@@ -62,21 +77,36 @@ class EngineStateMachine(RuleBasedStateMachine):
     max_live_requests: ClassVar[int] = 6
     """Adds are refused beyond this many unfinished requests, to keep runs short."""
 
+    reference_class: ClassVar[type[ReferenceScheduler]] = ReferenceScheduler
+    """The reference the engine is compared with (a subclass states a changed rule)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.script: dict[str, dict[int, int]] = {}
-        self.checker = InvariantChecker()
+        self.checker = self.make_checker()
         self.builder = TimelineBuilder()
         self.engine: LLMEngine | None = None
+        self.lockstep: Lockstep | None = None
         self.prefixes: list[list[int]] = []
+        self.focus = "any"
 
     def make_engine(self, config: EngineConfig, model: DummyModelRunner) -> LLMEngine:
         """Build the engine under test (override to plug in your own scheduler)."""
         return LLMEngine(model, **attrs.asdict(config), clock=FakeClock())
 
+    def make_checker(self) -> InvariantChecker:
+        """Build the invariant checker (override to ignore rules your scheduler changed)."""
+        return InvariantChecker()
+
+    def make_reference(
+        self, config: EngineConfig, sample: Callable[[Any], int]
+    ) -> ReferenceScheduler | None:
+        """Build the reference the engine is compared with (None: no comparison)."""
+        return self.reference_class(config, sample)
+
     def _sample(self, request: Request) -> int:
         tokens = self.script.get(request.request_id, {})
-        return tokens.get(output_index(request), FILLER_TOKEN_ID)
+        return tokens.get(len(request.output_token_ids), FILLER_TOKEN_ID)
 
     @property
     def live(self) -> LLMEngine:
@@ -88,7 +118,11 @@ class EngineStateMachine(RuleBasedStateMachine):
     def start(self, data: st.DataObject) -> None:
         """Build the engine from a drawn configuration and subscribe the checks."""
         config = data.draw(self.configs, label="config")
+        self.focus = data.draw(st.sampled_from(FOCUSES), label="focus")
         self.engine = self.make_engine(config, DummyModelRunner(sample_fn=self._sample))
+        reference = self.make_reference(config, self._sample)
+        if reference is not None:
+            self.lockstep = Lockstep(self.engine, self._sample, reference)
         self.engine.bus.subscribe(self.checker)
         self.engine.bus.subscribe(self.builder)
         self.engine.bus.raise_errors = True
@@ -101,26 +135,41 @@ class EngineStateMachine(RuleBasedStateMachine):
     def add(self, data: st.DataObject) -> None:
         """Add a request: a token or text prompt, sampling parameters, EOS / stop positions."""
         engine = self.live
-        as_tokens = prompts(engine.config, self.prefixes)
+        as_tokens = prompts(engine.config, self.prefixes, focus=self.focus)
         as_text = text_prompts(engine.config.max_model_len - 1)
         prompt = data.draw(st.one_of(as_tokens, as_text), label="prompt")
-        params = data.draw(sampling_params(), label="params")
-        rid = engine.add_request(prompt, params)
-        script = data.draw(token_scripts(params), label="script")
+        params = data.draw(sampling_params(focus=self.focus), label="params")
+        priority = data.draw(PRIORITIES, label="priority")
+        target = engine if self.lockstep is None else self.lockstep
+        rid = target.add_request(prompt, params, priority=priority)
+        script = data.draw(token_scripts(params, focus=self.focus), label="script")
         if script:
             self.script[rid] = script
+
+    @precondition(lambda self: len(self.live.scheduler.requests) < self.max_live_requests)
+    @rule(data=st.data(), count=st.sampled_from((2, 3, 4)))
+    def add_several(self, data: st.DataObject, count: int) -> None:
+        """Add a few requests at once, so requests queue behind each other."""
+        for _ in range(min(count, self.max_live_requests - len(self.live.scheduler.requests))):
+            self.add(data)
 
     @precondition(lambda self: bool(self.live.scheduler.requests))
     @rule(data=st.data())
     def abort(self, data: st.DataObject) -> None:
         """Abort one live request (waiting, running or preempted)."""
         rid = data.draw(st.sampled_from(sorted(self.live.scheduler.requests)), label="abort")
-        self.live.abort_request(rid)
+        if self.lockstep is None:
+            self.live.abort_request(rid)
+        else:
+            self.lockstep.abort_request([rid])
 
     @rule()
     def step(self) -> None:
-        """Run one engine step."""
-        self.live.step()
+        """Run one engine step (and the reference's)."""
+        if self.lockstep is None:
+            self.live.step()
+        else:
+            assert_no_violations(self.lockstep.step())
 
     @invariant()
     def no_violations(self) -> None:
@@ -136,14 +185,15 @@ class EngineStateMachine(RuleBasedStateMachine):
         assert not mismatches, "state rebuilt from events differs:\n" + "\n".join(mismatches)
 
     def teardown(self) -> None:
-        """Drain the engine and run the end-of-stream checks."""
+        """Drain the engine (and the reference) and run the end-of-stream checks."""
         engine = self.engine
-        if engine is None:
-            return
+        failed = self.checker.violations or (self.lockstep and self.lockstep.violations)
+        if engine is None or failed:
+            return  # the failure is reported already; stepping on would only add noise
         for _ in range(10_000):
             if not engine.has_unfinished_requests():
                 break
-            engine.step()
+            self.step()
             assert_no_violations(self.checker.violations)
         else:
             raise EngineStalled(f"not drained after 10000 steps: {engine.scheduler.requests}")

@@ -4,8 +4,9 @@ A :class:`Scenario` is an engine configuration, requests with arrival and
 abort steps, and a :class:`ScriptedSampler` that emits EOS or stop tokens at
 chosen output positions. :func:`run_scenario` drives a fresh engine through
 one; :func:`check_scenario` does so with the invariant checker live and
-compares the state the fold rebuilds from events with the engine's own state
-after every step.
+compares, after every step, what the engine did with what the reference
+scheduler (:mod:`~lifecycle_trace.testing.reference`) does, and the state the
+fold rebuilds from events with the engine's own state.
 
 Cost: a scenario is a few requests on an engine of a few dozen tokens, so one
 run takes about a millisecond; a few thousand fit in a CI run.
@@ -18,8 +19,10 @@ from typing import Any
 
 import attrs
 
-from lifecycle_trace.checker import InvariantChecker, Violation, format_violations
+from lifecycle_trace.check import InvariantChecker, Violation, format_violations
 from lifecycle_trace.fold.timeline import Timeline, TimelineBuilder
+from lifecycle_trace.testing.lockstep import Lockstep
+from lifecycle_trace.testing.reference import ReferenceScheduler
 from minivllm.bus import Handler
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
@@ -36,6 +39,7 @@ __all__ = [
     "EngineStalled",
     "FakeClock",
     "InvariantViolationError",
+    "ReferenceFactory",
     "Scenario",
     "ScriptedSampler",
     "assert_no_violations",
@@ -79,7 +83,7 @@ class ScriptedSampler:
     filler: int = FILLER_TOKEN_ID
 
     def __call__(self, request: Request) -> int:
-        """The token for the request's next output position."""
+        """The token for the output position the batch just scheduled samples."""
         tokens = self.script.get(request.request_id)
         if tokens is None:
             return self.filler
@@ -107,6 +111,10 @@ class Scenario:
     def model(self) -> DummyModelRunner:
         """A fresh model runner that samples by the script."""
         return DummyModelRunner(sample_fn=self.sampler)
+
+
+ReferenceFactory = Callable[[EngineConfig, Callable[[Any], int]], ReferenceScheduler]
+"""Builds the reference an engine is compared with, from its config and its model's sampler."""
 
 
 class EngineStalled(AssertionError):
@@ -138,14 +146,18 @@ def run_scenario(
     *,
     clock: Callable[[], int] | None = None,
     after_step: Callable[[LLMEngine], None] | None = None,
+    reference: ReferenceFactory | None = None,
 ) -> LLMEngine:
     """Drive a fresh engine through ``scenario`` until it drains; return the engine.
 
     Before step ``s`` the requests arriving at ``s`` are added and those whose
     abort step is ``s`` are aborted (if still live), then one step runs, then
     ``after_step(engine)``. Observers are subscribed before anything happens
-    and their exceptions propagate. Raises :class:`EngineStalled` past
-    :func:`step_limit`.
+    and their exceptions propagate. With ``reference``, a reference scheduler
+    built by it gets the same inputs and every step is compared with it
+    (:class:`~lifecycle_trace.testing.lockstep.Lockstep`); a difference raises
+    :class:`InvariantViolationError` naming the rule. Raises
+    :class:`EngineStalled` past :func:`step_limit`.
     """
     engine = LLMEngine(
         scenario.model(),
@@ -153,6 +165,11 @@ def run_scenario(
         observers=observers,
         clock=clock if clock is not None else FakeClock(),
         raise_observer_errors=True,
+    )
+    lockstep = (
+        Lockstep(engine, scenario.sampler, reference(engine.config, scenario.sampler))
+        if reference is not None
+        else None
     )
     pending = sorted(scenario.requests, key=lambda r: r.arrival)
     aborts: dict[int, list[str]] = {}
@@ -164,17 +181,25 @@ def run_scenario(
     while True:
         while pending and pending[0].arrival <= step:
             r = pending.pop(0)
-            engine.add_request(list(r.prompt_token_ids), r.sampling_params, request_id=r.id)
+            tokens = list(r.prompt_token_ids)
+            target = engine if lockstep is None else lockstep
+            target.add_request(tokens, r.sampling_params, request_id=r.id, priority=r.priority)
         live = [rid for rid in aborts.get(step, ()) if rid in engine.scheduler.requests]
         if live:
-            engine.abort_request(live)
+            if lockstep is None:
+                engine.abort_request(live)
+            else:
+                lockstep.abort_request(live)
         if not engine.has_unfinished_requests() and not pending:
             return engine
         if step >= limit:
             raise EngineStalled(
                 f"not drained after {limit} steps; still live: {engine.scheduler.requests}"
             )
-        engine.step()
+        if lockstep is None:
+            engine.step()
+        else:
+            assert_no_violations(lockstep.step())
         if after_step is not None:
             after_step(engine)
         step += 1
@@ -234,12 +259,15 @@ def state_mismatches(engine: LLMEngine, timelines: Mapping[str, Timeline]) -> li
     return out
 
 
-def check_scenario(scenario: Scenario) -> list[Event]:
+def check_scenario(
+    scenario: Scenario, reference: ReferenceFactory | None = ReferenceScheduler
+) -> list[Event]:
     """Run ``scenario`` with every check on; return its event log, or raise AssertionError.
 
-    Checks, after every step, that the invariant checker found nothing and
-    that the state rebuilt from events equals the engine's state; at the end,
-    the end-of-stream checks (all finished, all blocks free).
+    Checks, after every step, that the engine did what the reference scheduler
+    does (``reference=None`` skips that), that the invariant checker found
+    nothing and that the state rebuilt from events equals the engine's state;
+    at the end, the end-of-stream checks (all finished, all blocks free).
     """
     checker = InvariantChecker()
     builder = TimelineBuilder()
@@ -251,6 +279,8 @@ def check_scenario(scenario: Scenario) -> list[Event]:
         if mismatches:
             raise AssertionError("state rebuilt from events differs:\n" + "\n".join(mismatches))
 
-    run_scenario(scenario, (log.append, checker, builder), after_step=after_step)
+    run_scenario(
+        scenario, (log.append, checker, builder), after_step=after_step, reference=reference
+    )
     assert_no_violations(checker.finish())
     return log

@@ -9,7 +9,7 @@ from __future__ import annotations
 from minivllm.bus import EventBus
 from minivllm.core.block_pool import BlockPool, KVCacheBlock
 from minivllm.core.journal import Journal
-from minivllm.events import BlocksAllocated, BlocksFreed
+from minivllm.events import BlocksAllocated, BlocksCached, BlocksFreed
 from minivllm.request import Request
 
 NONE_HASH = 0
@@ -55,6 +55,7 @@ class KVCacheManager:
         self.bus = bus if bus is not None else EventBus()
         self._on_allocated = self.bus.channel(BlocksAllocated)
         self._on_freed = self.bus.channel(BlocksFreed)
+        self._on_cached = self.bus.channel(BlocksCached)
 
     def _update_block_hashes(self, request: Request) -> list[int]:
         hashes = request.block_hashes
@@ -171,7 +172,14 @@ class KVCacheManager:
             journal.save_length(req_blocks)
             req_blocks.extend(new_blocks)
         if (new_blocks or computed_blocks) and self._on_allocated.handlers:
-            self._on_allocated.emit(request_id, len(new_blocks), len(computed_blocks))
+            self._on_allocated.emit(
+                request_id,
+                len(new_blocks),
+                len(computed_blocks),
+                tuple(b.block_id for b in new_blocks),
+                tuple(b.block_id for b in computed_blocks),
+                tuple(b.block_hash for b in computed_blocks if b.block_hash is not None),
+            )
 
         if self.enable_caching:
             num_tokens_to_cache = min(total_computed_tokens + num_new_tokens, request.num_tokens)
@@ -188,11 +196,17 @@ class KVCacheManager:
         if num_cached >= num_full:
             return
         hashes = self._update_block_hashes(request)
-        self.block_pool.cache_full_blocks(
-            self.req_to_blocks[request_id], hashes, num_cached, num_full
-        )
+        blocks = self.req_to_blocks[request_id]
+        new = [b for b in blocks[num_cached:num_full] if b.block_hash is None and not b.is_null]
+        self.block_pool.cache_full_blocks(blocks, hashes, num_cached, num_full)
         self.journal.save_mapping(self.num_cached_block)
         self.num_cached_block[request_id] = num_full
+        if new and self._on_cached.handlers:
+            self._emit_cached(request_id, new)
+
+    def _emit_cached(self, request_id: str, blocks: list[KVCacheBlock]) -> None:
+        ids = tuple(b.block_id for b in blocks)
+        self._on_cached.emit(request_id, ids, tuple(b.block_hash or 0 for b in blocks))
 
     def free(self, request: Request) -> None:
         """Release all of the request's blocks, tail first, so shared prefixes live longest."""
@@ -205,7 +219,7 @@ class KVCacheManager:
             return
         self.block_pool.free_blocks(reversed(blocks))
         if self._on_freed.handlers:
-            self._on_freed.emit(request_id, len(blocks))
+            self._on_freed.emit(request_id, len(blocks), tuple(b.block_id for b in blocks))
 
     def get_block_ids(self, request_id: str) -> list[int]:
         """The request's block table: physical block ids in logical order."""

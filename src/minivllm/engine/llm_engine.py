@@ -645,9 +645,8 @@ class LLMEngine:
         outputs = request._output_token_ids
         if len(outputs) <= request.sampling_params.min_tokens:
             return None
-        decode = self.tokenizer.decode
-        text = decode(outputs)
-        new_char_count = len(text) - len(decode(outputs[:-1]))
+        text = self._shown_text(outputs)
+        new_char_count = len(text) - len(self._shown_text(outputs[:-1]))
         if new_char_count <= 0:
             return None
         for stop in request.sampling_params.stop:
@@ -658,6 +657,21 @@ class LLMEngine:
                 self.scheduler.finish_requests(request.request_id, RequestStatus.FINISHED_STOPPED)
                 return text[:index]
         return None
+
+    def _shown_text(self, token_ids: list[int]) -> str:
+        """The text an incremental detokenizer has shown after ``token_ids``.
+
+        As vLLM's: text ending in an incomplete character (decoded as U+FFFD) is
+        held back until a later token completes it, so a stop string ending in a
+        multi-byte character matches on the byte that completes it.
+        """
+        decode = self.tokenizer.decode
+        end = len(token_ids)
+        text = decode(token_ids)
+        while text.endswith("\ufffd") and end > 0:
+            end -= 1
+            text = decode(token_ids[:end])
+        return text
 
     def __repr__(self) -> str:
         running, waiting = self.scheduler.get_request_counts()

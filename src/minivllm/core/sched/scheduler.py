@@ -449,9 +449,10 @@ class Scheduler(SchedulerInterface):
         request._all_token_ids.append(output_token_id)
         request.num_tokens += 1
         if self._on_counter.handlers:
-            # _emit_counter, inlined: one event per request per step.
+            # The num_tokens change with the sampled token, inlined: one event per
+            # request per step, and a call saved is a tenth of the tracing cost.
             n = request.num_tokens
-            self._on_counter.emit(request.request_id, "num_tokens", n - 1, n)
+            self._on_counter.emit(request.request_id, "num_tokens", n - 1, n, output_token_id)
 
         # Check for stop and update request state.
         # This must be called before we make the EngineCoreOutput.

@@ -1,0 +1,114 @@
+"""The checker: a table of named rules, checked from events alone and reported from one place.
+
+:data:`RULES` names every rule with what it requires. Two kinds:
+
+- **event rules** (:mod:`~lifecycle_trace.check.invariants`, :data:`EVENT_RULES`):
+  each event against the bounds of the scheduler (legal transitions,
+  counters that add up, budgets, KV accounting, stop bounds);
+- **decision rules** (:mod:`~lifecycle_trace.check.decisions`,
+  :data:`DECISION_RULES`): what the scheduler chose, on the one fold's view
+  of its queues (FCFS and priority order, admission stopping only for a
+  shown reason, whole prompts with chunked prefill off, the full-sequence
+  gate, ``num_cached_tokens``);
+- **block rules** (:mod:`~lifecycle_trace.check.blocks`, :data:`BLOCK_RULES`):
+  the block pool's LRU order and its prefix-cache hits, from block ids and hashes;
+- **token rules** (:mod:`~lifecycle_trace.check.tokens`, :data:`TOKEN_RULES`):
+  stops by EOS, stop token ids and stop strings, from the sampled token ids.
+
+:class:`InvariantChecker` runs both as one bus handler
+(``engine.bus.subscribe(checker)``) or as an offline fold (:func:`check` over
+a stored log). Each finding is a :class:`Violation` naming the rule, the
+request, the step and the sequence numbers of the events involved. It never
+raises, so it is safe on a live engine. Cost: O(1) per event plus
+O(running requests) at each ``StepFinished`` (the decision rules' fold adds
+a constant; the token rules keep each live request's sampled tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+
+from lifecycle_trace.check.blocks import BLOCK_RULES, BlockRules
+from lifecycle_trace.check.decisions import DECISION_RULES, DecisionRules
+from lifecycle_trace.check.invariants import (
+    ASYNC_TRANSITIONS,
+    EVENT_RULES,
+    FINISHED_KEPT,
+    LEGAL_TRANSITIONS,
+    EventRules,
+)
+from lifecycle_trace.check.report import Violation, format_violations
+from lifecycle_trace.check.tokens import TOKEN_RULES, TokenRules
+from minivllm.events import Event
+
+__all__ = [
+    "ASYNC_TRANSITIONS",
+    "BLOCK_RULES",
+    "DECISION_RULES",
+    "EVENT_RULES",
+    "FINISHED_KEPT",
+    "INVARIANTS",
+    "LEGAL_TRANSITIONS",
+    "RULES",
+    "TOKEN_RULES",
+    "InvariantChecker",
+    "Violation",
+    "check",
+    "format_violations",
+]
+
+RULES: Mapping[str, str] = MappingProxyType(
+    {**EVENT_RULES, **DECISION_RULES, **BLOCK_RULES, **TOKEN_RULES}
+)
+"""Every rule the checker reports, by name, with what it requires."""
+
+INVARIANTS = RULES
+"""The former name of :data:`RULES`."""
+
+
+class InvariantChecker(EventRules):
+    """A bus handler that checks every event against every rule of :data:`RULES`.
+
+    Subscribe it before the first request (``engine.bus.subscribe(checker)``)
+    or feed it a stored log; read ``violations`` at any time and call
+    :meth:`finish` once the stream is complete (the engine drained) for the
+    end-of-stream checks. ``decisions=False`` leaves out the decision and block
+    rules: for a slice of a log, whose scheduler and block pool also served
+    requests the slice left out. ``ignore`` names rules not to report: those a
+    scheduler changed on purpose.
+    """
+
+    def __init__(self, decisions: bool = True, ignore: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.ignored = frozenset(ignore)
+        unknown = self.ignored - RULES.keys()
+        if unknown:
+            raise ValueError(f"ignore names no rule: {sorted(unknown)}; the rules: {sorted(RULES)}")
+        report = self._add
+        self._rules: list[Callable[[Event], None]] = [TokenRules(report)]
+        if decisions:
+            self._rules += [DecisionRules(report), BlockRules(report)]
+
+    def _report(
+        self, invariant: str, request_id: str | None, step: int, seqs: tuple[int, ...], message: str
+    ) -> None:
+        if invariant not in self.ignored:
+            super()._report(invariant, request_id, step, seqs, message)
+
+    def __call__(self, event: Event) -> None:
+        """Check one event against the event rules, then every other kind."""
+        super().__call__(event)
+        for rules in self._rules:
+            rules(event)
+
+
+def check(events: Iterable[Event], *, decisions: bool = True) -> list[Violation]:
+    """Check a complete event stream (a drained engine's log) and return every violation.
+
+    ``decisions=False`` checks the event rules only (for a slice of a log).
+    """
+    checker = InvariantChecker(decisions)
+    for event in events:
+        checker(event)
+    return checker.finish()

@@ -1,0 +1,369 @@
+"""Rules that judge the scheduler's decisions, not only its bounds, from its events alone.
+
+Each rule is a small function named in :data:`DECISION_RULES`. They read the
+scheduler's state as the one fold (:class:`~lifecycle_trace.fold.requests.RequestFold`)
+rebuilds it from the log: the waiting queue in order (a preempted request at
+its head), the running list, every request's counters and the KV blocks held.
+:class:`DecisionRules` feeds the fold and calls the rules at three moments:
+
+- an **admission** (a ``StatusChanged`` to RUNNING), seen with the queue as it
+  stood just before: :func:`fcfs_order`, :func:`priority_order`,
+  :func:`full_sequence_gate`;
+- the **end of scheduling** in a step (its first sampled token or finish, or
+  its ``StepFinished``): a snapshot for :func:`admission_complete`;
+- the **step's end** (``StepFinished``), with the tokens it scheduled:
+  :func:`admission_complete`, :func:`unchunked_whole_prompt`,
+  :func:`cached_tokens`.
+
+Where the log cannot decide (how many prompt tokens the prefix cache would
+serve a waiting request) a rule gives the scheduler the benefit of the
+doubt, so a correct engine never trips one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import attrs
+
+from lifecycle_trace.fold.requests import RequestFold, RequestState
+from minivllm.events import (
+    CounterUpdated,
+    EngineConfigured,
+    Event,
+    RequestAdded,
+    StatusChanged,
+    StepFinished,
+    StepStarted,
+)
+from minivllm.request import RequestStatus
+
+__all__ = ["DECISION_RULES", "Admission", "DecisionRules", "StepView"]
+
+_R = RequestStatus.RUNNING
+_P = RequestStatus.PREEMPTED
+
+DECISION_RULES: Mapping[str, str] = MappingProxyType(
+    {
+        "fcfs_order": "under the FCFS policy a request is admitted only from the head of the "
+        "waiting queue, where a preempted request goes back",
+        "priority_order": "under the priority policy the admitted request is the waiting one "
+        "with the lowest (priority, arrival)",
+        "admission_complete": "admission stops only for a reason the log shows: the token "
+        "budget is used, max_num_seqs requests run, KV blocks are short, the step preempted, "
+        "or (chunked prefill off) the next prompt does not fit the budget left",
+        "unchunked_whole_prompt": "with chunked prefill off an admission schedules the whole "
+        "remaining prompt (or the long-prefill threshold), never a budget-sized part",
+        "full_sequence_gate": "with scheduler_reserve_full_isl a request is admitted only if "
+        "its whole sequence fits the free KV blocks",
+        "cached_tokens": "num_cached_tokens is 0 without prefix caching, whole blocks, and "
+        "equals the prefix-cache jump of the request's last admission",
+    }
+)
+"""The decision rules, by name."""
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(a // -b)
+
+
+@attrs.define
+class Admission:
+    """One admission as the rules see it: who, from which queue position, with which counts."""
+
+    request: RequestState
+    event: StatusChanged
+    num_tokens: int
+    """The request's tokens when admitted (prompt plus any outputs kept over a preemption)."""
+    computed: list[tuple[int, int]] = attrs.field(factory=list)
+    """Its ``num_computed_tokens`` changes in the step, as (old, new)."""
+
+    def jump(self, n: int) -> int | None:
+        """The tokens the prefix cache served, given ``n`` scheduled; None if the log is unclear.
+
+        The admission sets ``num_computed_tokens`` to the hit (0 -> h, absent
+        when h is 0), then the schedule-time advance adds ``n`` (h -> h + n).
+        """
+        c = self.computed
+        if len(c) >= 2 and c[0][0] == 0 and c[1][0] == c[0][1] and c[1][1] - c[1][0] == n:
+            return c[0][1]
+        if c and c[0] == (0, n):
+            return 0
+        return None
+
+
+@attrs.define
+class StepView:
+    """What the rules know about the step being judged."""
+
+    config: EngineConfigured
+    fold: RequestFold
+    priorities: dict[str, tuple[int, int]]
+    """Request id -> (priority, arrival order), from RequestAdded."""
+    admissions: list[Admission] = attrs.field(factory=list)
+    preempted: bool = False
+    scheduling_over: bool = False
+    snapshot: tuple[int, RequestState | None, int | None] | None = None
+    """At the end of scheduling: (running, next waiting request, free blocks)."""
+
+    @property
+    def policy(self) -> str:
+        """The scheduling policy, ``fcfs`` or ``priority``."""
+        return self.config.policy
+
+    @property
+    def full_sequence_must_fit(self) -> bool:
+        """``scheduler_reserve_full_isl``: admission needs room for the whole sequence."""
+        return self.config.scheduler_reserve_full_isl
+
+    def free_blocks(self) -> int | None:
+        """Free KV blocks by the log, or None with prefix caching (shared blocks count once)."""
+        if self.config.enable_prefix_caching:
+            return None
+        return self.config.num_gpu_blocks - 1 - self.fold.num_blocks_held
+
+    def next_waiting(self) -> RequestState | None:
+        """The waiting request admission would consider next under the policy."""
+        waiting = self.fold.waiting
+        if not waiting:
+            return None
+        if self.policy == "priority":
+            return min(waiting, key=self.order_key)
+        return waiting[0]
+
+    def order_key(self, state: RequestState) -> tuple[int, int, str]:
+        """A request's place under the priority policy: (priority, arrival, id)."""
+        priority, arrival = self.priorities.get(state.request_id, (0, 0))
+        return (priority, arrival, state.request_id)
+
+    def capped(self, n: int) -> int:
+        """``n`` tokens capped by the long-prefill threshold."""
+        threshold = self.config.long_prefill_token_threshold
+        return threshold if 0 < threshold < n else n
+
+
+Report = Callable[[str, str | None, Event, tuple[int, ...], str], None]
+"""How a rule reports: ``report(rule, request_id, event, seqs, message)``."""
+
+
+# -- at an admission (the queues as they stood just before it) ----------------------
+
+
+def fcfs_order(
+    view: StepView, admitted: RequestState, event: StatusChanged, report: Report
+) -> None:
+    """Under FCFS, only the head of the waiting queue is admitted."""
+    waiting = view.fold.waiting
+    if view.policy != "fcfs" or not waiting or waiting[0] is admitted:
+        return
+    head = waiting[0]
+    report(
+        "fcfs_order",
+        admitted.request_id,
+        event,
+        (event.seq,),
+        f"admitted while {head.request_id} ({head.status.name}) was at the head of the waiting "
+        f"queue {[t.request_id for t in waiting]}",
+    )
+
+
+def priority_order(
+    view: StepView, admitted: RequestState, event: StatusChanged, report: Report
+) -> None:
+    """Under the priority policy, the lowest (priority, arrival) waiting request is admitted."""
+    if view.policy != "priority" or not view.fold.waiting:
+        return
+    first = min(view.fold.waiting, key=view.order_key)
+    if first is admitted:
+        return
+    report(
+        "priority_order",
+        admitted.request_id,
+        event,
+        (event.seq,),
+        f"admitted with (priority, arrival) {view.order_key(admitted)[:2]} while "
+        f"{first.request_id} waited with {view.order_key(first)[:2]}",
+    )
+
+
+def full_sequence_gate(
+    view: StepView, admitted: RequestState, event: StatusChanged, report: Report
+) -> None:
+    """With the gate on (and caching off), the whole sequence fit the free blocks."""
+    config = view.config
+    if not view.full_sequence_must_fit or config.enable_prefix_caching:
+        return
+    # The admission's own blocks were allocated just before its status change.
+    free_before = config.num_gpu_blocks - 1 - (view.fold.num_blocks_held - admitted.num_blocks)
+    whole = _cdiv(min(event.num_tokens, config.max_model_len), config.block_size)
+    if whole > free_before:
+        report(
+            "full_sequence_gate",
+            admitted.request_id,
+            event,
+            (event.seq,),
+            f"admitted with {event.num_tokens} tokens needing {whole} blocks, {free_before} free",
+        )
+
+
+ADMISSION_RULES = (fcfs_order, priority_order, full_sequence_gate)
+"""The rules judged at each admission."""
+
+
+# -- at the end of the step ------------------------------------------------------------
+
+
+def admission_complete(view: StepView, finished: StepFinished, report: Report) -> None:
+    """A request still waits after scheduling only for a reason the log shows."""
+    if view.snapshot is None or view.preempted:
+        return
+    running, head, free = view.snapshot
+    if head is None:
+        return
+    config = view.config
+    left = config.max_num_batched_tokens - sum(finished.num_scheduled_tokens.values())
+    if left <= 0 or running >= config.max_num_seqs:
+        return
+    # With no prefix-cache hit a request computes all its tokens: the most it may ask.
+    most = view.capped(head.num_tokens)
+    if not config.enable_chunked_prefill and most > left:
+        return
+    if free is not None:
+        chunk = min(most, left)
+        tokens = head.num_tokens if view.full_sequence_must_fit else chunk
+        need = _cdiv(min(tokens, config.max_model_len), config.block_size)
+        if need > free:
+            return
+    else:
+        return  # with prefix caching the log cannot tell how many blocks were free
+    report(
+        "admission_complete",
+        head.request_id,
+        finished,
+        (finished.seq,),
+        f"waited with {left} of {config.max_num_batched_tokens} tokens of budget left, "
+        f"{running} of {config.max_num_seqs} sequences running, {free} free blocks "
+        f"and no preemption",
+    )
+
+
+def unchunked_whole_prompt(view: StepView, finished: StepFinished, report: Report) -> None:
+    """With chunked prefill off, each admission schedules its whole remaining prompt."""
+    if view.config.enable_chunked_prefill:
+        return
+    scheduled = finished.num_scheduled_tokens
+    for a in view.admissions:
+        rid = a.request.request_id
+        n = scheduled.get(rid)
+        jump = None if n is None else a.jump(n)
+        if n is None or jump is None:
+            continue
+        want = view.capped(a.num_tokens - jump)
+        if n != want:
+            report(
+                "unchunked_whole_prompt",
+                rid,
+                finished,
+                (a.event.seq, finished.seq),
+                f"admitted with {n} of its {a.num_tokens - jump} remaining tokens scheduled",
+            )
+
+
+def cached_tokens(view: StepView, finished: StepFinished, report: Report) -> None:
+    """num_cached_tokens: 0 without caching, whole blocks, the last admission's jump."""
+    config = view.config
+    scheduled = finished.num_scheduled_tokens
+    for a in view.admissions:
+        t = a.request
+        n = scheduled.get(t.request_id)
+        jump = None if n is None else a.jump(n)
+        if jump is None:
+            continue
+        cached = t.num_cached_tokens
+        problem = None
+        if not config.enable_prefix_caching and (jump or cached):
+            problem = f"prefix caching is off, yet the admission jumped {jump} (cached {cached})"
+        elif jump % config.block_size:
+            problem = f"a prefix-cache jump of {jump} tokens is not whole blocks"
+        elif cached != jump:
+            problem = f"num_cached_tokens is {cached}, the admission's jump {jump}"
+        if problem is not None:
+            report("cached_tokens", t.request_id, finished, (a.event.seq, finished.seq), problem)
+
+
+STEP_RULES = (admission_complete, unchunked_whole_prompt, cached_tokens)
+"""The rules judged at each step's end."""
+
+
+class DecisionRules:
+    """A bus handler that judges admissions and steps; see the module docstring.
+
+    ``report(rule, request_id, event, seqs, message)`` receives each finding.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.fold = RequestFold(strict=False, keep_finished=False, history=False)
+        self.priorities: dict[str, tuple[int, int]] = {}
+        self.view: StepView | None = None
+        self._arrivals = 0
+
+    def __call__(self, event: Event) -> None:
+        """Judge one event, then fold it in."""
+        view = self.view
+        if isinstance(event, EngineConfigured):
+            self.fold.feed(event)
+            self.view = StepView(event, self.fold, self.priorities)
+            return
+        if view is None:
+            self._feed(event)
+            return
+        if isinstance(event, StatusChanged):
+            self._on_status(view, event)
+        elif isinstance(event, CounterUpdated):
+            if event.counter == "num_tokens":
+                self._end_of_scheduling(view)
+            elif event.counter == "num_computed_tokens":
+                for a in view.admissions:
+                    if a.request.request_id == event.request_id:
+                        a.computed.append((event.old, event.new))
+        elif isinstance(event, StepStarted):
+            view.admissions = []
+            view.preempted = False
+            view.scheduling_over = False
+            view.snapshot = None
+        elif isinstance(event, RequestAdded):
+            self.priorities[event.request_id] = (event.priority, self._arrivals)
+            self._arrivals += 1
+        elif isinstance(event, StepFinished):
+            self._end_of_scheduling(view)
+            self._feed(event)
+            for rule in STEP_RULES:
+                rule(view, event, self.report)
+            view.admissions = []
+            view.snapshot = None
+            view.scheduling_over = True
+            return
+        self._feed(event)
+
+    def _feed(self, event: Event) -> None:
+        self.fold.feed(event)
+
+    def _on_status(self, view: StepView, event: StatusChanged) -> None:
+        new = event.new_status
+        t = self.fold.live.get(event.request_id)
+        if new is _R and t is not None and not view.scheduling_over:
+            for rule in ADMISSION_RULES:
+                rule(view, t, event, self.report)
+            view.admissions.append(Admission(t, event, event.num_tokens))
+        elif new is _P:
+            view.preempted = True
+        elif RequestStatus.is_finished(new) and event.old_status is _R:
+            self._end_of_scheduling(view)
+
+    def _end_of_scheduling(self, view: StepView) -> None:
+        if view.scheduling_over:
+            return
+        view.scheduling_over = True
+        view.snapshot = (self.fold.num_running, view.next_waiting(), view.free_blocks())
