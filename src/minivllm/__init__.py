@@ -8,7 +8,8 @@ from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.core.sched.scheduler import Scheduler
 from minivllm.engine.arg_utils import EngineArgs
-from minivllm.engine.core import EngineCore
+from minivllm.engine.core import EngineCore, StepFailedError
+from minivllm.engine.guard import EngineBusyError, EngineDeadError
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.entrypoints.llm import LLM
 from minivllm.inputs import PromptType, TextPrompt, TokensPrompt
@@ -25,8 +26,10 @@ __all__ = [
     "CompletionOutput",
     "DummyModelRunner",
     "EngineArgs",
+    "EngineBusyError",
     "EngineConfig",
     "EngineCore",
+    "EngineDeadError",
     "EventBus",
     "KVCacheManager",
     "LLMEngine",
@@ -41,6 +44,7 @@ __all__ = [
     "Scheduler",
     "SchedulerInterface",
     "SchedulerOutput",
+    "StepFailedError",
     "Subscription",
     "TextPrompt",
     "TokensPrompt",

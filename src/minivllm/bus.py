@@ -11,6 +11,17 @@ method, the bus delivers each type to the callable the returned mapping names
 for it, and types missing from the mapping not at all. A recorder uses this to
 hand most events straight to a list's ``append``, a C call, and an observer
 that needs a few types only says so.
+
+A step's events are held back while the step runs (:meth:`EventBus.hold`)
+and delivered, in order, once it is done (:meth:`EventBus.release`); a step
+that fails is undone and its events are dropped unseen
+(:meth:`EventBus.discard`), sequence numbers included. So an observer only
+ever sees whole steps, and a log written by one never holds half of a step
+that did not happen. An observer that keeps the step in progress apart
+anyway (a recorder, a file sink) may say so with a ``discard_from(seq)``
+method: it gets the events as they happen, which costs nothing extra, and
+when a step is undone the bus calls ``discard_from`` with the step's first
+sequence number, to forget the events from there on.
 """
 
 from __future__ import annotations
@@ -42,14 +53,27 @@ class Channel:
     and returns it. (By keyword: :meth:`EventBus.publish`.)
     """
 
-    __slots__ = ("deliver", "emit", "event_type", "handlers")
+    __slots__ = (
+        "deliver",
+        "emit",
+        "event_type",
+        "handlers",
+        "held_deliver",
+        "idle_deliver",
+        "live_deliver",
+    )
 
     def __init__(self, bus: EventBus, event_type: type[Event]) -> None:
         self.event_type = event_type
         self.handlers: tuple[Handler, ...] = ()
+        # While a step runs: the delivery to the handlers that take events as they
+        # happen (None if none do), and to the others, once the step is done.
+        self.live_deliver: Handler | None = None
+        self.held_deliver: Handler | None = None
         # One call that hands an event to every handler: the handler itself when
         # there is one (the usual case), else a loop. Replaced with ``handlers``.
         self.deliver: Handler = _delivery(bus, ())
+        self.idle_deliver = self.deliver  # ``deliver`` between steps
         self.emit: Callable[..., Event] = _emitter(bus, self, event_type)
 
 
@@ -130,7 +154,7 @@ class Subscription:
     (the handler itself, unless it routes types with ``handlers_for``).
     """
 
-    __slots__ = ("_bus", "active", "event_types", "handler", "routes")
+    __slots__ = ("_bus", "active", "discard_from", "event_types", "handler", "routes")
 
     def __init__(self, bus: EventBus, handler: Handler, routes: dict[type[Event], Handler]):
         self._bus = bus
@@ -138,6 +162,12 @@ class Subscription:
         self.routes = routes
         self.event_types = tuple(routes)
         self.active = True
+        # Set if the handler keeps a step in progress apart itself (it may then
+        # take a step's events as they happen).
+        discard_from = getattr(handler, "discard_from", None)
+        self.discard_from: Callable[[int], object] | None = (
+            discard_from if callable(discard_from) else None
+        )
 
     def unsubscribe(self) -> None:
         """Stop delivery to this handler (idempotent)."""
@@ -199,6 +229,13 @@ class EventBus:
         self._next_seq = 0
         self._channels: dict[type[Event], Channel] = {t: Channel(self, t) for t in EVENT_TYPES}
         self._subscriptions: list[Subscription] = []
+        # While a step runs: the events held back, where the step started (seq, step),
+        # the channels that hold, and (with raise_errors) the observers' errors.
+        self._held: list[Event] | None = None
+        self._held_at = (0, 0)
+        self._holding: list[Channel] = []
+        self._errors_seen: list[Exception] | None = None
+        self._releasing = False
 
     @property
     def num_emitted(self) -> int:
@@ -226,22 +263,124 @@ class EventBus:
             self.channel(t)  # validates
         sub = Subscription(self, handler, _routes(handler, tuple(types_)))
         self._subscriptions.append(sub)
-        for t, target in sub.routes.items():
-            ch = self._channels[t]
-            self._set_handlers(ch, (*ch.handlers, target))
+        for t in sub.routes:
+            self._refresh(self._channels[t])
         return sub
 
     def _remove(self, sub: Subscription) -> None:
         self._subscriptions.remove(sub)
-        for t, target in sub.routes.items():
-            ch = self._channels[t]
-            handlers = list(ch.handlers)
-            handlers.remove(target)
-            self._set_handlers(ch, tuple(handlers))
+        for t in sub.routes:
+            self._refresh(self._channels[t])
 
-    def _set_handlers(self, channel: Channel, handlers: tuple[Handler, ...]) -> None:
-        channel.handlers = handlers
-        channel.deliver = _delivery(self, handlers)
+    def _refresh(self, channel: Channel) -> None:
+        """Recompute a channel's handlers and deliveries from the subscriptions, in order."""
+        t = channel.event_type
+        routed = [
+            (sub.routes[t], sub.discard_from is not None)
+            for sub in self._subscriptions
+            if t in sub.routes
+        ]
+        channel.handlers = tuple(target for target, _ in routed)
+        live = tuple(target for target, takes_live in routed if takes_live)
+        held = tuple(target for target, takes_live in routed if not takes_live)
+        channel.live_deliver = _delivery(self, live) if live else None
+        channel.held_deliver = _delivery(self, held) if held else None
+        channel.deliver = channel.idle_deliver = _delivery(self, channel.handlers)
+        if self._held is not None:
+            self._hold(channel, self._held)
+
+    # -- holding a step's events until it is done ---------------------------
+
+    @property
+    def holding(self) -> bool:
+        """Whether events are being held back (a step is in progress)."""
+        return self._held is not None
+
+    def hold(self) -> None:
+        """Hold back the events emitted from now on, until :meth:`release` or :meth:`discard`.
+
+        Handlers that have ``discard_from`` still get them as they happen.
+        """
+        if self._held is not None:
+            raise RuntimeError("the bus is already holding the events of a step")
+        held: list[Event] = []
+        self._held = held
+        self._held_at = (self._next_seq, self.step)
+        if not self._subscriptions:
+            return  # no event will be built
+        for channel in self._channels.values():
+            if channel.held_deliver is not None:
+                self._hold(channel, held)
+
+    def _hold(self, channel: Channel, held: list[Event]) -> None:
+        live = channel.live_deliver
+        if channel.held_deliver is None:
+            return
+        self._holding.append(channel)
+        if live is None:
+            channel.deliver = held.append
+            return
+        hold = held.append
+
+        def deliver_live_and_hold(event: Event) -> None:
+            try:
+                live(event)
+            finally:
+                hold(event)
+
+        channel.deliver = deliver_live_and_hold
+
+    def _stop_holding(self) -> list[Event]:
+        held = self._held
+        if held is None:
+            raise RuntimeError("the bus is not holding any events")
+        self._held = None
+        if self._holding:
+            for channel in self._holding:
+                channel.deliver = channel.idle_deliver
+            self._holding = []
+        return held
+
+    def discard(self) -> None:
+        """Drop the held events unseen and take their sequence numbers and steps back.
+
+        Handlers that took the events as they happened are told with
+        ``discard_from(seq)``, ``seq`` the first sequence number dropped.
+        """
+        self._stop_holding()
+        self._errors_seen = None
+        seq, self.step = self._held_at
+        if seq < self._next_seq:
+            for sub in self._subscriptions:
+                if sub.discard_from is not None:
+                    sub.discard_from(seq)
+        self._next_seq = seq
+
+    def release(self) -> None:
+        """Deliver the held events in order, each to the waiting handlers its channel has now.
+
+        Every event is delivered even if a handler raises; with
+        ``raise_errors`` the first such error is raised once all are delivered.
+        """
+        held = self._stop_holding()
+        if held:
+            channels = self._channels
+            self._releasing = True
+            try:
+                for event in held:
+                    deliver = channels[type(event)].held_deliver
+                    if deliver is None:  # unsubscribed since
+                        continue
+                    try:
+                        deliver(event)
+                    except Exception as exc:
+                        self._handler_failed(deliver, event, exc)
+            finally:
+                self._releasing = False
+        errors = self._errors_seen
+        if errors is not None:
+            self._errors_seen = None
+            raise errors[0]
 
     def has_subscribers(self, event_type: type[Event] | None = None) -> bool:
         """Whether anyone listens (to ``event_type``, or to anything)."""
@@ -283,6 +422,12 @@ class EventBus:
 
     def _handler_failed(self, handler: Handler, event: Event, exc: Exception) -> None:
         if self.raise_errors:
+            if self._held is not None or self._releasing:
+                # Inside a step: deliver the rest first; step() raises it at the end.
+                if self._errors_seen is None:
+                    self._errors_seen = []
+                self._errors_seen.append(exc)
+                return
             raise exc
         # Name the subscribed observer, not the callable it routed this type to.
         owner = next(

@@ -11,10 +11,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import minivllm
+from minivllm.cli_errors import (
+    EXIT_STATUS_HELP,
+    InputOutputError,
+    UsageError,
+    run_command,
+    usage_error,
+)
 from minivllm.entrypoints.llm import LLM
 from minivllm.sampling_params import SamplingParams
 
@@ -38,11 +44,20 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """An argument parser that shows every option's default (see :class:`HelpFormatter`)."""
+    """An argument parser that shows every option's default (see :class:`HelpFormatter`).
+
+    Its help ends with the exit statuses; a usage error is one line
+    (:mod:`minivllm.cli_errors`).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("epilog", EXIT_STATUS_HELP)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """Report a usage error in one line and exit with status 2."""
+        usage_error(self, message)
 
 
 def package_version() -> str:
@@ -127,28 +142,18 @@ def _replay(path: str, trace_format: int | None) -> int:
     try:
         workload = Workload.load(path, trace_format)
     except OSError as exc:
-        print(f"minivllm: error: cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return 2
-    except (ValueError, KeyError, TypeError) as exc:
-        print(f"minivllm: error: {Path(path).name} is not a workload: {exc!r}", file=sys.stderr)
-        return 2
+        raise InputOutputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputOutputError(f"{path} is not a workload: {exc!r}") from None
     try:
         for record in run_workload(workload):
             print(json.dumps(record.to_json(workload.trace_format)))
-    except (ValueError, WorkloadNotDrained) as exc:  # a refused request, a run without end
-        print(f"minivllm: error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError, WorkloadNotDrained) as exc:  # a refused request, no end
+        raise InputOutputError(f"{path}: {exc}") from None
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``minivllm`` command."""
-    # The tiny model's matrices are 64 wide: BLAS threads cost more than they
-    # save. Set before numpy is first imported (the tiny runner imports it).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    args = build_parser().parse_args(argv)
-    if args.command == "replay":
-        return _replay(args.workload, args.format)
+def _generate(args: argparse.Namespace) -> int:
     try:
         params = SamplingParams(
             max_tokens=args.max_tokens,
@@ -172,10 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             policy=args.policy,
             observers=args.observer,
         )
-        outputs = llm.generate(args.prompts, params)
-    except ValueError as exc:
-        print(f"minivllm: error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    outputs = llm.generate(args.prompts, params)
     for out in outputs:
         completion = out.outputs[0]
         print(
@@ -183,6 +187,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({len(completion.token_ids)} tokens, finish_reason={completion.finish_reason})"
         )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``minivllm`` command; returns the exit status (never raises)."""
+    # The tiny model's matrices are 64 wide: BLAS threads cost more than they
+    # save. Set before numpy is first imported (the tiny runner imports it).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+    def body() -> int:
+        args = build_parser().parse_args(argv)
+        if args.command == "replay":
+            return _replay(args.workload, args.format)
+        return _generate(args)
+
+    return run_command("minivllm", body)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
+
+from minivllm.validation import INT64_MAX, describe, is_integer
+
+
+def _int(value: Any) -> Any:
+    """A numpy integer as the int it is (a log cannot hold numpy's); anything else as it came."""
+    return int(value) if is_integer(value) and type(value) is not int else value
 
 
 def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{attribute.name} must be a positive integer, got {describe(value)}")
+    if value > INT64_MAX:
+        raise ValueError(f"{attribute.name} must fit in 64 bits, got {describe(value)}")
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+        raise ValueError(f"{attribute.name} must be a non-negative integer, got {describe(value)}")
+    if value > INT64_MAX:
+        raise ValueError(f"{attribute.name} must fit in 64 bits, got {describe(value)}")
 
 
 POLICIES = ("fcfs", "priority")
@@ -21,12 +34,12 @@ POLICIES = ("fcfs", "priority")
 
 def _policy(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if value not in POLICIES:
-        raise ValueError(f"{attribute.name} must be one of {POLICIES}, got {value!r}")
+        raise ValueError(f"{attribute.name} must be one of {POLICIES}, got {describe(value)}")
 
 
 def _bool(instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"{attribute.name} must be a bool, got {value!r}")
+        raise ValueError(f"{attribute.name} must be a bool, got {describe(value)}")
 
 
 @attrs.frozen(kw_only=True)
@@ -40,13 +53,15 @@ class EngineConfig:
     ``priority`` first, then earlier arrival).
     """
 
-    max_num_seqs: int = attrs.field(default=128, validator=_positive)
-    max_num_batched_tokens: int = attrs.field(default=2048, validator=_positive)
-    block_size: int = attrs.field(default=16, validator=_positive)
-    num_gpu_blocks: int = attrs.field(default=2048, validator=_positive)
-    max_model_len: int = attrs.field(default=1024, validator=_positive)
+    max_num_seqs: int = attrs.field(default=128, converter=_int, validator=_positive)
+    max_num_batched_tokens: int = attrs.field(default=2048, converter=_int, validator=_positive)
+    block_size: int = attrs.field(default=16, converter=_int, validator=_positive)
+    num_gpu_blocks: int = attrs.field(default=2048, converter=_int, validator=_positive)
+    max_model_len: int = attrs.field(default=1024, converter=_int, validator=_positive)
     enable_chunked_prefill: bool = attrs.field(default=True, validator=_bool)
-    long_prefill_token_threshold: int = attrs.field(default=0, validator=_non_negative)
+    long_prefill_token_threshold: int = attrs.field(
+        default=0, converter=_int, validator=_non_negative
+    )
     enable_prefix_caching: bool = attrs.field(default=False, validator=_bool)
     scheduler_reserve_full_isl: bool = attrs.field(default=True, validator=_bool)
     async_scheduling: bool = attrs.field(default=False, validator=_bool)

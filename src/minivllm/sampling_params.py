@@ -7,6 +7,17 @@ from collections.abc import Iterable
 
 import attrs
 
+from minivllm.validation import (
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    check_int,
+    check_number,
+    describe,
+    int_tuple,
+    is_integer,
+)
+
 
 class RequestOutputKind(enum.Enum):
     """How much of the output each step returns (vLLM's ``RequestOutputKind``)."""
@@ -20,11 +31,9 @@ class RequestOutputKind(enum.Enum):
 
 
 def _to_int_tuple(value: Iterable[int] | int | None) -> tuple[int, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, int):
-        return (value,)
-    return tuple(value)
+    # Token ids are below the vocabulary's size, which the engine checks; here they
+    # must be integers a log can hold (numpy integers are taken as ints).
+    return int_tuple("stop_token_ids", value, low=0, high=INT64_MAX)
 
 
 def _to_str_tuple(value: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -32,7 +41,13 @@ def _to_str_tuple(value: Iterable[str] | str | None) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return (value,)
-    return tuple(value)
+    if isinstance(value, bytes | dict) or not isinstance(value, Iterable):
+        raise ValueError(f"stop must be a string or a list of strings, got {describe(value)}.")
+    strings = tuple(value)
+    for i, item in enumerate(strings):
+        if not isinstance(item, str) or not item:
+            raise ValueError(f"stop must contain non-empty strings, got {describe(item)} at {i}.")
+    return strings
 
 
 @attrs.frozen
@@ -61,42 +76,27 @@ class SamplingParams:
         _verify(self)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _verify(p: SamplingParams) -> None:
-    # The messages follow vLLM's `SamplingParams._verify_args`.
-    if not _is_int(p.n) or p.n < 1:
+    # The messages follow vLLM's `SamplingParams._verify_args`, and add what came. Integers
+    # must fit in 64 bits, the size a log stores them in; a bool is not a number.
+    if not is_integer(p.n) or p.n < 1:
         raise ValueError(f"n must be at least 1, got {p.n!r}.")
     if p.n != 1:
         raise ValueError(f"n={p.n} is not supported: minivllm samples one sequence per prompt.")
-    if p.max_tokens is not None and (not _is_int(p.max_tokens) or p.max_tokens < 1):
-        raise ValueError(f"max_tokens must be at least 1, got {p.max_tokens!r}.")
-    if not _is_int(p.min_tokens) or p.min_tokens < 0:
-        raise ValueError(f"min_tokens must be greater than or equal to 0, got {p.min_tokens!r}.")
+    if p.max_tokens is not None:
+        object.__setattr__(p, "max_tokens", check_int("max_tokens", p.max_tokens, low=1))
+    object.__setattr__(p, "min_tokens", check_int("min_tokens", p.min_tokens, low=0))
     if p.max_tokens is not None and p.min_tokens > p.max_tokens:
         raise ValueError(
             f"min_tokens must be less than or equal to max_tokens={p.max_tokens}, "
             f"got {p.min_tokens}."
         )
-    if not isinstance(p.temperature, int | float) or isinstance(p.temperature, bool):
-        raise ValueError(f"temperature must be a number, got {p.temperature!r}.")
-    if not p.temperature >= 0.0 or p.temperature != p.temperature:
-        raise ValueError(f"temperature must be non-negative, got {p.temperature!r}.")
-    if not isinstance(p.top_p, int | float) or not 0.0 < p.top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {p.top_p!r}.")
-    if not _is_int(p.top_k) or p.top_k < -1:
-        raise ValueError(f"top_k must be 0 or -1 (disable), or at least 1, got {p.top_k!r}.")
-    if p.seed is not None and not _is_int(p.seed):
-        raise ValueError(f"seed must be an integer or None, got {p.seed!r}.")
-    for token_id in p.stop_token_ids:
-        if not _is_int(token_id) or token_id < 0:
-            raise ValueError(f"stop_token_ids must be non-negative integers, got {token_id!r}.")
+    object.__setattr__(p, "temperature", check_number("temperature", p.temperature, low=0.0))
+    object.__setattr__(p, "top_p", check_number("top_p", p.top_p, low=0.0, low_open=True, high=1.0))
+    object.__setattr__(p, "top_k", check_int("top_k (0 or -1 disable it)", p.top_k, low=-1))
+    if p.seed is not None:
+        object.__setattr__(p, "seed", check_int("seed", p.seed, low=INT64_MIN, high=UINT64_MAX))
     if not isinstance(p.ignore_eos, bool):
-        raise ValueError(f"ignore_eos must be a bool, got {p.ignore_eos!r}.")
+        raise ValueError(f"ignore_eos must be a bool, got {describe(p.ignore_eos)}.")
     if not isinstance(p.output_kind, RequestOutputKind):
-        raise ValueError(f"output_kind must be a RequestOutputKind, got {p.output_kind!r}.")
-    for s in p.stop:
-        if not isinstance(s, str) or not s:
-            raise ValueError(f"stop must contain non-empty strings, got {s!r}.")
+        raise ValueError(f"output_kind must be a RequestOutputKind, got {describe(p.output_kind)}.")

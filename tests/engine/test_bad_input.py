@@ -116,8 +116,12 @@ def test_wrong_runner_output_is_refused_and_the_engine_keeps_serving() -> None:
     engine.add_request([2] * 5, SamplingParams(max_tokens=3), request_id="b")
     with pytest.raises(ValueError, match="do not match the scheduled requests"):
         engine.step()
-    # The refused step computed nothing: both requests are scheduled again in full.
-    assert {r.num_computed_tokens for r in engine.scheduler.running} == {0}
+    # The refused step was undone: both requests wait again, having computed nothing.
+    assert not engine.scheduler.running
+    assert [(r.request_id, r.num_computed_tokens) for r in engine.scheduler.waiting] == [
+        ("a", 0),
+        ("b", 0),
+    ]
     final = run_to_end(engine)
     assert {k: len(v.outputs[0].token_ids) for k, v in final.items()} == {"a": 3, "b": 3}
     assert_no_leak(engine)

@@ -63,7 +63,9 @@ def test_cli_generate(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_reports_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "hi", "--max-tokens", "0"]) == 2
-    assert "max_tokens must be at least 1, got 0" in capsys.readouterr().err
+    assert "max_tokens must be an integer of at least 1 that fits in 64 bits, got 0" in (
+        capsys.readouterr().err
+    )
 
 
 def test_generate_with_async_scheduling_and_priorities() -> None:
@@ -84,11 +86,11 @@ def test_cli_replays_a_reference_workload(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_cli_replay_reports_a_bad_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["replay", str(tmp_path / "missing.json")]) == 2
+    assert main(["replay", str(tmp_path / "missing.json")]) == 3
     assert "cannot read" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text('{"config": {}, "requests": []}')
-    assert main(["replay", str(bad)]) == 2
+    assert main(["replay", str(bad)]) == 3
     assert "bad.json is not a workload" in capsys.readouterr().err
 
 

@@ -119,7 +119,7 @@ def test_plot(log: Path, tmp_path: Path, suffix: str, capsys: pytest.CaptureFixt
 def test_user_errors_exit_2(log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plot", str(log), "-o", str(tmp_path / "t.png")]) == 2
     assert "use .svg or .html" in capsys.readouterr().err
-    assert main(["export", str(tmp_path / "none.jsonl"), "--format", "chrome"]) == 2
+    assert main(["export", str(tmp_path / "none.jsonl"), "--format", "chrome"]) == 3
     assert "no such log file" in capsys.readouterr().err
 
 
@@ -130,7 +130,7 @@ def test_lenient_reading_keeps_what_precedes_a_corrupt_line(
     lines[40] = "{not json"
     log.write_text("\n".join(lines) + "\n")
     out = tmp_path / "t.svg"
-    assert main(["plot", str(log), "-o", str(out)]) == 2
+    assert main(["plot", str(log), "-o", str(out)]) == 3
     assert main(["plot", str(log), "-o", str(out), "--lenient"]) == 0
     err = capsys.readouterr().err
     assert "skipped" in err and "reading stops there" in err
@@ -174,7 +174,7 @@ def test_a_failed_export_leaves_no_half_written_file(
     lines[100] = "{not json"
     log.write_text("\n".join(lines) + "\n")
     out = tmp_path / "trace.json"
-    assert main(["export", str(log), "--format", "chrome", "-o", str(out)]) == 2
+    assert main(["export", str(log), "--format", "chrome", "-o", str(out)]) == 3
     assert "not valid JSON" in capsys.readouterr().err
     assert not out.exists()
     assert main(["export", str(log), "--format", "chrome", "-o", str(out), "--lenient"]) == 0

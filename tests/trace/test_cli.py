@@ -76,7 +76,7 @@ def test_check_exits_1_and_lists_violations(
     assert "violation(s)" in out and "request 0" in out
 
 
-def test_bad_log_is_exit_2_naming_the_line(
+def test_bad_log_is_exit_3_naming_the_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = tmp_path / "bad.jsonl"
@@ -84,9 +84,9 @@ def test_bad_log_is_exit_2_naming_the_line(
     lines = log.read_bytes().splitlines()
     lines[1] = b"{not json"
     log.write_bytes(b"\n".join(lines) + b"\n")
-    assert main(["show", str(log)]) == 2
+    assert main(["show", str(log)]) == 3
     assert f"{log}:2: not valid JSON" in capsys.readouterr().err
-    assert main(["show", str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["show", str(tmp_path / "missing.jsonl")]) == 3
     assert "no such log file" in capsys.readouterr().err
 
 

@@ -145,7 +145,7 @@ def test_diff_refuses_a_missing_file_and_a_merged_log(
 ) -> None:
     a = tmp_path / "a.jsonl"
     _log(reference("a"), a)
-    assert main(["diff", str(a), str(tmp_path / "nope.jsonl")]) == 2
+    assert main(["diff", str(a), str(tmp_path / "nope.jsonl")]) == 3
     assert "no such log file" in capsys.readouterr().err
     b = tmp_path / "b.jsonl"
     _log(reference("b"), b, engine_id="other")

@@ -21,8 +21,10 @@ import sys
 from collections.abc import Sequence
 
 from lifecycle_trace.cli import _diff, _export, _log, _run
+from lifecycle_trace.eventlog import SequenceError
 from lifecycle_trace.store import CorruptLogError, UnsupportedEventError
 from minivllm.cli import ArgumentParser, package_version
+from minivllm.cli_errors import run_command
 
 __all__ = ["build_parser", "main"]
 
@@ -48,14 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {**_run.COMMANDS, **_log.COMMANDS, **_export.COMMANDS, **_diff.COMMANDS}
 
 
+INPUT_ERRORS = (CorruptLogError, UnsupportedEventError, SequenceError)
+"""Damaged or unusable logs: exit status 3, like any input that cannot be read."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lifecycle-trace`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
+    """Entry point of the ``lifecycle-trace`` command; returns the exit status (never raises).
+
+    See :mod:`minivllm.cli_errors` for what each exit status means.
+    """
+
+    def body() -> int:
+        args = build_parser().parse_args(argv)
         return _COMMANDS[args.command](args)
-    except (CorruptLogError, UnsupportedEventError, ValueError) as exc:
-        print(f"lifecycle-trace: error: {exc}", file=sys.stderr)
-        return 2
+
+    return run_command("lifecycle-trace", body, input_errors=INPUT_ERRORS)
 
 
 if __name__ == "__main__":

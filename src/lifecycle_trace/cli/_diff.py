@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lifecycle_trace.cli._open import readable_file
 from lifecycle_trace.diffing import DEFAULT_CONTEXT, diff_logs, format_divergences
 
 __all__ = ["COMMANDS", "add_commands"]
@@ -35,8 +36,7 @@ def add_commands(sub: Any) -> None:
 def cmd_diff(args: argparse.Namespace) -> int:
     """``lifecycle-trace diff``: print where the logs part; 0 if nowhere, 1 otherwise."""
     for path in (args.log_a, args.log_b):
-        if not path.is_file():
-            raise ValueError(f"no such log file: {path}")
+        readable_file(path)
     divergences, config = diff_logs(
         args.log_a, args.log_b, context=args.context, lenient=args.lenient
     )

@@ -27,9 +27,11 @@ from typing import Any, TextIO
 
 import orjson
 
+from lifecycle_trace._output import check_output, open_replacing
 from lifecycle_trace.cli._open import OpenLog, open_log
 from lifecycle_trace.export.chrome import write_chrome_trace
 from lifecycle_trace.export.plot import picture_of, plot_format, write_plot
+from minivllm.cli_errors import InputOutputError
 
 __all__ = ["COMMANDS", "DEFAULT_PLOT_LIMIT", "FORMATS", "add_commands", "last_ts_ns"]
 
@@ -103,20 +105,13 @@ def add_commands(sub: Any) -> None:
 
 
 @contextmanager
-def _output(path: Path | None) -> Iterator[TextIO]:
-    """Standard output, or ``path`` opened for writing and removed again if the export fails."""
+def _output(path: Path | None, log: Path) -> Iterator[TextIO]:
+    """Standard output, or ``path``: replaced only once the export is complete, never the log."""
     if path is None:
         yield sys.stdout
         return
-    with open(path, "w", encoding="utf-8") as f:
-        try:
-            yield f
-        except BaseException:
-            f.close()
-            # A half-written export would look like a whole one.
-            if path.is_file():
-                path.unlink()
-            raise
+    with open_replacing(path, inputs=[log]) as f:
+        yield f
 
 
 def last_ts_ns(path: Path) -> int:
@@ -139,11 +134,11 @@ def last_ts_ns(path: Path) -> int:
                 if isinstance(data, dict) and type(data.get("ts_ns")) is int:
                     ts: int = data["ts_ns"]
                     return ts
-    raise ValueError(f"{path}: the log holds no events")
+    raise InputOutputError(f"{path}: the log holds no events")
 
 
 def _chrome(log: OpenLog, args: argparse.Namespace) -> None:
-    with _output(args.output) as out:
+    with _output(args.output, args.log) as out:
         write_chrome_trace(log.source(), out)
 
 
@@ -163,7 +158,7 @@ def _otel(log: OpenLog, args: argparse.Namespace) -> None:
     with contextlib.ExitStack() as stack:
         exporters: list[SpanExporter] = []
         if args.output is not None:
-            out = stack.enter_context(_output(args.output))
+            out = stack.enter_context(_output(args.output, args.log))
             if not otel.sdk_disabled():
                 exporters = [OtlpJsonSpanExporter(out)]
         elif not otel.sdk_disabled():
@@ -198,7 +193,7 @@ def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:
         ) from None
     registry = CollectorRegistry()
     project_metrics(log.source(), registry, model_name=args.model_name)
-    with _output(args.output) as out:
+    with _output(args.output, args.log) as out:
         out.write(generate_latest(registry).decode())
 
 
@@ -239,9 +234,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise ValueError(f"--limit must be 0 (all) or more, got {args.limit}")
     plot_format(args.output)  # a wrong suffix is refused before the log is read
+    check_output(args.output, inputs=[args.log])  # before the log is read
     with open_log(args.log, args.lenient) as log:
         picture = picture_of(log.source(), args.limit)
-    kind = write_plot(picture, args.output, title=args.title)
+    kind = write_plot(picture, args.output, title=args.title, inputs=[args.log])
     print(f"{kind.upper()} timeline of {args.log} written to {args.output}")
     if picture.num_left_out:
         print(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle_trace.cli import _render
-from lifecycle_trace.cli._open import open_log, printed_warnings
+from lifecycle_trace.cli._open import open_log, printed_warnings, readable_file
 from lifecycle_trace.fold.stats import StatsAccumulator
 from lifecycle_trace.fold.timeline import Timeline, iter_timelines
 from lifecycle_trace.log.merge import merge_logs
@@ -165,8 +165,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_slice(args: argparse.Namespace) -> int:
     """``lifecycle-trace slice``: write the part of a log that holds some requests or steps."""
-    if not args.log.is_file():
-        raise ValueError(f"no such log file: {args.log}")
+    readable_file(args.log)
     steps = parse_step_range(args.steps) if args.steps is not None else None
     with printed_warnings():
         n = slice_log(
@@ -179,8 +178,7 @@ def cmd_slice(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     """``lifecycle-trace merge``: combine the logs of several engines, ordered by time."""
     for path in args.logs:
-        if not path.is_file():
-            raise ValueError(f"no such log file: {path}")
+        readable_file(path)
     with printed_warnings():
         n = merge_logs(args.logs, args.output, lenient=args.lenient)
     print(f"{n} events from {len(args.logs)} logs written to {args.output}")

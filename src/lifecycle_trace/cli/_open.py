@@ -8,6 +8,7 @@ reader's warnings once the command is done.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -20,8 +21,20 @@ from lifecycle_trace.eventlog import SequenceError
 from lifecycle_trace.fold.requests import Record, Source
 from lifecycle_trace.reader import ENGINE_KEY, LogReader
 from lifecycle_trace.streaming import Contiguous
+from minivllm.cli_errors import InputOutputError
 
-__all__ = ["OpenLog", "open_log", "printed_warnings", "warn"]
+__all__ = ["OpenLog", "open_log", "printed_warnings", "readable_file", "warn"]
+
+
+def readable_file(path: Path, what: str = "log file") -> Path:
+    """``path``, if it is a file this process may read; else :class:`InputOutputError`."""
+    if not path.exists():
+        raise InputOutputError(f"no such {what}: {path}")
+    if path.is_dir():
+        raise InputOutputError(f"{path} is a directory, not a {what}")
+    if not os.access(path, os.R_OK):
+        raise InputOutputError(f"cannot read {path}: permission denied")
+    return path
 
 
 def warn(message: object) -> None:
@@ -52,9 +65,7 @@ class OpenLog:
     """
 
     def __init__(self, path: Path, lenient: bool) -> None:
-        if not path.is_file():
-            raise ValueError(f"no such log file: {path}")
-        self.path = path
+        self.path = readable_file(path)
         self.merged = _names_engines(path)
         self._reader = LogReader(path, lenient=lenient)
         self.records = Contiguous(self._reader.records(), self._on_gap)
@@ -75,7 +86,7 @@ class OpenLog:
         records = iter(self.records)
         first = next(records, None)
         if first is None:
-            raise ValueError(f"{self.path}: the log holds no events")
+            raise InputOutputError(f"{self.path}: the log holds no events")
         yield first
         yield from records
 

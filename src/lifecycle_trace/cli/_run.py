@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle_trace import lab
+from lifecycle_trace._output import check_output, replacing
 from lifecycle_trace.cli import _demo, _render, _workload
 from lifecycle_trace.cli._options import (
     add_engine_options,
@@ -161,8 +162,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"--priority: got {len(priorities)} for {len(args.prompts)} prompts; "
             f"give one per prompt, or none"
         )
-    engine = LLMEngine(**engine_kwargs(args), engine_id=args.engine_id)
-    with JsonlWriter(args.output) as sink:  # streamed, so a long run holds no log in memory
+    # An observer's failure (the log's disk is full) stops the run after the step it hit.
+    engine = LLMEngine(**engine_kwargs(args), engine_id=args.engine_id, raise_observer_errors=True)
+    check_output(args.output)  # before anything runs
+    # Streamed, so a long run holds no log in memory; the file replaces the output once whole.
+    with replacing(args.output) as partial, JsonlWriter(partial) as sink:
         engine.bus.subscribe(sink)
         if args.json_log:
             engine.bus.subscribe(make_json_logger(sys.stderr))

@@ -13,7 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
+from lifecycle_trace._output import replacing
+from lifecycle_trace.cli._open import readable_file
 from lifecycle_trace.sink import JsonlWriter
+from minivllm.cli_errors import InputOutputError
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.workload import Workload, run_workload
 
@@ -36,16 +39,17 @@ def add_options(run_parser: argparse.ArgumentParser) -> None:
 
 def load_workload(path: Path) -> Workload:
     """Read a workload file, with errors that name the file."""
-    if not path.is_file():
-        raise ValueError(f"no such workload file: {path}")
+    readable_file(path, "workload file")
     try:
         data = json.loads(path.read_bytes())
     except ValueError as exc:
-        raise ValueError(f"{path}: not JSON: {exc}") from None
+        raise InputOutputError(f"{path}: not JSON: {exc}") from None
     try:
         return Workload.from_reference(data)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path}: not a workload file: {exc!r} is missing or wrong") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise InputOutputError(
+            f"{path}: not a workload file: {exc!r} is missing or wrong"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         reason = vllm_missing_reason()
         if reason is not None:
             raise ValueError(f"--engine vllm: {reason}")
-    with JsonlWriter(args.output) as sink:
+    with replacing(args.output) as partial, JsonlWriter(partial) as sink:
         if args.engine == "vllm":
             from lifecycle_trace.vllm.driver import run_workload as run_on_vllm
 

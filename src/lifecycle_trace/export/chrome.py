@@ -45,6 +45,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from lifecycle_trace._output import open_replacing
 from lifecycle_trace.fold.intervals import RequestIntervals, intervals_of
 from lifecycle_trace.fold.requests import (
     RequestFold,
@@ -400,7 +401,7 @@ def write_chrome_trace(source: Source, out: str | os.PathLike[str] | TextIO) -> 
     """
     if not isinstance(out, str | os.PathLike):
         return _write(ChromeTraceStream(source), out)
-    with open(out, "w", encoding="utf-8") as f:
+    with open_replacing(out) as f:
         return _write(ChromeTraceStream(source), f)
 
 

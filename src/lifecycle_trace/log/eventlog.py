@@ -106,6 +106,28 @@ class EventLog:
         fast[StepFinished] = self._end_step
         return fast
 
+    def discard_from(self, seq: int) -> None:
+        """Forget the events from ``seq`` on: the engine undid the step they belong to.
+
+        The bus calls this when a step fails, so the log keeps only the steps
+        that happened (and, having it, the log gets each event as it happens).
+        """
+        self._settle()
+        if self._first_seq is None or self._next_seq is None or seq >= self._next_seq:
+            return
+        keep = max(seq - self._first_seq, 0)
+        fresh = self._fresh  # the same list throughout: the bus holds its append
+        while self._batches and self._num_packed() > keep:
+            fresh[:0] = unpack(self._batches.pop())
+            self._ends.pop()
+            self._cache = (-1, [])
+        del fresh[keep - self._num_packed() :]
+        self._checked = len(fresh)
+        if keep == 0:
+            self._first_seq = self._next_seq = None
+        else:
+            self._next_seq = self._first_seq + keep
+
     def _end_step(self, event: StepFinished) -> None:
         self._fresh.append(event)
         self._settle()

@@ -20,6 +20,7 @@ import heapq
 import os
 from collections.abc import Iterator, Sequence
 
+from lifecycle_trace._output import replacing
 from lifecycle_trace.fold.requests import Record
 from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
@@ -57,28 +58,23 @@ def merge_logs(
 ) -> int:
     """Merge ``sources`` into ``output`` by time, each line naming its engine; return the count.
 
-    Raises :class:`DuplicateEngineError` if two inputs hold the same engine id.
+    Raises :class:`DuplicateEngineError` if two inputs hold the same engine id;
+    ``output`` is replaced only once the merge is complete, and never when it
+    is one of the inputs (:mod:`lifecycle_trace._output`).
     """
     paths = [os.fspath(p) for p in sources]
     if not paths:
         raise ValueError("merge: no input logs")
-    out = os.path.abspath(output)
-    for p in paths:
-        if os.path.abspath(p) == out:
-            raise ValueError(f"merge: the output {output} would overwrite the input {p}")
     owner: dict[str, int] = {}
     streams = [
         _keyed(paths, i, LogReader(p, lenient=lenient).records(), owner)
         for i, p in enumerate(paths)
     ]
     count = 0
-    try:
-        with open(output, "wb", buffering=1 << 20) as f:
-            # heapq.merge keeps each input's own order, so per-engine sequences stay intact.
-            for _, _, engine, event in heapq.merge(*streams, key=lambda item: item[:2]):
-                f.write(encode_line_with(event, {ENGINE_KEY: engine}))
-                count += 1
-    except BaseException:
-        os.unlink(output)  # a half-merged log would read as a complete one
-        raise
+    # A half-merged log would read as a complete one: it replaces output only once whole.
+    with replacing(output, inputs=paths) as partial, open(partial, "wb", buffering=1 << 20) as f:
+        # heapq.merge keeps each input's own order, so per-engine sequences stay intact.
+        for _, _, engine, event in heapq.merge(*streams, key=lambda item: item[:2]):
+            f.write(encode_line_with(event, {ENGINE_KEY: engine}))
+            count += 1
     return count

@@ -12,6 +12,8 @@ interpreter exiting normally all flush and close the file.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import weakref
 from types import TracebackType
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from minivllm.bus import Handler
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from lifecycle_trace.log._codec import encode_serialised_lines
 from minivllm.events import Event, StatusChanged, StepFinished, to_serialised
@@ -32,16 +34,49 @@ _BUFFER = 1 << 16
 
 
 def _close(file: IO[bytes], owned: bool, pending: list[Any]) -> None:
-    """Write what is pending, flush ``file`` and close it if the writer opened it (idempotent)."""
+    """Write what is pending, flush ``file`` and close it if the writer opened it (idempotent).
+
+    The file is closed even when writing fails (a full disk); the error is raised.
+    """
     if file.closed:
         return
-    if pending:
-        file.write(encode_serialised_lines(pending))
-        pending.clear()
-    if owned:
-        file.close()
-    else:
-        file.flush()
+    try:
+        if pending:
+            file.write(encode_serialised_lines(pending))
+            pending.clear()
+        if not owned:
+            file.flush()
+    finally:
+        if owned:
+            file.close()
+
+
+def _close_quietly(file: IO[bytes], owned: bool, pending: list[Any]) -> None:
+    """:func:`_close` at garbage collection or exit, where an error has no one to go to."""
+    with contextlib.suppress(OSError, ValueError):
+        _close(file, owned, pending)
+
+
+def _binary(target: Any) -> IO[bytes]:
+    """``target`` as a binary stream: a text stream's buffer, or refused if it has none."""
+    if not callable(getattr(target, "write", None)):
+        raise TypeError(f"target must be a path or a binary stream, got {target!r}")
+    if isinstance(target, io.TextIOBase):
+        buffer = getattr(target, "buffer", None)
+        if buffer is None:
+            raise TypeError(
+                f"target must be a path or a binary stream (JSON Lines are bytes), got the text "
+                f"stream {type(target).__name__}: use io.BytesIO, or a file opened with 'wb'"
+            )
+        return cast(IO[bytes], buffer)
+    try:
+        target.write(b"")
+    except TypeError:
+        raise TypeError(
+            f"target must be a path or a binary stream (JSON Lines are bytes), got "
+            f"{type(target).__name__}, which does not take bytes"
+        ) from None
+    return cast(IO[bytes], target)
 
 
 class JsonlWriter:
@@ -57,9 +92,7 @@ class JsonlWriter:
             self._file: IO[bytes] = open(target, "wb", buffering=_BUFFER)  # noqa: SIM115
             owned = True
         else:
-            if not callable(getattr(target, "write", None)):
-                raise TypeError(f"target must be a path or a binary stream, got {target!r}")
-            self._file = target
+            self._file = _binary(target)  # a text stream's buffer (sys.stdout's), or refused
             owned = False
         self._write = self._file.write
         self._flush = self._file.flush
@@ -68,7 +101,8 @@ class JsonlWriter:
         # Runs at close(), at garbage collection or at interpreter exit, whichever is first;
         # it holds the file and the pending events, not the writer, so it does not keep
         # the writer alive.
-        self._finalizer = weakref.finalize(self, _close, self._file, owned, self._pending)
+        self._finalizer = weakref.finalize(self, _close_quietly, self._file, owned, self._pending)
+        self._owned = owned
 
     def __call__(self, event: Event) -> None:
         """Take one event; at the end of a step, write the step's lines to the file."""
@@ -88,6 +122,19 @@ class JsonlWriter:
     def _status_changed(self, event: StatusChanged) -> None:
         self._pending.append(to_serialised(event))
 
+    def discard_from(self, seq: int) -> None:
+        """Forget the pending events from ``seq`` on: the engine undid the step they belong to.
+
+        The bus calls this when a step fails; the step was never written (a
+        step is written when its ``StepFinished`` arrives, the last thing it
+        emits), so the file keeps only the steps that happened.
+        """
+        pending = self._pending
+        for i, event in enumerate(pending):
+            if event.seq >= seq:
+                del pending[i:]
+                return
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` has run."""
@@ -103,10 +150,20 @@ class JsonlWriter:
         self._flush()
 
     def close(self) -> None:
-        """Flush, and close the file if this writer opened it (idempotent)."""
-        if not self.closed:
-            self.flush()
-        self._finalizer()
+        """Flush, and close the file if this writer opened it (idempotent).
+
+        The file is closed even if the last write fails (a full disk); that
+        error is raised.
+        """
+        if self.closed:
+            return
+        self._finalizer.detach()
+        try:
+            if not self._file.closed:
+                self.flush()
+        finally:
+            if self._owned:
+                self._file.close()
 
     def __enter__(self) -> JsonlWriter:
         return self
@@ -117,4 +174,8 @@ class JsonlWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+        else:  # already failing: that error is the one to report
+            with contextlib.suppress(OSError, ValueError):
+                self.close()

@@ -33,6 +33,7 @@ from types import MappingProxyType
 import attrs
 import msgspec
 
+from lifecycle_trace._output import replacing
 from lifecycle_trace.fold.requests import LogFold, Record, RequestFold
 from lifecycle_trace.log._codec import encode_line_with
 from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
@@ -215,13 +216,13 @@ def slice_log(
     """Write the slice of ``source`` for some request ids or a step range; return its size.
 
     Exactly one of ``requests`` and ``steps`` must be given. See the module docstring.
+    ``output`` is replaced only once the slice is complete, and never when it
+    is ``source`` (:mod:`lifecycle_trace._output`).
     """
     path = os.fspath(source)
     wanted = frozenset(requests)
     if bool(wanted) == (steps is not None):
         raise ValueError("slice: give request ids or a step range (exactly one of them)")
-    if os.path.abspath(path) == os.path.abspath(output):
-        raise ValueError(f"slice: the output {output} would overwrite the input log")
     selected: Selector
     num_selected: int | None = None
     if steps is not None:
@@ -236,7 +237,10 @@ def slice_log(
             return e.request_id in wanted
 
     count = 0
-    with open(output, "wb", buffering=1 << 20) as f:
+    with (
+        replacing(output, inputs=[path]) as partial,
+        open(partial, "wb", buffering=1 << 20) as f,
+    ):
         records = LogReader(path, lenient=lenient).records()
         for engine, event, src in slice_records(records, selected, num_selected):
             f.write(encode_line_with(event, {ENGINE_KEY: engine, SOURCE_SEQ_KEY: src}))

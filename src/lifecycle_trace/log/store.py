@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
+from lifecycle_trace._output import replacing
 from lifecycle_trace.log._codec import encode_lines
 from lifecycle_trace.log.reader import (
     CorruptLogError,
@@ -74,11 +75,11 @@ class LoadedLog:
 
 
 def write_jsonl(events: Iterable[Event], path: str | os.PathLike[str]) -> int:
-    """Write ``events`` to ``path`` as JSON Lines (replacing it); return how many."""
+    """Write ``events`` to ``path`` as JSON Lines (replacing it once complete); return how many."""
     count = 0
     # A batch at a time: one encoder call per batch, and never the whole log in memory twice.
     source = iter(events)
-    with open(path, "wb") as f:
+    with replacing(path) as partial, open(partial, "wb") as f:
         while batch := list(itertools.islice(source, _BATCH)):
             f.write(encode_lines(batch))
             count += len(batch)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from minivllm.core.journal import Journal
+
 
 class KVCacheBlock:
     """One block of ``block_size`` token slots (vLLM's ``KVCacheBlock``)."""
@@ -104,6 +106,43 @@ class FreeKVCacheBlockQueue:
         self._tail.prev_free_block = last
         self.num_free_blocks += count
 
+    # -- undo, for a failed step (see minivllm.core.journal) --------------------
+
+    def unpopleft_n(self, blocks: list[KVCacheBlock]) -> None:
+        """Put blocks taken by ``popleft_n`` back at the head, in their order."""
+        if not blocks:
+            return
+        first = self._head.next_free_block
+        assert first is not None
+        prev = self._head
+        for block in blocks:
+            prev.next_free_block = block
+            block.prev_free_block = prev
+            prev = block
+        prev.next_free_block = first
+        first.prev_free_block = prev
+        self.num_free_blocks += len(blocks)
+
+    def unremove(self, block: KVCacheBlock, prev: KVCacheBlock, nxt: KVCacheBlock) -> None:
+        """Put a block taken by ``remove`` back between the neighbours it had."""
+        prev.next_free_block = block
+        block.prev_free_block = prev
+        block.next_free_block = nxt
+        nxt.prev_free_block = block
+        self.num_free_blocks += 1
+
+    def unappend_n(self, blocks: list[KVCacheBlock]) -> None:
+        """Take blocks put at the tail by ``append_n`` off again."""
+        if not blocks:
+            return
+        before = blocks[0].prev_free_block
+        assert before is not None
+        for block in blocks:
+            block.prev_free_block = block.next_free_block = None
+        before.next_free_block = self._tail
+        self._tail.prev_free_block = before
+        self.num_free_blocks -= len(blocks)
+
     def get_all_free_blocks(self) -> list[KVCacheBlock]:
         """The free blocks from head to tail (for tests and debugging)."""
         out = []
@@ -117,7 +156,10 @@ class FreeKVCacheBlockQueue:
 class BlockPool:
     """All KV blocks, the free queue and the map from block hash to cached block."""
 
-    def __init__(self, num_gpu_blocks: int, enable_caching: bool) -> None:
+    def __init__(
+        self, num_gpu_blocks: int, enable_caching: bool, journal: Journal | None = None
+    ) -> None:
+        self.journal = journal if journal is not None else Journal()
         self.num_gpu_blocks = num_gpu_blocks
         self.enable_caching = enable_caching
         self.blocks = [KVCacheBlock(i) for i in range(num_gpu_blocks)]
@@ -153,6 +195,7 @@ class BlockPool:
     ) -> None:
         """Register ``blocks[num_cached_blocks:num_full_blocks]`` under their hashes."""
         table = self.cached_block_hash_to_block
+        notes = self.journal.entries
         for i in range(num_cached_blocks, num_full_blocks):
             block = blocks[i]
             if block.is_null or block.block_hash is not None:
@@ -160,12 +203,18 @@ class BlockPool:
             block_hash = block_hashes[i]
             block.block_hash = block_hash
             table.setdefault(block_hash, {})[block.block_id] = block
+            if notes is not None:
+                notes.append((self._uncache, block))
 
     def get_new_blocks(self, num_blocks: int) -> list[KVCacheBlock]:
         """Take ``num_blocks`` from the head of the free queue, evicting their cached hashes."""
         if num_blocks > self.free_block_queue.num_free_blocks:
             raise ValueError(f"Cannot get {num_blocks} free blocks from the pool")
         ret = self.free_block_queue.popleft_n(num_blocks)
+        notes = self.journal.entries
+        if notes is not None:
+            # Blocks in the free queue have no user: undoing sets ref_cnt back to 0.
+            notes.append((self._unget_new_blocks, ret))
         if self.enable_caching:
             for block in ret:
                 self._maybe_evict_cached_block(block)
@@ -175,13 +224,39 @@ class BlockPool:
                 block.ref_cnt += 1
         return ret
 
+    def _unget_new_blocks(self, blocks: list[KVCacheBlock]) -> None:
+        for block in blocks:
+            block.ref_cnt = 0
+        self.free_block_queue.unpopleft_n(blocks)
+
+    def _uncache(self, block: KVCacheBlock) -> None:
+        block_hash = block.block_hash
+        assert block_hash is not None
+        blocks = self.cached_block_hash_to_block[block_hash]
+        del blocks[block.block_id]
+        if not blocks:
+            del self.cached_block_hash_to_block[block_hash]
+        block.block_hash = None
+
+    def _unevict(
+        self, block: KVCacheBlock, block_hash: int, blocks: dict[int, KVCacheBlock]
+    ) -> None:
+        # ``blocks`` is the hash's table entry as it was, order included: the
+        # first block of an entry is the one a prefix-cache hit takes.
+        self.cached_block_hash_to_block[block_hash] = blocks
+        block.block_hash = block_hash
+
     def _maybe_evict_cached_block(self, block: KVCacheBlock) -> bool:
         block_hash = block.block_hash
         if block_hash is None:
             return False
         blocks = self.cached_block_hash_to_block.get(block_hash)
-        if blocks is None or blocks.pop(block.block_id, None) is None:
+        if blocks is None or block.block_id not in blocks:
             return False
+        notes = self.journal.entries
+        if notes is not None:
+            notes.append((self._unevict, block, block_hash, dict(blocks)))
+        del blocks[block.block_id]
         if not blocks:
             del self.cached_block_hash_to_block[block_hash]
         block.block_hash = None
@@ -189,14 +264,37 @@ class BlockPool:
 
     def touch(self, blocks: Sequence[KVCacheBlock]) -> None:
         """Take a reference on prefix-cache hits, pulling free ones out of the free queue."""
+        notes = self.journal.entries
+        queue = self.free_block_queue
         for block in blocks:
             if block.ref_cnt == 0 and not block.is_null:
-                self.free_block_queue.remove(block)
+                if notes is not None:
+                    prev, nxt = block.prev_free_block, block.next_free_block
+                    notes.append((queue.unremove, block, prev, nxt))
+                queue.remove(block)
             block.ref_cnt += 1
+            if notes is not None:
+                notes.append((_unref, block))
 
     def free_blocks(self, ordered_blocks: Iterable[KVCacheBlock]) -> None:
         """Drop a reference on each block; those now unused go to the free queue in order."""
         blocks = list(ordered_blocks)
         for block in blocks:
             block.ref_cnt -= 1
-        self.free_block_queue.append_n(b for b in blocks if b.ref_cnt == 0 and not b.is_null)
+        freed = [b for b in blocks if b.ref_cnt == 0 and not b.is_null]
+        self.free_block_queue.append_n(freed)
+        notes = self.journal.entries
+        if notes is not None:
+            notes.append((_unfree, self.free_block_queue, blocks, freed))
+
+
+def _unref(block: KVCacheBlock) -> None:
+    block.ref_cnt -= 1
+
+
+def _unfree(
+    queue: FreeKVCacheBlockQueue, blocks: list[KVCacheBlock], freed: list[KVCacheBlock]
+) -> None:
+    queue.unappend_n(freed)
+    for block in blocks:
+        block.ref_cnt += 1

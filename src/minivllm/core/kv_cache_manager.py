@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from minivllm.bus import EventBus
 from minivllm.core.block_pool import BlockPool, KVCacheBlock
+from minivllm.core.journal import Journal
 from minivllm.events import BlocksAllocated, BlocksCached, BlocksFreed
 from minivllm.request import Request
 
@@ -39,11 +40,13 @@ class KVCacheManager:
         max_model_len: int,
         enable_caching: bool,
         bus: EventBus | None = None,
+        journal: Journal | None = None,
     ) -> None:
+        self.journal = journal if journal is not None else Journal()
         self.block_size = block_size
         self.max_model_len = max_model_len
         self.enable_caching = enable_caching
-        self.block_pool = BlockPool(num_gpu_blocks, enable_caching)
+        self.block_pool = BlockPool(num_gpu_blocks, enable_caching, self.journal)
         self.req_to_blocks: dict[str, list[KVCacheBlock]] = {}
         # Number of leading blocks of each request already registered in the
         # prefix cache; as in vLLM, its presence marks a request that has been
@@ -58,6 +61,7 @@ class KVCacheManager:
         hashes = request.block_hashes
         num_full = request.num_tokens // self.block_size
         if len(hashes) < num_full:
+            self.journal.save_length(hashes)
             tokens = request.all_token_ids
             bs = self.block_size
             parent = hashes[-1] if hashes else NONE_HASH
@@ -128,6 +132,7 @@ class KVCacheManager:
                 if self.enable_caching:
                     self.cache_blocks(request, min(num_tokens_need_slot, request.num_tokens))
                 return []
+        journal = self.journal
         computed_blocks = new_computed_blocks or []
         pool = self.block_pool
         total_computed_tokens = min(
@@ -152,15 +157,19 @@ class KVCacheManager:
             if needed > pool.free_block_queue.num_free_blocks:
                 return None
             if req_blocks is None:
+                journal.save_mapping(self.req_to_blocks)
                 req_blocks = self.req_to_blocks[request_id] = []
             if computed_blocks:
                 pool.touch(computed_blocks)
+                journal.save_length(req_blocks)
                 req_blocks.extend(computed_blocks)
+                journal.save_mapping(self.num_cached_block)
                 self.num_cached_block[request_id] = len(req_blocks)
             num_new_blocks = cdiv(num_tokens_need_slot, self.block_size) - len(req_blocks)
 
         new_blocks = pool.get_new_blocks(num_new_blocks) if num_new_blocks > 0 else []
         if new_blocks:
+            journal.save_length(req_blocks)
             req_blocks.extend(new_blocks)
         if (new_blocks or computed_blocks) and self._on_allocated.handlers:
             self._on_allocated.emit(
@@ -190,6 +199,7 @@ class KVCacheManager:
         blocks = self.req_to_blocks[request_id]
         new = [b for b in blocks[num_cached:num_full] if b.block_hash is None and not b.is_null]
         self.block_pool.cache_full_blocks(blocks, hashes, num_cached, num_full)
+        self.journal.save_mapping(self.num_cached_block)
         self.num_cached_block[request_id] = num_full
         if new and self._on_cached.handlers:
             self._emit_cached(request_id, new)
@@ -201,6 +211,8 @@ class KVCacheManager:
     def free(self, request: Request) -> None:
         """Release all of the request's blocks, tail first, so shared prefixes live longest."""
         request_id = request.request_id
+        self.journal.save_mapping(self.req_to_blocks)
+        self.journal.save_mapping(self.num_cached_block)
         blocks = self.req_to_blocks.pop(request_id, None)
         self.num_cached_block.pop(request_id, None)
         if blocks is None:

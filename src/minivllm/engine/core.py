@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -19,7 +20,6 @@ from minivllm.config import EngineConfig
 from minivllm.core.sched.async_scheduler import AsyncScheduler
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.core.sched.scheduler import Scheduler
-from minivllm.events import CounterUpdated
 from minivllm.model_executor.runner import ModelRunner, ModelRunnerOutput
 from minivllm.request import Request
 
@@ -43,12 +43,29 @@ class EngineCoreStep:
 NOTHING_DONE = EngineCoreStep(None, None, [])
 
 
-class ModelRunnerOutputError(ValueError):
+class StepFailedError(RuntimeError):
+    """A step failed and was undone: the engine is exactly as it was before the step.
+
+    The message says what failed; ``__cause__`` holds the original exception
+    when there was one.
+    """
+
+
+class ModelRunnerError(StepFailedError):
+    """The model runner raised while it ran a batch."""
+
+
+class ModelRunnerOutputError(StepFailedError, ValueError):
     """A model runner output that does not match the batch it was given; nothing was applied."""
 
     def __init__(self, message: str, scheduler_output: SchedulerOutput) -> None:
         super().__init__(message)
         self.scheduler_output = scheduler_output
+
+
+StepSavepoint = tuple[list[Request], set[str], tuple[str, ...], list[Any] | None]
+"""What a step may change outside the journal: ``running``, ``finished_req_ids`` (the set
+and its contents) and the batch queue."""
 
 
 class EngineCore:
@@ -62,7 +79,6 @@ class EngineCore:
         self.scheduler: Scheduler = scheduler_cls(config, bus)
         self.model_runner = model_runner
         self.vocab_size = vocab_size
-        self._on_counter = bus.channel(CounterUpdated)
 
         # The uniproc executor runs two batches at once under async scheduling.
         self.batch_queue_size = 2 if config.async_scheduling else 1
@@ -136,21 +152,56 @@ class EngineCore:
         return EngineCoreStep(scheduled, scheduler_output, outputs)
 
     def execute_model(self, scheduler_output: SchedulerOutput) -> ModelRunnerOutput:
-        """Run the model on a batch right after it was scheduled.
+        """Run the model on a batch right after it was scheduled, and check what it returns.
 
-        An output that does not match the batch is refused before anything
-        applies it: the batch's schedule-time advance is undone and
-        :class:`ModelRunnerOutputError` is raised, so the engine keeps serving.
+        A runner that raises, or returns an output that does not match the
+        batch, fails the step before anything applies the output
+        (:class:`ModelRunnerError`, :class:`ModelRunnerOutputError`); the
+        engine then undoes the whole step.
         """
-        model_output = self.model_runner.execute_model(scheduler_output)
-        requests = self.scheduler.requests
         try:
-            validate_runner_output(scheduler_output, model_output, requests, self.vocab_size)
+            model_output = self.model_runner.execute_model(scheduler_output)
+        except Exception as exc:
+            raise ModelRunnerError(f"the model runner raised {type(exc).__name__}: {exc}") from exc
+        try:
+            validate_runner_output(
+                scheduler_output, model_output, self.scheduler.requests, self.vocab_size
+            )
         except ValueError as exc:
-            emit = self._on_counter.emit if self._on_counter.handlers else None
-            revert_schedule(scheduler_output, requests, emit)
             raise ModelRunnerOutputError(str(exc), scheduler_output) from None
         return model_output
+
+    # -- all or nothing: a failed step is undone ----------------------------
+
+    def begin_step(self) -> StepSavepoint:
+        """Start noting what the step changes, so :meth:`undo_step` can take it all back."""
+        scheduler = self.scheduler
+        scheduler.journal.begin()
+        finished = scheduler.finished_req_ids
+        batch_queue = self.batch_queue
+        return (
+            scheduler.running.copy(),
+            finished,
+            tuple(finished),
+            None if batch_queue is None else list(batch_queue),
+        )
+
+    def commit_step(self) -> None:
+        """The step succeeded: forget its notes."""
+        self.scheduler.journal.commit()
+
+    def undo_step(self, savepoint: StepSavepoint) -> None:
+        """Take back everything the step changed."""
+        scheduler = self.scheduler
+        scheduler.journal.undo()
+        running, finished, finished_ids, batch_queue = savepoint
+        scheduler.running = running
+        finished.clear()
+        finished.update(finished_ids)
+        scheduler.finished_req_ids = finished
+        if self.batch_queue is not None and batch_queue is not None:
+            self.batch_queue.clear()
+            self.batch_queue.extend(batch_queue)
 
     def has_work(self) -> bool:
         """Returns true if the engine should be stepped."""
@@ -169,9 +220,19 @@ def validate_runner_output(
     says which requests sample: those get exactly one token id of the
     vocabulary, the others ``[]``.
     """
+    if not isinstance(model_runner_output, ModelRunnerOutput):
+        raise ValueError(
+            f"model runner output: execute_model must return a ModelRunnerOutput, got "
+            f"{_describe(model_runner_output)}"
+        )
     req_ids = model_runner_output.req_ids
     sampled = model_runner_output.sampled_token_ids
     scheduled = scheduler_output.num_scheduled_tokens
+    if not isinstance(req_ids, list) or not isinstance(sampled, list):
+        raise ValueError(
+            f"model runner output: req_ids and sampled_token_ids must be lists, got "
+            f"{_describe(req_ids)} and {_describe(sampled)}"
+        )
     if len(req_ids) != len(sampled):
         raise ValueError(
             f"model runner output: req_ids has {len(req_ids)} entries but "
@@ -179,49 +240,39 @@ def validate_runner_output(
         )
     batch = scheduler_output.scheduled_reqs
     if req_ids != [r.request_id for r in batch]:  # the engine's own runners keep this order
-        if len(req_ids) != len(scheduled) or set(req_ids) != scheduled.keys():
+        if (
+            len(req_ids) != len(scheduled)
+            or not all(type(req_id) is str for req_id in req_ids)
+            or set(req_ids) != scheduled.keys()
+        ):
             raise ValueError(
-                f"model runner output: req_ids {sorted(req_ids)!r} do not match the "
+                f"model runner output: req_ids {_describe(req_ids)} do not match the "
                 f"scheduled requests {sorted(scheduled)!r}"
             )
         batch = [requests[req_id] for req_id in req_ids]
     for request, token_ids in zip(batch, sampled, strict=True):
         if request.is_prefill_chunk:
-            if token_ids:
+            if token_ids != []:
                 raise ValueError(
                     f"model runner output: request {request.request_id!r} is mid-prefill and "
                     f"must get [], got {token_ids!r}"
                 )
         elif (
-            len(token_ids) != 1
+            type(token_ids) is not list
+            or len(token_ids) != 1
             or type(token_ids[0]) is not int
             or not 0 <= token_ids[0] < vocab_size
         ):
             raise ValueError(
                 f"model runner output: request {request.request_id!r} must get exactly one "
-                f"token id in the vocabulary [0, {vocab_size}), got {token_ids!r}"
+                f"token id in the vocabulary [0, {vocab_size}), as a list of one int, got "
+                f"{_describe(token_ids)}"
             )
 
 
-def revert_schedule(
-    scheduler_output: SchedulerOutput,
-    requests: Mapping[str, Request],
-    emit: Callable[[str, str, int, int], object] | None = None,
-) -> None:
-    """Undo the schedule-time advance of a batch whose model output was refused.
-
-    The requests keep their KV slots and run again next step; an output
-    placeholder the batch gave a request is taken back too. ``emit`` reports
-    each counter change as ``emit(request_id, counter, old, new)``.
-    """
-    for req_id, n in scheduler_output.num_scheduled_tokens.items():
-        request = requests[req_id]
-        if request.num_output_placeholders and not request.is_prefill_chunk:
-            request.num_output_placeholders -= 1
-            if emit is not None:
-                new = request.num_output_placeholders
-                emit(req_id, "num_output_placeholders", new + 1, new)
-        request.num_computed_tokens -= n
-        if emit is not None:
-            new = request.num_computed_tokens
-            emit(req_id, "num_computed_tokens", new + n, new)
+def _describe(value: object) -> str:
+    """A value for an error message: its type, and its repr when short."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"

@@ -10,8 +10,9 @@ is emitted on ``engine.bus``.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence, Set
 from types import MappingProxyType
 from typing import Any, overload
 
@@ -20,7 +21,8 @@ from minivllm.bus import EventBus, Handler, resolve_observers
 from minivllm.config import EngineConfig
 from minivllm.core.sched.scheduler import Scheduler
 from minivllm.engine.arg_utils import EngineArgs
-from minivllm.engine.core import EngineCore, EngineCoreStep, ModelRunnerOutputError
+from minivllm.engine.core import EngineCore, EngineCoreStep, StepFailedError
+from minivllm.engine.guard import CallGuard, exclusive
 from minivllm.events import EngineConfigured, StepFinished, StepStarted
 from minivllm.inputs import PromptType, parse_add_request, parse_prompt_dict
 from minivllm.model_executor.dummy import DummyModelRunner
@@ -29,6 +31,17 @@ from minivllm.outputs import CompletionOutput, RequestOutput
 from minivllm.request import Request, RequestStatus
 from minivllm.sampling_params import RequestOutputKind, SamplingParams
 from minivllm.tokenizer import ByteTokenizer
+from minivllm.validation import (
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    check_bool,
+    check_int,
+    check_number,
+    check_str,
+    describe,
+    is_integer,
+)
 
 OBSERVERS_ENV = envs.OBSERVERS
 """Comma-separated observer names (entry points) attached to every new engine."""
@@ -56,9 +69,14 @@ _PREEMPTED = RequestStatus.PREEMPTED
 
 
 def _make_model_runner(model: str | ModelRunner, config: EngineConfig, seed: int) -> ModelRunner:
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
     if not isinstance(model, str):
         if not callable(getattr(model, "execute_model", None)):
-            raise ValueError(f"model must be a name or have execute_model(), got {model!r}")
+            raise ValueError(
+                f"model must be 'dummy', 'tiny', a path to an .npz file or an object with "
+                f"execute_model(), got {describe(model)}"
+            )
         return model
     if model == "dummy":
         return DummyModelRunner()
@@ -68,6 +86,103 @@ def _make_model_runner(model: str | ModelRunner, config: EngineConfig, seed: int
         runner: ModelRunner = TinyModelRunner.from_name(model, config=config, seed=seed)
         return runner
     raise ValueError(f"unknown model {model!r}; choose 'dummy', 'tiny' or a path to an .npz file")
+
+
+def _check_clock(clock: object) -> None:
+    """A clock must be callable (its readings are checked as they are first used)."""
+    if not callable(clock):
+        raise ValueError(
+            f"clock must be a callable returning integer nanoseconds (like time.monotonic_ns), "
+            f"got {describe(clock)}"
+        )
+
+
+def _check_reading(reading: object, clock: object) -> int:
+    """A clock's reading, if it is integer nanoseconds (a log's ``ts_ns``)."""
+    if type(reading) is not int or not 0 <= reading <= INT64_MAX:
+        raise ValueError(
+            f"clock must return integer nanoseconds from 0 to 2**63-1 (like time.monotonic_ns), "
+            f"got {describe(reading)} from {describe(clock)}"
+        )
+    return reading
+
+
+def _observer_list(observers: object) -> list[Handler | str]:
+    """The observers as a list: each a handler (callable) or a registered observer's name."""
+    if isinstance(observers, str | bytes | Mapping) or not isinstance(observers, Iterable):
+        hint = f" (for one, observers=[{observers!r}])" if isinstance(observers, str) else ""
+        raise ValueError(
+            f"observers must be a list of handlers or observer names, got "
+            f"{describe(observers)}{hint}"
+        )
+    found = list(observers)
+    for i, observer in enumerate(found):
+        if not (callable(observer) or isinstance(observer, str)):
+            raise ValueError(
+                f"observers[{i}] must be a handler (a callable) or an observer's name, got "
+                f"{describe(observer)}"
+            )
+    return found
+
+
+_BYTES_PER_BLOCK = 128
+"""What one KV cache block costs the block pool in memory (its Python object and links)."""
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation, where the system says."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _check_memory(config: EngineConfig) -> None:
+    """Refuse a block pool larger than the memory there is (instead of being killed for it)."""
+    needed = config.num_gpu_blocks * _BYTES_PER_BLOCK
+    if needed < 1 << 30:
+        return  # under a GiB: not worth a look
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"num_gpu_blocks={config.num_gpu_blocks} needs about {needed / 2**30:.1f} GiB of "
+            f"memory for the block pool ({_BYTES_PER_BLOCK} bytes a block), more than the "
+            f"{available / 2**30:.1f} GiB available; use fewer blocks"
+        )
+
+
+_PROMPT_KEYS = frozenset({"prompt", "prompt_token_ids"})
+
+
+def _prompt_expected(prompt: object) -> str:
+    return (
+        f"prompt must be a string, a list of token ids, or a prompt dict "
+        f"({{'prompt': text}} or {{'prompt_token_ids': [...]}}), got {describe(prompt)}"
+    )
+
+
+def _raised_in_runner(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of the model runner's call, where the engine changes nothing.
+
+    Everywhere else an interrupt (Ctrl-C) can land between a change and the
+    note that undoes it.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is _EXECUTE_MODEL:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+_EXECUTE_MODEL = EngineCore.execute_model.__code__
 
 
 class LLMEngine:
@@ -104,6 +219,11 @@ class LLMEngine:
         engine_id: str = "engine-0",
         raise_observer_errors: bool = False,
     ) -> None:
+        seed = check_int("seed", seed, low=INT64_MIN, high=UINT64_MAX)
+        check_str("engine_id", engine_id)
+        check_bool("raise_observer_errors", raise_observer_errors)
+        _check_clock(clock)
+        observers = _observer_list(observers)
         self.config = EngineConfig(
             max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens,
@@ -117,6 +237,8 @@ class LLMEngine:
             async_scheduling=async_scheduling,
             policy=policy,
         )
+        _check_memory(self.config)
+        self._guard = CallGuard()
         self.engine_id = engine_id
         self.seed = seed
         self.tokenizer = ByteTokenizer()
@@ -210,6 +332,7 @@ class LLMEngine:
             call.prompt, call.params, call.request_id, call.priority, call.arrival_time
         )
 
+    @exclusive
     def _add_request(
         self,
         prompt: PromptType,
@@ -219,11 +342,42 @@ class LLMEngine:
         arrival_time: float | None,
     ) -> str:
         self._announce()
+        request = self._make_request(prompt, sampling_params, request_id, priority, arrival_time)
+        self.scheduler.add_request(request)
+        return request.request_id
+
+    @exclusive
+    def _add_requests(self, calls: Sequence[tuple[PromptType, SamplingParams, int]]) -> list[str]:
+        """Queue ``(prompt, params, priority)`` each, all or none: every one is checked first."""
+        self._announce()
+        requests: list[Request] = []
+        taken: set[str] = set()
+        for i, (prompt, params, priority) in enumerate(calls):
+            try:
+                request = self._make_request(prompt, params, None, priority, None, taken)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"prompt {i}: {exc}") from None
+            taken.add(request.request_id)
+            requests.append(request)
+        for request in requests:
+            self.scheduler.add_request(request)
+        return [r.request_id for r in requests]
+
+    def _make_request(
+        self,
+        prompt: PromptType,
+        sampling_params: SamplingParams | None,
+        request_id: str | None,
+        priority: int,
+        arrival_time: float | None,
+        taken: Container[str] = (),
+    ) -> Request:
+        """A checked request, not queued: nothing changes if a check fails."""
         if sampling_params is None:
             sampling_params = SamplingParams()
         elif not isinstance(sampling_params, SamplingParams):
             raise TypeError(
-                f"sampling_params must be a SamplingParams, got {type(sampling_params).__name__}"
+                f"sampling_params must be a SamplingParams, got {describe(sampling_params)}"
             )
         prompt_text, prompt_token_ids = self._tokenize(prompt)
         max_model_len = self.config.max_model_len
@@ -233,22 +387,21 @@ class LLMEngine:
                 f"max_model_len ({max_model_len}) to leave room for one output token"
             )
         if request_id is None:
-            request_id = self._new_request_id()
+            request_id = self._new_request_id(taken)
         elif not isinstance(request_id, str) or not request_id:
-            raise ValueError(f"request_id must be a non-empty string, got {request_id!r}")
+            raise ValueError(f"request_id must be a non-empty string, got {describe(request_id)}")
         elif request_id in self.scheduler.requests:
             raise ValueError(f"request_id {request_id!r} is already in use by a live request")
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise ValueError(f"priority must be an integer, got {priority!r}")
+        priority = check_int("priority", priority, low=INT64_MIN)
         if arrival_time is None:
-            arrival_time = self.bus.clock()
-        elif not isinstance(arrival_time, int | float) or isinstance(arrival_time, bool):
-            raise ValueError(f"arrival_time must be a number, got {arrival_time!r}")
+            arrival_time = _check_reading(self.bus.clock(), self.bus.clock)
+        else:
+            check_number("arrival_time", arrival_time)
         max_tokens = sampling_params.max_tokens
         if max_tokens is None:
             max_tokens = max_model_len - len(prompt_token_ids)
         eos = None if sampling_params.ignore_eos else self.tokenizer.eos_token_id
-        request = Request(
+        return Request(
             request_id,
             prompt_token_ids,
             sampling_params,
@@ -258,9 +411,8 @@ class LLMEngine:
             prompt=prompt_text,
             priority=priority,
         )
-        self.scheduler.add_request(request)
-        return request_id
 
+    @exclusive
     def abort_request(self, request_ids: str | Iterable[str]) -> None:
         """Abort requests by id (one or a list), wherever they are; unknown ids are ignored."""
         self._announce()
@@ -274,26 +426,73 @@ class LLMEngine:
         """Waiting plus running requests."""
         return self.scheduler.get_num_unfinished_requests()
 
+    @exclusive
     def step(self) -> list[RequestOutput]:
-        """Run one engine step; return the outputs of requests that produced a token."""
+        """Run one engine step; return the outputs of requests that produced a token.
+
+        All or nothing: if anything fails inside the step (the model runner
+        raises or returns an output that does not match the batch, Ctrl-C,
+        any fault in scheduling or output processing), the step is undone, so
+        queues, counters, blocks, the prefix cache and the batch queue are
+        exactly as before it, and :class:`StepFailedError` says what failed.
+        ``KeyboardInterrupt`` is raised again as it is; one that lands outside
+        the model runner, where a change and its undo note can be apart,
+        leaves the engine refusing further calls with ``EngineDeadError``.
+
+        Observers get the step's events once it is done; a failed step's
+        events are dropped unseen (see :mod:`minivllm.bus`). An observer must
+        not call ``add_request``, ``abort_request`` or ``step`` from its
+        handler, nor may another thread while a call runs: such a call raises
+        :class:`EngineBusyError` (see :mod:`minivllm.engine.guard`).
+        """
         self._announce()
+        core = self.engine_core
+        bus = self.bus
+        step_index, last_step = self.step_index, self.last_step
+        savepoint = core.begin_step()
+        bus.hold()
+        try:
+            outputs, result = self._step()
+        except BaseException as exc:
+            exact = isinstance(exc, Exception) or _raised_in_runner(exc)
+            try:
+                core.undo_step(savepoint)
+            finally:
+                bus.discard()
+                self.step_index, self.last_step = step_index, last_step
+                if not exact:
+                    self._guard.dead = (
+                        f"step {step_index} was interrupted ({type(exc).__name__}) outside the "
+                        f"model runner, where it cannot be undone exactly"
+                    )
+            if not isinstance(exc, Exception):
+                raise
+            what = f"step {step_index} failed and was undone (the engine is as it was before it)"
+            if isinstance(exc, StepFailedError):
+                exc.args = (f"{what}: {exc}",)
+                raise
+            raise StepFailedError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        core.commit_step()
+        # Done: StepFinished closes it (an observer failing on it cannot undo it).
+        try:
+            scheduled = result.scheduled
+            if scheduled is None:
+                self._finish_step({}, (), result.outputs)
+            else:
+                self._finish_step(
+                    scheduled.num_scheduled_tokens, scheduled.preempted_req_ids, result.outputs
+                )
+        finally:
+            bus.release()
+        return outputs
+
+    def _step(self) -> tuple[list[RequestOutput], EngineCoreStep]:
+        """The step, all but its ``StepFinished``: what can fail, and be undone."""
         if self._on_step_started.handlers:
             self._on_step_started.emit(*self.scheduler.get_request_counts())
-        try:
-            result = self.engine_core.step_fn()
-        except ModelRunnerOutputError as exc:
-            self._finish_step(exc.scheduler_output.num_scheduled_tokens, (), ())
-            raise
+        result = self.engine_core.step_fn()
         self.last_step = result
-        outputs = self._make_outputs(result.outputs)
-        scheduled = result.scheduled
-        if scheduled is None:
-            self._finish_step({}, (), result.outputs)
-        else:
-            self._finish_step(
-                scheduled.num_scheduled_tokens, scheduled.preempted_req_ids, result.outputs
-            )
-        return outputs
+        return self._make_outputs(result.outputs), result
 
     def has_work(self) -> bool:
         """Whether a step would do anything: requests, finished ids to hand on, batches in flight.
@@ -308,20 +507,22 @@ class LLMEngine:
     def _finish_step(
         self, scheduled: dict[str, int], preempted: Iterable[str], updated: Iterable[Request]
     ) -> None:
-        if self._on_step_finished.handlers:
-            sched = self.scheduler
-            kv = sched.kv_cache_manager
-            self._on_step_finished.emit(
-                MappingProxyType(dict(scheduled)),
-                tuple(sorted(preempted)),
-                tuple(r.request_id for r in updated if r.status > _PREEMPTED),
-                len(sched.running),
-                len(sched.waiting),
-                kv.block_pool.get_num_free_blocks(),
-                kv.get_num_used_blocks(),
-            )
         self.step_index += 1
-        self.bus.step = self.step_index
+        try:
+            if self._on_step_finished.handlers:
+                sched = self.scheduler
+                kv = sched.kv_cache_manager
+                self._on_step_finished.emit(
+                    MappingProxyType(dict(scheduled)),
+                    tuple(sorted(preempted)),
+                    tuple(r.request_id for r in updated if r.status > _PREEMPTED),
+                    len(sched.running),
+                    len(sched.waiting),
+                    kv.block_pool.get_num_free_blocks(),
+                    kv.get_num_used_blocks(),
+                )
+        finally:
+            self.bus.step = self.step_index
 
     def _announce(self) -> None:
         # Emitted lazily, so observers subscribed after construction still see it first.
@@ -329,7 +530,7 @@ class LLMEngine:
             return
         self._announced = True
         c = self.config
-        self.bus.publish(
+        event = self.bus.publish(
             EngineConfigured,
             self.engine_id,
             c.max_num_seqs,
@@ -345,16 +546,20 @@ class LLMEngine:
             c.scheduler_reserve_full_isl,
             "minivllm",
         )
+        if event is not None:  # the clock's first reading a log gets
+            _check_reading(event.ts_ns, self.bus.clock)
 
-    def _new_request_id(self) -> str:
+    def _new_request_id(self, taken: Container[str] = ()) -> str:
         while True:
             request_id = str(self._next_request_id)
             self._next_request_id += 1
-            if request_id not in self.scheduler.requests:
+            if request_id not in self.scheduler.requests and request_id not in taken:
                 return request_id
 
     def _tokenize(self, prompt: PromptType) -> tuple[str | None, list[int]]:
         if isinstance(prompt, Mapping):
+            if _PROMPT_KEYS.isdisjoint(prompt):
+                raise ValueError(_prompt_expected(prompt))
             text, prompt = parse_prompt_dict(prompt)
             if not isinstance(prompt, str):
                 return text, self._check_token_ids(prompt)
@@ -364,18 +569,30 @@ class LLMEngine:
             return prompt, self.tokenizer.encode(prompt)
         return None, self._check_token_ids(prompt)
 
-    def _check_token_ids(self, prompt: Sequence[int]) -> list[int]:
-        try:
-            token_ids = list(prompt)
-        except TypeError:
-            raise TypeError(
-                f"prompt must be a string or a sequence of token ids, got {type(prompt).__name__}"
-            ) from None
+    def _check_token_ids(self, prompt: object) -> list[int]:
+        """Token ids as a list of ints: a list, tuple or range of ints, or a numpy int array."""
+        if isinstance(prompt, bytes | bytearray | str | Set | Mapping) or not isinstance(
+            prompt, Iterable
+        ):
+            raise ValueError(_prompt_expected(prompt))
+        ndim = getattr(prompt, "ndim", None)
+        if ndim is not None and ndim != 1:
+            raise ValueError(
+                f"prompt token ids must be one-dimensional, got an array of {ndim} dimensions"
+            )
+        token_ids = list(prompt)
         if not token_ids:
             raise ValueError("prompt must not be empty, got []")
         vocab_size = self.tokenizer.vocab_size
         for i, t in enumerate(token_ids):
-            if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab_size:
+            if type(t) is not int:
+                if not is_integer(t):
+                    raise ValueError(
+                        f"prompt token id {describe(t)} at position {i} is outside the "
+                        f"vocabulary [0, {vocab_size}): token ids are integers"
+                    )
+                t = token_ids[i] = int(t)  # a numpy integer
+            if not 0 <= t < vocab_size:
                 raise ValueError(
                     f"prompt token id {t!r} at position {i} is outside the vocabulary "
                     f"[0, {vocab_size})"
@@ -435,6 +652,7 @@ class LLMEngine:
         for stop in request.sampling_params.stop:
             index = text.find(stop, max(0, len(text) - new_char_count - len(stop) + 1))
             if index != -1:
+                self.scheduler.journal.save_requests((request,))
                 request.stop_reason = stop
                 self.scheduler.finish_requests(request.request_id, RequestStatus.FINISHED_STOPPED)
                 return text[:index]

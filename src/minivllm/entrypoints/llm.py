@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from typing import Any
 
 import attrs
@@ -14,6 +14,7 @@ from minivllm.engine.llm_engine import LLMEngine
 from minivllm.inputs import PromptType
 from minivllm.outputs import RequestOutput
 from minivllm.sampling_params import RequestOutputKind, SamplingParams
+from minivllm.validation import describe, is_integer
 
 
 def _progress_bar(
@@ -37,6 +38,23 @@ def _progress_bar(
     )
 
 
+def _prompt_list(prompts: object) -> list[Any]:
+    """The prompts of a ``generate`` call as a list (one prompt is a list of one)."""
+    if isinstance(prompts, str | Mapping):
+        return [prompts]
+    if getattr(prompts, "ndim", None) == 1:  # a numpy array of token ids
+        return [prompts]
+    if isinstance(prompts, bytes | Set) or not isinstance(prompts, Iterable):
+        raise ValueError(
+            f"prompts must be a prompt or a list of prompts (strings, lists of token ids or "
+            f"prompt dicts), got {describe(prompts)}"
+        )
+    found = list(prompts)
+    if found and all(is_integer(p) for p in found):
+        return [found]  # one prompt of token ids
+    return found
+
+
 class LLM:
     """Generate for a batch of prompts; keyword arguments go to :class:`LLMEngine`."""
 
@@ -57,33 +75,45 @@ class LLM:
         ``use_tqdm=False`` turns it off, a callable replaces it). ``priority``
         gives each prompt its priority (used by an engine with ``policy="priority"``).
         """
-        prompt_list: list[Any]
-        if isinstance(prompts, str | Mapping) or (prompts and isinstance(prompts[0], int)):
-            prompt_list = [prompts]
-        else:
-            prompt_list = list(prompts)
+        prompt_list = _prompt_list(prompts)
+        n = len(prompt_list)
         if sampling_params is None or isinstance(sampling_params, SamplingParams):
-            params_list = [sampling_params or SamplingParams()] * len(prompt_list)
+            params_list = [sampling_params or SamplingParams()] * n
+        elif isinstance(sampling_params, str | bytes | Mapping) or not isinstance(
+            sampling_params, Iterable
+        ):
+            raise ValueError(
+                f"sampling_params must be a SamplingParams or a list of them (one per prompt), "
+                f"got {describe(sampling_params)}"
+            )
         else:
             params_list = list(sampling_params)
-            if len(params_list) != len(prompt_list):
-                raise ValueError(
-                    f"sampling_params has {len(params_list)} entries for {len(prompt_list)} prompts"
-                )
+            if len(params_list) != n:
+                raise ValueError(f"sampling_params has {len(params_list)} entries for {n} prompts")
+            for i, params in enumerate(params_list):
+                if not isinstance(params, SamplingParams):
+                    raise ValueError(
+                        f"sampling_params[{i}] must be a SamplingParams, got {describe(params)}"
+                    )
         if priority is None:
-            priorities = [0] * len(prompt_list)
+            priorities = [0] * n
+        elif isinstance(priority, str | bytes | Mapping) or not isinstance(priority, Iterable):
+            raise ValueError(
+                f"priority must be a list of integers (one per prompt), got {describe(priority)}"
+            )
         else:
             priorities = list(priority)
-            if len(priorities) != len(prompt_list):
-                raise ValueError(
-                    f"priority has {len(priorities)} entries for {len(prompt_list)} prompts"
-                )
+            if len(priorities) != n:
+                raise ValueError(f"priority has {len(priorities)} entries for {n} prompts")
         engine = self.llm_engine
-        order: dict[str, int] = {}
-        for i, (prompt, params) in enumerate(zip(prompt_list, params_list, strict=True)):
-            final = attrs.evolve(params, output_kind=RequestOutputKind.FINAL_ONLY)
-            request_id = engine.add_request(prompt, final, priority=priorities[i])
-            order[request_id] = i
+        # Every prompt is checked before any is queued: a bad one queues none.
+        request_ids = engine._add_requests(
+            [
+                (prompt, attrs.evolve(params, output_kind=RequestOutputKind.FINAL_ONLY), prio)
+                for prompt, params, prio in zip(prompt_list, params_list, priorities, strict=True)
+            ]
+        )
+        order = {request_id: i for i, request_id in enumerate(request_ids)}
         bar = _progress_bar(use_tqdm, len(order), engine)
         results: dict[str, RequestOutput] = {}
         try:

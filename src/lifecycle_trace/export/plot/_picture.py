@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 
 import attrs
 
+from lifecycle_trace._output import open_replacing
 from lifecycle_trace.export.plot._svg import element, fmt, text
 from lifecycle_trace.export.plot.layout import (
     FINISHED_COLOR,
@@ -434,16 +435,22 @@ def timeline_html(source: Source | Picture, title: str | None = None) -> str:
 
 
 def write_plot(
-    source: Source | Picture, path: str | os.PathLike[str], title: str | None = None
+    source: Source | Picture,
+    path: str | os.PathLike[str],
+    title: str | None = None,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> str:
     """Write the picture to ``path``, as HTML for ``.html``/``.htm`` and SVG for ``.svg``.
 
-    Returns the format written (``"svg"``, ``"html"`` or ``"htm"``).
+    Returns the format written (``"svg"``, ``"html"`` or ``"htm"``). ``path``
+    is replaced only once the picture is whole, and never when it is one of
+    ``inputs`` (:mod:`lifecycle_trace._output`).
     """
     kind = plot_format(path)
     picture = source if isinstance(source, Picture) else picture_of(source)
     content = timeline_svg(picture, title) if kind == "svg" else timeline_html(picture, title)
-    Path(path).write_text(content, encoding="utf-8")
+    with open_replacing(path, inputs) as f:
+        f.write(content)
     return kind
 
 

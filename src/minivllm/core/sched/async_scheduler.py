@@ -17,11 +17,21 @@ from minivllm.request import Request, RequestStatus
 _RUNNING = RequestStatus.RUNNING
 
 
+def _unplace(scheduler_output: SchedulerOutput) -> None:
+    """Undo the output placeholders a batch gave its requests at schedule time."""
+    for request in scheduler_output.scheduled_reqs:
+        if not request.is_prefill_chunk:
+            request.num_output_placeholders -= 1
+
+
 class AsyncScheduler(Scheduler):
     """``Scheduler`` plus output placeholders."""
 
     def _update_after_schedule(self, scheduler_output: SchedulerOutput) -> None:
         super()._update_after_schedule(scheduler_output)
+        # Undone before the advance is, while is_prefill_chunk still says who got one.
+        if (notes := self.journal.entries) is not None:
+            notes.append((_unplace, scheduler_output))
         for req_id in scheduler_output.num_scheduled_tokens:
             request = self.requests[req_id]
             if request.is_prefill_chunk:
@@ -56,3 +66,8 @@ class AsyncScheduler(Scheduler):
                 request, request.num_computed_tokens - request.num_output_placeholders
             )
         return new_token_ids, stopped
+
+    def _take_back_tokens(self, requests: list[Request]) -> None:
+        super()._take_back_tokens(requests)
+        for request in requests:
+            request.num_output_placeholders += 1

@@ -14,10 +14,15 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from minivllm.bus import EventBus
+from minivllm.core.journal import Journal
 from minivllm.core.kv_cache_manager import KVCacheManager
 from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.core.sched.request_queue import SchedulingPolicy, create_request_queue
+from minivllm.core.sched.request_queue import (
+    RequestQueue,
+    SchedulingPolicy,
+    create_request_queue,
+)
 from minivllm.core.sched.utils import check_stop, remove_all
 from minivllm.events import CounterUpdated, RequestAdded, StatusChanged
 from minivllm.request import Request, RequestStatus
@@ -30,6 +35,29 @@ if TYPE_CHECKING:
 # the loops that run for every request in every step use these instead.
 _RUNNING = RequestStatus.RUNNING
 _PREEMPTED = RequestStatus.PREEMPTED
+
+
+def _refill(queue: RequestQueue, requests: list[Request]) -> None:
+    """Put ``queue`` back to ``requests``, in their order (the undo of a removal)."""
+    queue.remove_requests(list(queue))
+    for request in requests:
+        queue.add_request(request)
+
+
+def _unadvance(
+    scheduler_output: SchedulerOutput, requests: dict[str, Request], flipped: list[Request]
+) -> None:
+    """Undo ``_update_after_schedule``'s advance of ``num_computed_tokens``."""
+    for req_id, n in scheduler_output.num_scheduled_tokens.items():
+        requests[req_id].num_computed_tokens -= n
+    for request in flipped:
+        request.is_prefill_chunk = not request.is_prefill_chunk
+
+
+def _unstop(request: Request, status: RequestStatus) -> None:
+    """Undo a stop rule's finish (a live request has no stop reason)."""
+    request.status = status
+    request.stop_reason = None
 
 
 class Scheduler(SchedulerInterface):
@@ -45,6 +73,8 @@ class Scheduler(SchedulerInterface):
         self.enable_chunked_prefill = config.enable_chunked_prefill
         self.scheduler_reserve_full_isl = config.scheduler_reserve_full_isl
         self.bus = bus if bus is not None else EventBus()
+        # Notes on how to undo the step in progress, so a failed step changes nothing.
+        self.journal = Journal()
 
         # req_id -> Request
         self.requests: dict[str, Request] = {}
@@ -67,6 +97,7 @@ class Scheduler(SchedulerInterface):
             max_model_len=config.max_model_len,
             enable_caching=config.enable_prefix_caching,
             bus=self.bus,
+            journal=self.journal,
         )
 
         self._on_added = self.bus.channel(RequestAdded)
@@ -238,6 +269,7 @@ class Scheduler(SchedulerInterface):
                     break
 
                 request = self.waiting.pop_request()
+                self._note_admitted(request)
                 running.append(request)
                 if request.status == RequestStatus.WAITING:
                     scheduled_new_reqs.append(request)
@@ -292,6 +324,7 @@ class Scheduler(SchedulerInterface):
         method.
         """
         assert request.status == RequestStatus.RUNNING, "Only running requests can be preempted"
+        self.journal.save_requests((request,))
         self.kv_cache_manager.free(request)
         request.status = RequestStatus.PREEMPTED
         self._emit_status(request, RequestStatus.RUNNING)  # counters as they stood
@@ -303,6 +336,7 @@ class Scheduler(SchedulerInterface):
 
         # Put the request back to the waiting queue.
         self.waiting.prepend_request(request)
+        self.journal.note(self.waiting.remove_request, request)
 
     def _update_after_schedule(self, scheduler_output: SchedulerOutput) -> None:
         # Advance the number of computed tokens for the request AFTER
@@ -316,15 +350,23 @@ class Scheduler(SchedulerInterface):
         #    computed tokens will be adjusted in update_from_output.
         requests = self.requests
         emit = self._on_counter.emit if self._on_counter.handlers else None
+        # Requests whose is_prefill_chunk this changes: with the batch, all a failed
+        # step needs to undo this loop (a note per step, not per request).
+        flipped = []
         for req_id, num_scheduled_token in scheduler_output.num_scheduled_tokens.items():
             request = requests[req_id]
             request.num_computed_tokens += num_scheduled_token
-            request.is_prefill_chunk = request.num_computed_tokens < (
+            is_prefill_chunk = request.num_computed_tokens < (
                 request.num_tokens + request.num_output_placeholders
             )
+            if is_prefill_chunk is not request.is_prefill_chunk:
+                flipped.append(request)
+            request.is_prefill_chunk = is_prefill_chunk
             if emit is not None:
                 new = request.num_computed_tokens
                 emit(req_id, "num_computed_tokens", new - num_scheduled_token, new)
+        if (notes := self.journal.entries) is not None:
+            notes.append((_unadvance, scheduler_output, requests, flipped))
 
         # Clear the finished request IDs.
         # NOTE: We shouldn't do self.finished_req_ids.clear() here because
@@ -350,6 +392,9 @@ class Scheduler(SchedulerInterface):
         # to avoid expensive operations inside the loop.
         stopped_running_reqs: set[Request] = set()
         stopped_preempted_reqs: set[Request] = set()
+        # A failed step takes back one token from each request in ``outputs``.
+        if (notes := self.journal.entries) is not None:
+            notes.append((self._take_back_tokens, outputs))
         for req_id in num_scheduled_tokens:
             request = requests.get(req_id)
             if request is None or request.status > _PREEMPTED:
@@ -363,11 +408,15 @@ class Scheduler(SchedulerInterface):
                 # A non-final prefill chunk: nothing was sampled.
                 continue
 
+            # Listed before it changes (vLLM appends its output after), so that a
+            # failed step knows which requests got a token.
+            outputs.append(request)
             status_before_stop = request.status
             # Check for stop and update request status.
             new_token_ids, stopped = self._update_request_with_output(request, new_token_ids)
 
             if stopped:
+                self.journal.note(_unstop, request, status_before_stop)
                 self._emit_status(request, status_before_stop)
                 self._free_request(request)
                 if status_before_stop == _RUNNING:
@@ -375,14 +424,12 @@ class Scheduler(SchedulerInterface):
                 else:
                     stopped_preempted_reqs.add(request)
 
-            outputs.append(request)
-
         # Remove the stopped requests from the running and waiting queues.
         if stopped_running_reqs:
             self.running = remove_all(self.running, stopped_running_reqs)
         if stopped_preempted_reqs:
             # This is a rare case and unlikely to impact performance.
-            self.waiting.remove_requests(stopped_preempted_reqs)
+            self._remove_waiting(stopped_preempted_reqs)
 
         return outputs
 
@@ -461,9 +508,10 @@ class Scheduler(SchedulerInterface):
         if running_requests_to_remove:
             self.running = remove_all(self.running, running_requests_to_remove)
         if waiting_requests_to_remove:
-            self.waiting.remove_requests(waiting_requests_to_remove)
+            self._remove_waiting(waiting_requests_to_remove)
 
         # Second pass: set status and free requests
+        self.journal.save_requests(valid_requests)
         for request in valid_requests:
             status_before = request.status
             request.status = finished_status
@@ -478,7 +526,30 @@ class Scheduler(SchedulerInterface):
     def _free_blocks(self, request: Request) -> None:
         assert request.is_finished()
         self.kv_cache_manager.free(request)
+        self.journal.save_mapping(self.requests)
         del self.requests[request.request_id]
+
+    # -- the undo journal: how a failed step is taken back ------------------
+
+    def _note_admitted(self, request: Request) -> None:
+        """Note an admission from ``waiting`` (popped, not yet changed) so it can be undone."""
+        journal = self.journal
+        if journal.entries is not None:
+            journal.note(self.waiting.prepend_request, request)
+            journal.save_requests((request,))
+
+    def _take_back_tokens(self, requests: list[Request]) -> None:
+        """Undo ``update_from_output``'s token for each request (async: its placeholder too)."""
+        for request in requests:
+            request._output_token_ids.pop()
+            request._all_token_ids.pop()
+            request.num_tokens -= 1
+
+    def _remove_waiting(self, requests: Iterable[Request]) -> None:
+        """``waiting.remove_requests``, noted: the queue's order is saved first (a rare path)."""
+        if self.journal.entries is not None:
+            self.journal.note(_refill, self.waiting, list(self.waiting))
+        self.waiting.remove_requests(requests)
 
     def get_num_unfinished_requests(self) -> int:
         """Waiting plus running requests."""
