@@ -287,14 +287,12 @@ def _run(main: Callable[[Sequence[str]], int], argv: list[str]) -> tuple[int, st
 
 
 def _written(argv: list[str]) -> set[Path]:
-    """The files a command that reads none may (re)write: what its output options name."""
-    if not argv or argv[0] not in ("demo", "run", "lab", "generate") or "--workload" in argv:
-        return set()
-    return {
-        Path(argv[i + 1])
-        for i, arg in enumerate(argv[:-1])
-        if arg in ("-o", "--output", "--log")
-    }
+    """The files a command may replace: those its output options name, unless it reads them too."""
+    outputs = {i + 1 for i, arg in enumerate(argv[:-1]) if arg in ("-o", "--output", "--log")}
+    read = {arg for i, arg in enumerate(argv) if i not in outputs}
+    if argv and argv[0] in ("show", "check", "stats"):
+        return set()  # --log is not an option of these; their paths are all inputs
+    return {Path(argv[i]) for i in outputs if argv[i] not in read}
 
 
 def _check(prog: str, status: int, err: str, files: Files, argv: list[str]) -> None:
