@@ -6,9 +6,11 @@ prints one JSON line per engine step, as the reference traces are written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -139,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _replay(path: str, trace_format: int | None) -> int:
     from minivllm.workload import Workload, WorkloadNotDrained, run_workload
 
+    with contextlib.suppress(OSError):  # a missing file is reported by the load below
+        if stat.S_ISCHR(os.stat(path).st_mode) or stat.S_ISBLK(os.stat(path).st_mode):
+            raise InputOutputError(f"{path} is a device, not a workload file")
     try:
         workload = Workload.load(path, trace_format)
     except OSError as exc:

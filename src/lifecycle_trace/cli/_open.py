@@ -8,8 +8,12 @@ reader's warnings once the command is done.
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
+import stat
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,18 +35,59 @@ from minivllm.cli_errors import InputOutputError, UsageError
 # Damage the reader already names with the file and line.
 _NAMED_DAMAGE = (CorruptLogError, UnsupportedEventError, SequenceError)
 
-__all__ = ["OpenLog", "open_log", "printed_warnings", "readable_file", "warn"]
+__all__ = ["OpenLog", "open_log", "printed_warnings", "readable_file", "spooled_inputs", "warn"]
 
 
 def readable_file(path: Path, what: str = "log file") -> Path:
-    """``path``, if it is a file this process may read; else :class:`InputOutputError`."""
+    """``path``, if it is a file this process may read; else :class:`InputOutputError`.
+
+    A pipe is taken (:func:`spooled_inputs` copies it to a file first); a device is not.
+    """
     if not path.exists():
         raise InputOutputError(f"no such {what}: {path}")
     if path.is_dir():
         raise InputOutputError(f"{path} is a directory, not a {what}")
+    mode = os.stat(path).st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        raise InputOutputError(f"{path} is a device, not a {what}")
     if not os.access(path, os.R_OK):
         raise InputOutputError(f"cannot read {path}: permission denied")
     return path
+
+
+INPUTS = ("log", "logs", "log_a", "log_b", "workload")
+"""Arguments that name input files, in every command but ``demo`` (its --log is written)."""
+
+
+@contextmanager
+def spooled_inputs(args: argparse.Namespace) -> Iterator[None]:
+    """Inputs that are pipes (``show <(zcat log.gz)``) copied to files, which are read twice.
+
+    The copy keeps the pipe's name as its file name, in a directory removed afterwards.
+    """
+    if args.command == "demo":
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="lifecycle-trace-") as tmp:
+        for name in INPUTS:
+            value = getattr(args, name, None)
+            if isinstance(value, Path):
+                setattr(args, name, _spool(value, Path(tmp)))
+            elif isinstance(value, list):
+                setattr(args, name, [_spool(p, Path(tmp)) for p in value])
+        yield
+
+
+def _spool(path: Path, directory: Path) -> Path:
+    try:
+        if not stat.S_ISFIFO(os.stat(path).st_mode):
+            return path
+    except OSError:
+        return path  # the command says what is wrong with it
+    copy = Path(tempfile.mkdtemp(dir=directory)) / (path.name or "pipe")
+    with open(path, "rb") as source, open(copy, "wb") as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+    return copy
 
 
 def warn(message: object) -> None:
@@ -74,7 +119,10 @@ class OpenLog:
 
     def __init__(self, path: Path, lenient: bool) -> None:
         self.path = readable_file(path)
-        self.merged = _names_engines(path)
+        try:
+            self.merged = _names_engines(path)
+        except OSError as exc:
+            raise InputOutputError(f"cannot read {path}: {exc.strerror or exc}") from None
         self._reader = LogReader(path, lenient=lenient)
         self.records = Contiguous(self._reader.records(), self._on_gap)
 

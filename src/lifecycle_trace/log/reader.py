@@ -167,14 +167,19 @@ class LogReader:
         # An invalid-JSON line waits in _pending until we know whether it was the last.
         offset = 0  # bytes before the current chunk
         rest = b""
-        with open(self.path, "rb") as f:
-            while block := f.read(_CHUNK):
-                block = rest + block
-                cut = block.rfind(b"\n") + 1
-                chunk, rest = block[:cut], block[cut:]
-                if chunk:
-                    yield from self._chunk(chunk, offset, tagged)
-                    offset += len(chunk)
+        try:
+            with open(self.path, "rb") as f:
+                while block := f.read(_CHUNK):
+                    block = rest + block
+                    cut = block.rfind(b"\n") + 1
+                    chunk, rest = block[:cut], block[cut:]
+                    if chunk:
+                        yield from self._chunk(chunk, offset, tagged)
+                        offset += len(chunk)
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), self.path) from exc
         if rest:
             yield from self._chunk(rest, offset, tagged)
         if self._pending is not None:
