@@ -258,9 +258,9 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 def test_ctrl_c_is_exit_130_in_one_line_and_leaves_no_output(tmp_path: Path) -> None:
     out = tmp_path / "run.jsonl"
     prompts = [f"prompt {i}" for i in range(3000)]
+    argv = ["run", *prompts, "--max-tokens", "1000", "--ignore-eos", "-o", str(out)]
     process = subprocess.Popen(
-        [str(BIN / "lifecycle-trace"), "run", *prompts, "--max-tokens", "1000", "--ignore-eos"]
-        + ["-o", str(out)],
+        [str(BIN / "lifecycle-trace"), *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
