@@ -92,6 +92,8 @@ MACHINE_SEARCH = settings(
 # The machine's runs of add / abort / step rarely build these corners; the scenario
 # property pins them as explicit examples (tests/helpers/corners.py) and catches them.
 MACHINE_RARELY_REACHES = {
+    "a partial prefill with chunked prefill off",
+    "chunked-prefill-off check ignores the long-prefill cap",
     "async: a sampled token's full block is not cached",
     "priority: an unscheduled victim's tokens stay charged to the budget",
 }
