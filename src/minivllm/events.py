@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final, Literal, get_args
+from typing import Annotated, Any, ClassVar, Final, Literal, get_args
 
 import msgspec
 
@@ -39,6 +39,16 @@ with those fields at their defaults.
 SchemaVersion = Literal[1, 2]
 """The schema versions this library reads."""
 
+Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+"""A sequence number, step, time, size, count or token id: a 64-bit integer of at least 0.
+
+The bound is checked when a log is read (a line with a negative count, or one
+too large for 64 bits, is damage), not when the engine builds an event.
+"""
+
+Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+"""A signed 64-bit integer (a priority, a block hash), checked when a log is read."""
+
 READABLE_SCHEMA_VERSIONS: tuple[int, ...] = get_args(SchemaVersion)
 """The schema versions :func:`event_from_dict` and the log readers accept."""
 
@@ -46,9 +56,9 @@ READABLE_SCHEMA_VERSIONS: tuple[int, ...] = get_args(SchemaVersion)
 class _Header(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
     """The fields the bus assigns, first in every event and in its serialised record."""
 
-    seq: int
-    step: int
-    ts_ns: int
+    seq: Count
+    step: Count
+    ts_ns: Count
 
 
 class Event(_Header, frozen=True, gc=False, kw_only=True):
@@ -73,15 +83,15 @@ class RequestAdded(Event, frozen=True, gc=False, tag="request_added"):
     """
 
     request_id: str
-    num_prompt_tokens: int
-    max_tokens: int
-    min_tokens: int
-    stop_token_ids: tuple[int, ...]
+    num_prompt_tokens: Count
+    max_tokens: Count
+    min_tokens: Count
+    stop_token_ids: tuple[Count, ...]
     ignore_eos: bool
-    priority: int = 0
+    priority: Int64 = 0
     temperature: float = 1.0
     top_p: float = 1.0
-    n: int = 1
+    n: Count = 1
 
 
 class StatusChanged(Event, frozen=True, gc=False, tag="status_changed"):
@@ -94,10 +104,10 @@ class StatusChanged(Event, frozen=True, gc=False, tag="status_changed"):
     request_id: str
     old_status: RequestStatus
     new_status: RequestStatus
-    num_computed_tokens: int
-    num_tokens: int
-    num_output_tokens: int
-    stop_reason: int | str | None
+    num_computed_tokens: Count
+    num_tokens: Count
+    num_output_tokens: Count
+    stop_reason: Count | str | None
 
 
 class CounterUpdated(Event, frozen=True, gc=False, tag="counter_updated"):
@@ -114,16 +124,16 @@ class CounterUpdated(Event, frozen=True, gc=False, tag="counter_updated"):
 
     request_id: str
     counter: str
-    old: int
-    new: int
-    token_id: int | None = None
+    old: Count
+    new: Count
+    token_id: Count | None = None
 
 
 class StepStarted(Event, frozen=True, gc=False, tag="step_started"):
     """An engine step begins."""
 
-    num_running: int
-    num_waiting: int
+    num_running: Count
+    num_waiting: Count
 
 
 class StepFinished(Event, frozen=True, gc=False, tag="step_finished"):
@@ -132,13 +142,13 @@ class StepFinished(Event, frozen=True, gc=False, tag="step_finished"):
     Publishing one closes the step: the bus's ``step`` moves to the next one.
     """
 
-    num_scheduled_tokens: Mapping[str, int]
+    num_scheduled_tokens: Mapping[str, Count]
     preempted_req_ids: tuple[str, ...]
     finished_req_ids: tuple[str, ...]
-    num_running: int
-    num_waiting: int
-    num_free_blocks: int
-    num_used_blocks: int
+    num_running: Count
+    num_waiting: Count
+    num_free_blocks: Count
+    num_used_blocks: Count
 
 
 class BlocksAllocated(Event, frozen=True, gc=False, tag="blocks_allocated"):
@@ -150,11 +160,11 @@ class BlocksAllocated(Event, frozen=True, gc=False, tag="blocks_allocated"):
     """
 
     request_id: str
-    num_new_blocks: int
-    num_cached_blocks: int
-    block_ids: tuple[int, ...] = ()
-    cached_block_ids: tuple[int, ...] = ()
-    cached_block_hashes: tuple[int, ...] = ()
+    num_new_blocks: Count
+    num_cached_blocks: Count
+    block_ids: tuple[Count, ...] = ()
+    cached_block_ids: tuple[Count, ...] = ()
+    cached_block_hashes: tuple[Int64, ...] = ()
 
 
 class BlocksFreed(Event, frozen=True, gc=False, tag="blocks_freed"):
@@ -164,16 +174,16 @@ class BlocksFreed(Event, frozen=True, gc=False, tag="blocks_freed"):
     """
 
     request_id: str
-    num_blocks: int
-    block_ids: tuple[int, ...] = ()
+    num_blocks: Count
+    block_ids: tuple[Count, ...] = ()
 
 
 class BlocksCached(Event, frozen=True, gc=False, tag="blocks_cached"):
     """Full blocks of a request entered the prefix cache under these chained hashes."""
 
     request_id: str
-    block_ids: tuple[int, ...]
-    block_hashes: tuple[int, ...]
+    block_ids: tuple[Count, ...]
+    block_hashes: tuple[Int64, ...]
 
 
 class EngineConfigured(Event, frozen=True, gc=False, tag="engine_configured"):
@@ -186,14 +196,14 @@ class EngineConfigured(Event, frozen=True, gc=False, tag="engine_configured"):
     """
 
     engine_id: str
-    max_num_seqs: int
-    max_num_batched_tokens: int
-    max_model_len: int
-    block_size: int
-    num_gpu_blocks: int
+    max_num_seqs: Count
+    max_num_batched_tokens: Count
+    max_model_len: Count
+    block_size: Count
+    num_gpu_blocks: Count
     enable_chunked_prefill: bool
     enable_prefix_caching: bool
-    long_prefill_token_threshold: int
+    long_prefill_token_threshold: Count
     policy: str = "fcfs"
     async_scheduling: bool = False
     scheduler_reserve_full_isl: bool = True
@@ -245,10 +255,10 @@ class SerialisedStatusChanged(_Header, frozen=True, gc=False, tag="status_change
     request_id: str
     old_status: str
     new_status: str
-    num_computed_tokens: int
-    num_tokens: int
-    num_output_tokens: int
-    stop_reason: int | str | None
+    num_computed_tokens: Count
+    num_tokens: Count
+    num_output_tokens: Count
+    stop_reason: Count | str | None
     v: SchemaVersion = SCHEMA_VERSION
 
     def to_event(self) -> StatusChanged:

@@ -198,11 +198,21 @@ def test_events_for_an_unknown_request_are_refused() -> None:
         build_timelines(without_add)
 
 
-def test_a_request_id_added_twice_is_refused() -> None:
+def test_a_request_id_added_again_while_live_is_refused() -> None:
+    log, _ = run_logged(reference("a"))
+    events = list(log)
+    i, added = next((i, e) for i, e in enumerate(events) if type(e) is RequestAdded)
+    with pytest.raises(ValueError, match="added a second time"):
+        build_timelines([*events[: i + 1], added, *events[i + 1 :]])
+
+
+def test_a_request_id_reused_after_it_finished_is_a_second_life() -> None:
     log, _ = run_logged(reference("a"))
     added = next(e for e in log if type(e) is RequestAdded)
-    with pytest.raises(ValueError, match="added a second time"):
-        build_timelines([*log, added])
+    timelines = build_timelines([*log, added])
+    rid = added.request_id
+    assert f"{rid}#2" in timelines and timelines[f"{rid}#2"].request_id == rid
+    assert timelines[rid].finished and not timelines[f"{rid}#2"].finished
 
 
 def test_non_events_are_refused() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from lifecycle_trace.cli import _render
 from lifecycle_trace.cli._open import open_log, printed_warnings, readable_file
 from lifecycle_trace.fold.stats import StatsAccumulator
-from lifecycle_trace.fold.timeline import Timeline, iter_timelines
+from lifecycle_trace.fold.timeline import Timeline, iter_timelines, life_labels
 from lifecycle_trace.log.merge import merge_logs
 from lifecycle_trace.log.slice import parse_step_range, slice_log
 from lifecycle_trace.streaming import check_records
@@ -110,12 +110,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             chosen = heapq.nsmallest(args.limit, found, key=_order)
         else:
             chosen = sorted(found, key=_order)
-    merged = len(engines) > 1
-
-    def label(t: Timeline) -> str:
-        return f"{t.engine_id}/{t.request_id}" if merged else t.request_id
-
-    timelines = {label(t): t for t in chosen}
+    timelines = dict(zip(life_labels(chosen, engines=len(engines) > 1), chosen, strict=True))
     print(_render.status_chart(timelines, width=args.width))
     print()
     print(_render.timeline_table(timelines))

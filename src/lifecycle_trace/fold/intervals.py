@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from lifecycle_trace.fold.requests import RequestFold, RequestKey, RequestState
+from lifecycle_trace.fold.timeline import life_labels
 from minivllm.events import Event
 from minivllm.request import RequestStatus
 
@@ -174,16 +175,12 @@ def open_intervals(fold: RequestFold) -> list[RequestIntervals]:
 
 
 def status_intervals(events: Iterable[Event]) -> dict[str, RequestIntervals]:
-    """Fold a log into each request's status intervals, by request id in order of arrival.
+    """Fold a log into each life's status intervals, by request id in order of arrival.
 
-    Raises ``ValueError`` as :class:`IntervalFold` does, and for a request id
-    added twice (the result is keyed by request id).
+    Raises ``ValueError`` as :class:`IntervalFold` does. A reused request id's
+    later lives are keyed ``ID#2``, ``ID#3``... (see ``life_labels``).
     """
     fold = RequestFold(history=False)
     fold.feed_all(events)
-    out: dict[str, RequestIntervals] = {}
-    for t in fold.states():
-        if t.request_id in out:
-            raise ValueError(f"seq {t.life}: request {t.request_id!r} is added a second time")
-        out[t.request_id] = intervals_of(t, fold.last_ts_ns, fold.last_step)
-    return out
+    lives = [intervals_of(t, fold.last_ts_ns, fold.last_step) for t in fold.states()]
+    return dict(zip(life_labels(lives), lives, strict=True))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 import attrs
 
@@ -42,6 +43,7 @@ __all__ = [
     "TimelineBuilder",
     "build_timelines",
     "iter_timelines",
+    "life_labels",
     "timeline_of",
 ]
 
@@ -464,25 +466,51 @@ class TimelineBuilder:
         return [timeline_of(t, last) for t in self.fold.states()]
 
     def timelines(self) -> dict[str, Timeline]:
-        """Every request's timeline so far, by request id, in the order they were added.
+        """Every life's timeline so far, in the order added, named by :func:`life_labels`.
 
-        Raises ``ValueError`` if a request id was reused (use :meth:`lives`).
+        A request id used once names its timeline; a reused one (allowed once
+        its request finished) names its first life, and ``ID#2``, ``ID#3``...
+        the later ones (:meth:`lives` has them all as a list).
         """
-        out: dict[str, Timeline] = {}
-        for t in self.lives():
-            if t.request_id in out:
-                raise ValueError(
-                    f"seq {t.added_seq}: request id {t.request_id!r} is added a second time; "
-                    f"timelines() is keyed by request id, lives() holds every life"
-                )
-            out[t.request_id] = t
-        return out
+        lives = self.lives()
+        return dict(zip(life_labels(lives), lives, strict=True))
+
+
+class _Life(Protocol):
+    @property
+    def engine_id(self) -> str: ...
+
+    @property
+    def request_id(self) -> str: ...
+
+
+def life_labels(timelines: Iterable[_Life], engines: bool = False) -> list[str]:
+    """A distinct label for each life: its request id, ``ID#N`` for the N-th life of a reused id.
+
+    With ``engines`` (a merged log) each label starts with the engine: ``ENGINE/ID``.
+    A label that would be some other request's id gets more ``#`` until it is free.
+    """
+    items = list(timelines)
+    ids = {(t.engine_id, t.request_id) for t in items}
+    seen: dict[tuple[str, str], int] = {}
+    taken: set[str] = set()
+    labels = []
+    for t in items:
+        n = seen[t.engine_id, t.request_id] = seen.get((t.engine_id, t.request_id), 0) + 1
+        base = f"{t.engine_id}/{t.request_id}" if engines else t.request_id
+        label = base if n == 1 else f"{base}#{n}"
+        while n > 1 and (label in taken or (t.engine_id, label) in ids):
+            label += "#"
+        taken.add(label)
+        labels.append(label)
+    return labels
 
 
 def build_timelines(events: Iterable[Event]) -> dict[str, Timeline]:
-    """Fold one engine's log (any ordered iterable of events) into a :class:`Timeline` per request.
+    """Fold one engine's log (any ordered iterable of events) into a :class:`Timeline` per life.
 
-    Raises ``ValueError`` for a request id added twice (see :func:`iter_timelines`).
+    Keyed by request id; a reused id's later lives are ``ID#2``, ``ID#3``...
+    (:func:`life_labels`); each timeline's ``request_id`` is the id itself.
     """
     builder = TimelineBuilder()
     builder.feed_all(events)

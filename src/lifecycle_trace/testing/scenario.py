@@ -229,8 +229,10 @@ def state_mismatches(engine: LLMEngine, timelines: Mapping[str, Timeline]) -> li
     """
     out = []
     live = engine.scheduler.requests
+    # The latest life of each request id (a reused id's earlier lives are keyed ID#N).
+    latest = {t.request_id: t for t in timelines.values()}
     for rid, r in live.items():
-        t = timelines.get(rid)
+        t = latest.get(rid)
         if t is None:
             out.append(f"request {rid}: live in the engine, absent from the events")
             continue
@@ -253,9 +255,9 @@ def state_mismatches(engine: LLMEngine, timelines: Mapping[str, Timeline]) -> li
                 f"request {rid}: events say (status, computed, tokens, preemptions, cached) = "
                 f"{have}, the engine says {want}"
             )
-    for rid, t in timelines.items():
-        if not t.finished and rid not in live:
-            out.append(f"request {rid}: unfinished in the events, gone from the engine")
+    for label, t in timelines.items():
+        if not t.finished and t.request_id not in live:
+            out.append(f"request {label}: unfinished in the events, gone from the engine")
     return out
 
 

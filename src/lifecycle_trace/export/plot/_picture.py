@@ -42,7 +42,7 @@ from lifecycle_trace.export.plot.layout import (
     status_color,
 )
 from lifecycle_trace.fold.requests import LogFold, Source
-from lifecycle_trace.fold.timeline import Timeline, timeline_of
+from lifecycle_trace.fold.timeline import Timeline, life_labels, timeline_of
 from minivllm.events import EngineConfigured, RequestAdded
 from minivllm.request import RequestStatus
 
@@ -119,7 +119,7 @@ def picture_of(source: Source, limit: int = 0) -> Picture:
         last_step = max(t.last_step for t in timelines)
     else:
         last_step = folds.last_step
-    labels = [f"{t.engine_id}/{t.request_id}" if engines > 1 else t.request_id for t in timelines]
+    labels = life_labels(timelines, engines=engines > 1)
     config = next(iter(folds.folds.values())).config if engines == 1 else None
     return Picture(tuple(timelines), tuple(labels), last_step, config, num_requests)
 
