@@ -45,6 +45,9 @@ def sample(cls: type[Event]) -> Event:
         "RequestStatus": RequestStatus.RUNNING,
         "int | str | None": 9,
         "int | None": 4,
+        # typing spells a union that holds an Annotated type (Count | None) this way
+        "Union[int, str, NoneType]": 9,
+        "Optional[int]": 4,
         "Mapping[str, int]": MappingProxyType({"a": 2}),
         "Literal[1, 2]": SCHEMA_VERSION,
     }

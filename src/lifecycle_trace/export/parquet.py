@@ -64,6 +64,8 @@ def _arrow_type(name: str, annotation: Any) -> pa.DataType:
     """The Arrow type of an event field's annotation."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # a constrained int (Count, Int64): its base type
+        return _arrow_type(name, args[0])
     if annotation is bool:
         return pa.bool_()
     if annotation is int or origin is Literal:
@@ -77,7 +79,7 @@ def _arrow_type(name: str, annotation: Any) -> pa.DataType:
     if origin is Mapping or origin is dict:
         return pa.map_(_arrow_type(name, args[0]), _arrow_type(name, args[1]))
     present = [a for a in args if a is not type(None)]
-    if origin is types.UnionType and len(present) == 1:
+    if origin in (types.UnionType, typing.Union) and len(present) == 1:
         return _arrow_type(name, present[0])  # X | None: Arrow columns are nullable
     raise TypeError(
         f"event field {name!r} has a type the Parquet export does not map: {annotation}"
