@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from minivllm.cli_errors import UsageError
+
 __all__ = ["OutputError", "SameFileError", "check_output", "open_replacing", "replacing"]
 
 PathLike = str | os.PathLike[str]
@@ -42,7 +44,7 @@ class OutputError(OSError):
     """An output that cannot be written; nothing was changed."""
 
 
-class SameFileError(ValueError):
+class SameFileError(UsageError):
     """The output named is one of the inputs: writing it would destroy the input."""
 
 

@@ -31,7 +31,8 @@ from lifecycle_trace._output import check_output, open_replacing
 from lifecycle_trace.cli._open import OpenLog, open_log
 from lifecycle_trace.export.chrome import write_chrome_trace
 from lifecycle_trace.export.plot import picture_of, plot_format, write_plot
-from minivllm.cli_errors import InputOutputError
+from minivllm.cli_errors import InputOutputError, UsageError
+from minivllm.validation import INT64_MAX
 
 __all__ = ["COMMANDS", "DEFAULT_PLOT_LIMIT", "FORMATS", "add_commands", "last_ts_ns"]
 
@@ -149,12 +150,17 @@ def _otel(log: OpenLog, args: argparse.Namespace) -> None:
         from lifecycle_trace.export import otel
         from lifecycle_trace.export.otlp_json import OtlpJsonSpanExporter
     except ImportError:
-        raise ValueError(
+        raise UsageError(
             "--format otel needs the 'otel' extra: pip install 'minivllm-lifecycle-trace[otel]'"
         ) from None
     epoch = args.epoch_ns
     if epoch is None:
         epoch = os.stat(args.log).st_mtime_ns - last_ts_ns(args.log)
+        if epoch < 0:
+            raise InputOutputError(
+                f"{args.log}: its event times run past its file's modification time, so they "
+                f"cannot be placed on the wall clock: give --epoch-ns"
+            )
     with contextlib.ExitStack() as stack:
         exporters: list[SpanExporter] = []
         if args.output is not None:
@@ -165,7 +171,7 @@ def _otel(log: OpenLog, args: argparse.Namespace) -> None:
             try:
                 exporters = otel.span_exporters_from_env()
             except otel.ExporterUnavailableError as exc:
-                raise ValueError(str(exc)) from None
+                raise UsageError(str(exc)) from None
         if not exporters:
             why = "OTEL_SDK_DISABLED=true" if otel.sdk_disabled() else "OTEL_TRACES_EXPORTER=none"
             print(f"no spans exported: {why}", file=sys.stderr)
@@ -187,7 +193,7 @@ def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:
 
         from lifecycle_trace.export.prometheus import project_metrics
     except ImportError:
-        raise ValueError(
+        raise UsageError(
             "--format prometheus needs the 'prometheus' extra: "
             "pip install 'minivllm-lifecycle-trace[prometheus]'"
         ) from None
@@ -201,14 +207,14 @@ def _parquet(log: OpenLog, args: argparse.Namespace) -> None:
     try:
         from lifecycle_trace.export.parquet import write_parquet
     except ImportError:
-        raise ValueError(
+        raise UsageError(
             "--format parquet needs the 'parquet' extra: "
             "pip install 'minivllm-lifecycle-trace[parquet]'"
         ) from None
     if args.output is None:
-        raise ValueError("--format parquet writes a directory of two tables: name it with -o DIR")
+        raise UsageError("--format parquet writes a directory of two tables: name it with -o DIR")
     if args.output.exists() and not args.output.is_dir():
-        raise ValueError(f"-o {args.output}: --format parquet writes a directory, not a file")
+        raise UsageError(f"-o {args.output}: --format parquet writes a directory, not a file")
     write_parquet(log.source(), args.output, batch_size=args.row_group_size)
 
 
@@ -222,6 +228,11 @@ _WRITERS: Mapping[str, Callable[[OpenLog, argparse.Namespace], None]] = {
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``lifecycle-trace export``: write the log in another tool's format, in one streaming pass."""
+    if args.epoch_ns is not None and not 0 <= args.epoch_ns <= INT64_MAX:
+        # Span times are unsigned 64-bit nanoseconds: event times (up to 2**63-1) plus this.
+        raise UsageError(
+            f"--epoch-ns must be wall-clock nanoseconds from 0 to {INT64_MAX}, got {args.epoch_ns}"
+        )
     with open_log(args.log, args.lenient) as log:
         _WRITERS[args.format](log, args)
     if args.output is not None:

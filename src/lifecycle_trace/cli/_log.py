@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import argparse
 import heapq
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifecycle_trace.cli import _render
 from lifecycle_trace.cli._open import open_log, printed_warnings, readable_file
+from lifecycle_trace.fold.requests import Record
 from lifecycle_trace.fold.stats import StatsAccumulator
 from lifecycle_trace.fold.timeline import Timeline, iter_timelines, life_labels
 from lifecycle_trace.log.merge import merge_logs
 from lifecycle_trace.log.slice import parse_step_range, slice_log
 from lifecycle_trace.streaming import check_records
+from minivllm.cli_errors import EXIT_INPUT_OUTPUT, InputOutputError
+from minivllm.events import StepFinished, StepStarted
+
+if TYPE_CHECKING:
+    from lifecycle_trace.check import Violation
 
 __all__ = ["COMMANDS", "add_commands"]
 
@@ -122,16 +128,68 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# What a log that ends before its run did looks like at its end: requests never
+# finished and the blocks they hold. One cut-short note says it instead.
+_END_OF_RUN = frozenset({"all_finished", "kv_drained"})
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    """``lifecycle-trace check``: the invariants, per engine; exit status 1 on any violation."""
+    """``lifecycle-trace check``: the invariants, per engine; exit status 1 on any violation.
+
+    A log without events is an input failure (3), not a pass. A log that ends
+    while requests are unfinished (a run stopped, or a file cut off) is
+    reported as cut short, once, instead of as every request never finished:
+    exit status 3 if what it holds is sound, 1 if it holds violations.
+    """
+    # Per engine: its last StepStarted, and the seq of its last StepFinished.
+    started: dict[str, StepStarted] = {}
+    closed: dict[str, int] = {}
+
+    def noting_the_ends(records: Iterable[Record]) -> Iterator[Record]:
+        for engine, event in records:
+            yield engine, event
+            if type(event) is StepFinished:
+                closed[engine] = event.seq
+            elif type(event) is StepStarted:
+                started[engine] = event
+
     with open_log(args.log, args.lenient) as log:
-        by_engine = check_records(log.records, decisions=not args.bounds_only)
-    violations = [(engine, v) for engine, vs in by_engine.items() for v in vs]
-    if not violations:
-        print(f"{args.log}: {log.num_records} events, no invariant violated")
-        return 0
-    print(f"{args.log}: {len(violations)} violation(s)")
+        by_engine = check_records(noting_the_ends(log.records), decisions=not args.bounds_only)
+        cut_off = log.cut_off
+    if not log.num_records:
+        raise InputOutputError(f"{args.log}: the log holds no events")
+    unfinished = sum(v.invariant == "all_finished" for vs in by_engine.values() for v in vs)
+    mid_step = {e for e, event in started.items() if event.seq > closed.get(e, -1)}
+    cut_short = cut_off or bool(mid_step) or unfinished > 0
+
+    def said_by_the_cut(engine: str, v: Violation) -> bool:
+        # Of a log cut short, the end-of-run checks and its last, unfinished step say nothing.
+        if v.invariant in _END_OF_RUN:
+            return True
+        return engine in mid_step and any(seq > closed.get(engine, -1) for seq in v.seqs)
+
+    violations = [
+        (engine, v)
+        for engine, vs in by_engine.items()
+        for v in vs
+        if not (cut_short and said_by_the_cut(engine, v))
+    ]
     merged = len(by_engine) > 1
+    if cut_short:
+        how = "its last line is cut off" if cut_off else "it ends before its run did"
+        steps = sorted({started[e].step for e in mid_step})
+        where = f"in step {steps[0]}" if steps else "after a whole step"
+        print(
+            f"{args.log}: cut short: {how} ({log.num_records} events, ending {where}, "
+            f"{unfinished} request(s) unfinished); checked what it holds"
+        )
+    if not violations:
+        if not cut_short:
+            print(f"{args.log}: {log.num_records} events, no invariant violated")
+            return 0
+        print(f"{args.log}: no invariant violated in what it holds")
+        return EXIT_INPUT_OUTPUT
+    print(f"{args.log}: {len(violations)} violation(s)")
     for engine, v in violations:
         seqs = ",".join(map(str, v.seqs))
         where = f"engine {engine} " if merged else ""

@@ -19,9 +19,17 @@ import orjson
 
 from lifecycle_trace.eventlog import SequenceError
 from lifecycle_trace.fold.requests import Record, Source
-from lifecycle_trace.reader import ENGINE_KEY, LogReader
+from lifecycle_trace.reader import (
+    ENGINE_KEY,
+    CorruptLogError,
+    LogReader,
+    UnsupportedEventError,
+)
 from lifecycle_trace.streaming import Contiguous
-from minivllm.cli_errors import InputOutputError
+from minivllm.cli_errors import InputOutputError, UsageError
+
+# Damage the reader already names with the file and line.
+_NAMED_DAMAGE = (CorruptLogError, UnsupportedEventError, SequenceError)
 
 __all__ = ["OpenLog", "open_log", "printed_warnings", "readable_file", "warn"]
 
@@ -77,6 +85,11 @@ class OpenLog:
         return True
 
     @property
+    def cut_off(self) -> bool:
+        """Whether the file's last line was cut off (a write stopped half-way)."""
+        return self._reader.truncated_line is not None
+
+    @property
     def num_records(self) -> int:
         """Records read so far."""
         return self.records.num_records
@@ -111,6 +124,17 @@ def printed_warnings() -> Iterator[None]:
 
 @contextmanager
 def open_log(path: Path, lenient: bool) -> Iterator[OpenLog]:
-    """The log at ``path``, with the reader's warnings printed once the command is done."""
+    """The log at ``path``, with the reader's warnings printed once the command is done.
+
+    A ``ValueError`` raised while the log is read, other than a usage error,
+    says what is wrong with the log: it becomes an :class:`InputOutputError`
+    naming the file.
+    """
     with printed_warnings():
-        yield OpenLog(path, lenient)
+        log = OpenLog(path, lenient)
+        try:
+            yield log
+        except (UsageError, InputOutputError, *_NAMED_DAMAGE):
+            raise
+        except ValueError as exc:
+            raise InputOutputError(f"{path}: {exc}") from exc

@@ -25,13 +25,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
-from html import escape
 from pathlib import Path
 
 import attrs
 
 from lifecycle_trace._output import open_replacing
-from lifecycle_trace.export.plot._svg import element, fmt, text
+from lifecycle_trace.export.plot._svg import element, escape, fmt, text
 from lifecycle_trace.export.plot.layout import (
     FINISHED_COLOR,
     IN_FLIGHT_COLOR,

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from html import escape
+import html
+import re
 
-__all__ = ["element", "fmt", "text"]
+__all__ = ["element", "escape", "fmt", "text"]
+
+# Characters XML 1.0 cannot hold, even as a character reference (C0 controls but tab,
+# newline and return; surrogates; U+FFFE and U+FFFF), and the C1 controls it advises against.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(content: str, quote: bool = True) -> str:
+    """``content`` for XML text or an attribute, with what XML cannot hold written ``\\xNN``.
+
+    Markup is escaped too; a control character (in a request id, say) becomes
+    visible text instead of making the file invalid XML.
+    """
+    return html.escape(_NOT_XML.sub(_visible, content), quote=quote)
 
 
 def fmt(value: float) -> str:
