@@ -39,9 +39,7 @@ def _speaker(text: str) -> DummyModelRunner:
         ("ends in é", "in é", "ends "),
     ],
 )
-def test_a_stop_string_with_multi_byte_characters_matches(
-    text: str, stop: str, kept: str
-) -> None:
+def test_a_stop_string_with_multi_byte_characters_matches(text: str, stop: str, kept: str) -> None:
     engine = LLMEngine(_speaker(text), max_model_len=128)
     engine.add_request("x", SamplingParams(max_tokens=60, stop=[stop]), request_id="r")
     final = None
