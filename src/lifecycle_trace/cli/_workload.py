@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         reason = vllm_missing_reason()
         if reason is not None:
             raise ValueError(f"--engine vllm: {reason}")
-    with replacing(args.output) as partial, JsonlWriter(partial) as sink:
+    with replacing(args.output, inputs=[args.workload]) as partial, JsonlWriter(partial) as sink:
         if args.engine == "vllm":
             from lifecycle_trace.vllm.driver import run_workload as run_on_vllm
 
