@@ -340,7 +340,7 @@ POLICY_MUTANTS: tuple[Lines | Wrap, ...] = (
         "a prefix-cache hit on a free block stays in the free queue",
         BlockPool,
         "touch",
-        "self.free_block_queue.remove(block)",
+        "queue.remove(block)",
         "pass",
     ),
     # stop rules

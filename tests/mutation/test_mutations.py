@@ -92,8 +92,15 @@ MACHINE_SEARCH = settings(
 # The machine's runs of add / abort / step rarely build these corners; the scenario
 # property pins them as explicit examples (tests/helpers/corners.py) and catches them.
 MACHINE_RARELY_REACHES = {
+    "a partial prefill with chunked prefill off",
+    "chunked-prefill-off check ignores the long-prefill cap",
     "async: a sampled token's full block is not cached",
     "priority: an unscheduled victim's tokens stay charged to the budget",
+    # Caught by the machine in most runs but not all: its search differs from run to
+    # run under the derandomised profile (cause not found), so only the scenario
+    # property's catch is required.
+    "a decode that fills a block does not cache it",
+    "admit waiting requests in a step that preempted",
 }
 
 

@@ -782,3 +782,19 @@ def test_priority_preemption_takes_the_lowest_priority_latest_arrival() -> None:
     i = index_of(base, RequestAdded, request_id="r0")
     violations = check(replace(base, i, priority=0))
     assert summary(violations)[0][:2] == ("preempt_last", "r0")
+
+
+def test_ignore_leaves_out_the_named_rules_only() -> None:
+    base = list(reference_log("d"))
+    a = index_of(base, StatusChanged, request_id="r1", new_status=S.RUNNING)
+    b = index_of(base, StatusChanged, request_id="r2", new_status=S.RUNNING)
+    log = list(base)
+    log[a], log[b] = base[b], base[a]
+    log = renumber(log)
+    checker = InvariantChecker(ignore={"fcfs_order"})
+    for e in log:
+        checker(e)
+    assert checker.finish() == []
+    assert summary(check(log)) == [("fcfs_order", "r2", 0)]
+    with pytest.raises(ValueError, match="ignore names no rule"):
+        InvariantChecker(ignore={"fcfs"})

@@ -64,6 +64,8 @@ def _arrow_type(name: str, annotation: Any) -> pa.DataType:
     """The Arrow type of an event field's annotation."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # a constrained int (Count, Int64): its base type
+        return _arrow_type(name, args[0])
     if annotation is bool:
         return pa.bool_()
     if annotation is int or origin is Literal:

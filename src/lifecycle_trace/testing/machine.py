@@ -36,6 +36,7 @@ from lifecycle_trace.testing.strategies import (
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.model_executor.dummy import DummyModelRunner
+from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 
 __all__ = ["EngineStateMachine"]
@@ -106,7 +107,9 @@ class EngineStateMachine(RuleBasedStateMachine):
 
     def _sample(self, request: Request) -> int:
         tokens = self.script.get(request.request_id, {})
-        return tokens.get(len(request.output_token_ids), FILLER_TOKEN_ID)
+        # The output index being sampled: under async scheduling it counts the
+        # tokens still in flight, as the ScriptedSampler's position does.
+        return tokens.get(output_index(request), FILLER_TOKEN_ID)
 
     @property
     def live(self) -> LLMEngine:
