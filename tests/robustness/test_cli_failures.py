@@ -275,3 +275,26 @@ def test_ctrl_c_is_exit_130_in_one_line_and_leaves_no_output(tmp_path: Path) -> 
     assert err.decode() == "lifecycle-trace: interrupted\n"
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_show_and_check_write_control_characters_visibly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = EventLog()
+    engine = LLMEngine(observers=[log], max_model_len=32)
+    engine.add_request([1, 2], SamplingParams(max_tokens=2), request_id="red\x1b[31m\x07")
+    while engine.has_unfinished_requests():
+        engine.step()
+    path = tmp_path / "ids.jsonl"
+    write_jsonl(log, path)
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "red\\x1b[31m\\x07" in out and "\x1b" not in out and "\x07" not in out
+
+
+def test_parquet_row_group_size_is_checked_as_usage(
+    good_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["export", str(good_log), "--format", "parquet", "-o", str(tmp_path / "pq")]
+    assert main([*argv, "--row-group-size", "0"]) == 2
+    assert "--row-group-size must be 1 or more" in _one_error_line(capsys.readouterr().err)

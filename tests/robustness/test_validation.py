@@ -246,3 +246,23 @@ def test_generate_checks_every_prompt_before_it_queues_any(bad: Any) -> None:
     # The next call sees none of the earlier prompts.
     (out,) = llm.generate(["next"], SamplingParams(max_tokens=2), use_tqdm=False)
     assert out.prompt == "next"
+
+
+@pytest.mark.parametrize(
+    ("ids", "says"),
+    [(None, "request_ids must be"), (5, "request_ids must be"), ([1], "request_ids[0]")],
+)
+def test_abort_request_checks_its_ids(ids: Any, says: str) -> None:
+    engine = LLMEngine(max_model_len=64)
+    engine.add_request([1, 2], request_id="a")
+    with pytest.raises(ValueError) as info:
+        engine.abort_request(ids)
+    assert str(info.value).startswith(says)
+    assert engine.has_unfinished_requests()
+
+
+def test_a_runner_class_is_refused_for_an_instance() -> None:
+    from minivllm import DummyModelRunner
+
+    with pytest.raises(ValueError, match=r"model must be .* got type"):
+        LLMEngine(DummyModelRunner)  # type: ignore[arg-type]

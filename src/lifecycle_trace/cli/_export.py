@@ -228,6 +228,8 @@ _WRITERS: Mapping[str, Callable[[OpenLog, argparse.Namespace], None]] = {
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``lifecycle-trace export``: write the log in another tool's format, in one streaming pass."""
+    if args.row_group_size < 1:
+        raise UsageError(f"--row-group-size must be 1 or more, got {args.row_group_size}")
     if args.epoch_ns is not None and not 0 <= args.epoch_ns <= INT64_MAX:
         # Span times are unsigned 64-bit nanoseconds: event times (up to 2**63-1) plus this.
         raise UsageError(

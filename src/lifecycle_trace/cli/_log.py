@@ -193,9 +193,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     for engine, v in violations:
         seqs = ",".join(map(str, v.seqs))
         where = f"engine {engine} " if merged else ""
-        print(
-            f"  [{v.invariant}] {where}request {v.request_id} step {v.step} seq {seqs}: {v.message}"
-        )
+        line = f"  [{v.invariant}] {where}request {v.request_id} step {v.step} seq {seqs}: "
+        print(_render.printable(line + v.message))
     return 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from lifecycle_trace.fold.stats import Summary
@@ -64,6 +65,14 @@ def _step(step: int | None) -> str:
     return "-" if step is None else str(step)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters as ``\\xNN``: a request id cannot steer a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def timeline_table(timelines: Mapping[str, Timeline]) -> str:
     """One row per request (named by its key): sizes, steps that matter, finish, latencies (ms).
 
@@ -92,7 +101,7 @@ def timeline_table(timelines: Mapping[str, Timeline]) -> str:
         "e2e_ms",
     ]
     rows = []
-    for label, t in timelines.items():
+    for label, t in _printable_keys(timelines).items():
         rows.append(
             [
                 label,
@@ -120,6 +129,10 @@ def _in_flight_cell(placeholders: int) -> str:
     return " " if placeholders == 0 else str(placeholders) if placeholders < 10 else "+"
 
 
+def _printable_keys(timelines: Mapping[str, Timeline]) -> dict[str, Timeline]:
+    return {printable(label): t for label, t in timelines.items()}
+
+
 def status_chart(timelines: Mapping[str, Timeline], width: int = 80) -> str:
     """One row per request, one column per step, one letter per end-of-step status.
 
@@ -128,6 +141,7 @@ def status_chart(timelines: Mapping[str, Timeline], width: int = 80) -> str:
     ``in flight`` row: its ``num_output_placeholders`` at the end of each
     step (blank for none).
     """
+    timelines = _printable_keys(timelines)
     if not timelines:
         return "(no requests)"
     first = min(t.added_step for t in timelines.values())

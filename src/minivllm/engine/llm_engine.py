@@ -72,7 +72,7 @@ def _make_model_runner(model: str | ModelRunner, config: EngineConfig, seed: int
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
     if not isinstance(model, str):
-        if not callable(getattr(model, "execute_model", None)):
+        if isinstance(model, type) or not callable(getattr(model, "execute_model", None)):
             raise ValueError(
                 f"model must be 'dummy', 'tiny', a path to an .npz file or an object with "
                 f"execute_model(), got {describe(model)}"
@@ -415,6 +415,19 @@ class LLMEngine:
     @exclusive
     def abort_request(self, request_ids: str | Iterable[str]) -> None:
         """Abort requests by id (one or a list), wherever they are; unknown ids are ignored."""
+        if not isinstance(request_ids, str):
+            if isinstance(request_ids, bytes | Mapping) or not isinstance(request_ids, Iterable):
+                raise ValueError(
+                    f"request_ids must be a request id or a list of them, got "
+                    f"{describe(request_ids)}"
+                )
+            request_ids = list(request_ids)
+            for i, request_id in enumerate(request_ids):
+                if not isinstance(request_id, str):
+                    raise ValueError(
+                        f"request_ids[{i}] must be a request id (a string), got "
+                        f"{describe(request_id)}"
+                    )
         self._announce()
         self.scheduler.finish_requests(request_ids, RequestStatus.FINISHED_ABORTED)
 
