@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from lifecycle_trace.cli import _diff, _export, _log, _run
-from lifecycle_trace.cli._open import spooled_inputs
+from lifecycle_trace.cli._open import printed_warnings, spooled_inputs
 from lifecycle_trace.eventlog import SequenceError
 from lifecycle_trace.store import CorruptLogError, UnsupportedEventError
 from minivllm.cli import ArgumentParser, package_version
@@ -63,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         args = build_parser().parse_args(argv)
-        with spooled_inputs(args):
+        # A reader's warnings print as one line each, whichever command read the log.
+        with printed_warnings(), spooled_inputs(args):
             return _COMMANDS[args.command](args)
 
     return run_command("lifecycle-trace", body, input_errors=INPUT_ERRORS)
