@@ -266,3 +266,32 @@ def test_a_runner_class_is_refused_for_an_instance() -> None:
 
     with pytest.raises(ValueError, match=r"model must be .* got type"):
         LLMEngine(DummyModelRunner)  # type: ignore[arg-type]
+
+
+def test_a_refused_request_uses_up_no_request_id() -> None:
+    engine = LLMEngine(max_model_len=64)
+    with pytest.raises(ValueError):
+        engine.add_request([1, 2], priority="high")
+    with pytest.raises(ValueError):
+        engine._add_requests([([1], SamplingParams(), 0), ([], SamplingParams(), 0)])
+    assert engine.add_request([1, 2]) == "0"
+
+
+def test_a_generate_call_that_fails_leaves_no_request_behind() -> None:
+    from minivllm import DummyModelRunner
+
+    class FailsOnce(DummyModelRunner):
+        calls = 0
+
+        def execute_model(self, scheduler_output: Any) -> Any:
+            FailsOnce.calls += 1
+            if FailsOnce.calls == 3:
+                raise RuntimeError("lost the device")
+            return super().execute_model(scheduler_output)
+
+    llm = LLM(FailsOnce(token_id=7), max_model_len=64)
+    with pytest.raises(RuntimeError, match="lost the device"):
+        llm.generate(["a", "b", "c"], SamplingParams(max_tokens=5), use_tqdm=False)
+    assert not llm.llm_engine.has_unfinished_requests()
+    (out,) = llm.generate(["next"], SamplingParams(max_tokens=2), use_tqdm=False)
+    assert out.prompt == "next"

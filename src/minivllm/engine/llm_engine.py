@@ -352,10 +352,12 @@ class LLMEngine:
         self._announce()
         requests: list[Request] = []
         taken: set[str] = set()
+        next_request_id = self._next_request_id
         for i, (prompt, params, priority) in enumerate(calls):
             try:
                 request = self._make_request(prompt, params, None, priority, None, taken)
             except (ValueError, TypeError) as exc:
+                self._next_request_id = next_request_id  # none queued: no id used up
                 raise type(exc)(f"prompt {i}: {exc}") from None
             taken.add(request.request_id)
             requests.append(request)
@@ -386,17 +388,20 @@ class LLMEngine:
                 f"prompt is {len(prompt_token_ids)} tokens long; it must be shorter than "
                 f"max_model_len ({max_model_len}) to leave room for one output token"
             )
-        if request_id is None:
-            request_id = self._new_request_id(taken)
-        elif not isinstance(request_id, str) or not request_id:
-            raise ValueError(f"request_id must be a non-empty string, got {describe(request_id)}")
-        elif request_id in self.scheduler.requests:
-            raise ValueError(f"request_id {request_id!r} is already in use by a live request")
+        if request_id is not None:
+            if not isinstance(request_id, str) or not request_id:
+                raise ValueError(
+                    f"request_id must be a non-empty string, got {describe(request_id)}"
+                )
+            if request_id in self.scheduler.requests:
+                raise ValueError(f"request_id {request_id!r} is already in use by a live request")
         priority = check_int("priority", priority, low=INT64_MIN)
         if arrival_time is None:
             arrival_time = _check_reading(self.bus.clock(), self.bus.clock)
         else:
             check_number("arrival_time", arrival_time)
+        if request_id is None:  # last: a refused request does not use up an id
+            request_id = self._new_request_id(taken)
         max_tokens = sampling_params.max_tokens
         if max_tokens is None:
             max_tokens = max_model_len - len(prompt_token_ids)

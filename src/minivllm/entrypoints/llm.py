@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from typing import Any
@@ -123,6 +124,11 @@ class LLM:
                         results[output.request_id] = output
                         if bar is not None:
                             bar.update(1)
+        except BaseException:
+            # The call failed: its requests must not linger for the next one to run.
+            with contextlib.suppress(Exception):
+                engine.abort_request([rid for rid in order if rid not in results])
+            raise
         finally:
             if bar is not None:
                 bar.close()
