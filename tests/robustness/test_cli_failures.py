@@ -298,3 +298,23 @@ def test_parquet_row_group_size_is_checked_as_usage(
     argv = ["export", str(good_log), "--format", "parquet", "-o", str(tmp_path / "pq")]
     assert main([*argv, "--row-group-size", "0"]) == 2
     assert "--row-group-size must be 1 or more" in _one_error_line(capsys.readouterr().err)
+
+
+def test_spans_that_cannot_be_sent_are_an_output_failure(
+    good_log: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip(
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        reason="the OTLP/HTTP exporter is not installed",
+    )
+    import socket
+
+    with socket.socket() as probe:  # a local port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp_proto_http")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{port}/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    assert main(["export", str(good_log), "--format", "otel"]) == 3
+    line = _one_error_line(capsys.readouterr().err)
+    assert "could not be exported by OTLPSpanExporter" in line

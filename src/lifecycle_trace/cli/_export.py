@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -176,15 +177,38 @@ def _otel(log: OpenLog, args: argparse.Namespace) -> None:
             why = "OTEL_SDK_DISABLED=true" if otel.sdk_disabled() else "OTEL_TRACES_EXPORTER=none"
             print(f"no spans exported: {why}", file=sys.stderr)
             return
-        provider = otel.tracer_provider(exporters)
-        try:
-            tracer = provider.get_tracer(otel.INSTRUMENTATION_NAME)
-            count = otel.export_spans(log.source(), tracer, epoch_ns=epoch)
-        finally:
-            provider.shutdown()  # flushes the batch processors
+        # Each exporter's failures are counted here and reported in one line; the
+        # SDK's own retry warnings are kept quiet for the command's duration.
+        watched = [otel.FailureCountingExporter(e) for e in exporters]
+        provider = otel.tracer_provider(watched)
+        with _quiet("opentelemetry"):
+            try:
+                tracer = provider.get_tracer(otel.INSTRUMENTATION_NAME)
+                count = otel.export_spans(log.source(), tracer, epoch_ns=epoch)
+            finally:
+                provider.shutdown()  # flushes the batch processors
+        failed = [w for w in watched if w.failures]
+        if failed:
+            names = ", ".join(type(w.inner).__name__ for w in failed)
+            raise InputOutputError(
+                f"{sum(w.failures for w in failed)} batch(es) of spans could not be exported by "
+                f"{names} (is the collector reachable? see OTEL_EXPORTER_OTLP_*)"
+            )
     if args.output is None:
         names = ", ".join(type(e).__name__ for e in exporters)
         print(f"{count} llm_request span(s) handed to {names}", file=sys.stderr)
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """A library's log records below CRITICAL dropped inside the block (it reports otherwise)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:

@@ -48,7 +48,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Tracer
 
 from lifecycle_trace.fold.finished import finished_requests
@@ -62,6 +62,7 @@ from minivllm.request import RequestStatus
 __all__ = [
     "SPAN_NAME",
     "ExporterUnavailableError",
+    "FailureCountingExporter",
     "SpanObserver",
     "configure_tracing",
     "export_spans",
@@ -268,6 +269,37 @@ def span_exporters_from_env() -> list[SpanExporter]:
             ) from None
         exporters.extend(cls() for cls in classes.values())
     return exporters
+
+
+class FailureCountingExporter(SpanExporter):
+    """A span exporter that counts the batches the exporter it wraps failed to export.
+
+    The SDK exports in a background thread and only logs a failure; a command
+    that must say whether its export worked reads :attr:`failures` afterwards.
+    """
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.failures = 0
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        """Export through the wrapped exporter; a failure or an exception counts one."""
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            self.failures += 1
+            return SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self.failures += 1
+        return result
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped exporter."""
+        return bool(self.inner.force_flush(timeout_millis))
 
 
 def tracer_provider(
