@@ -20,7 +20,9 @@ from typing import Any
 
 import attrs
 
-from minivllm import DummyModelRunner, LLMEngine, SamplingParams
+from minivllm import DummyModelRunner
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.bus import EventBus
 from minivllm.events import CounterUpdated
 from minivllm.sampling_params import RequestOutputKind

@@ -24,13 +24,16 @@ import resource
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from bench_engine import decode_sample_us
 
-from lifecycle_trace.log import EventLog, JsonlWriter
-from minivllm import LLMEngine, SamplingParams
+from lifecycle_trace.log import EventLog
+from lifecycle_trace.log import JsonlWriter
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 
 CONCURRENCY = (16, 64, 256, 1024)
 IN_FLIGHT = 64

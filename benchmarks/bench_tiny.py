@@ -29,7 +29,8 @@ from collections.abc import Callable
 
 import attrs
 
-from minivllm import LLMEngine, SamplingParams
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.events import StepFinished
 
 DECODE_PROMPT_LEN = 64

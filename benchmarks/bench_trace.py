@@ -20,24 +20,29 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+from typing import Any
 
 import attrs
 import orjson
 import structlog
 
 from lifecycle_trace.fold.timeline import build_timelines
-from lifecycle_trace.log import EventLog, read_jsonl, replay, write_jsonl
-from lifecycle_trace.logging import (
-    EVENT_LOGGER_NAME,
-    ApplicationJsonLogger,
-    make_json_logger,
-)
+from lifecycle_trace.log import EventLog
+from lifecycle_trace.log import read_jsonl
+from lifecycle_trace.log import replay
+from lifecycle_trace.log import write_jsonl
+from lifecycle_trace.logging import EVENT_LOGGER_NAME
+from lifecycle_trace.logging import ApplicationJsonLogger
+from lifecycle_trace.logging import make_json_logger
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import Event, event_to_dict
+from minivllm.events import Event
+from minivllm.events import event_to_dict
 from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload, WorkloadRequest, WorkloadRun
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
+from minivllm.workload import WorkloadRun
 
 TRACE_ENGINE = {
     "max_num_seqs": 64,

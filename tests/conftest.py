@@ -13,7 +13,9 @@ import os
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck
+from hypothesis import Phase
+from hypothesis import settings
 
 settings.register_profile(
     "ci",

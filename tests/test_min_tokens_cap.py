@@ -1,6 +1,8 @@
 """Stop rules that the scheduler's step loop depends on to make progress."""
 
-from minivllm import LLMEngine, RequestStatus, SamplingParams
+from minivllm import LLMEngine
+from minivllm import RequestStatus
+from minivllm import SamplingParams
 
 
 def test_min_tokens_beyond_max_model_len_is_length_capped() -> None:

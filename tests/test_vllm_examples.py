@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from minivllm.workload import Workload, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import run_workload
 
 DATA = Path(__file__).parent / "data"
 V1 = ["a", "b", "c", "d"]

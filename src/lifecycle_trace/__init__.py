@@ -20,49 +20,48 @@ with structlog.
 # Imported eagerly: the function ``check`` must be what ``lifecycle_trace.check``
 # names here, not the subpackage of the same name (import its other names from
 # the subpackage with ``from lifecycle_trace.check import ...``).
-from lifecycle_trace.check import (
-    INVARIANTS,
-    LEGAL_TRANSITIONS,
-    RULES,
-    InvariantChecker,
-    Violation,
-    check,
-    format_violations,
-)
-from lifecycle_trace.fold.requests import LogFold, RequestFold, RequestKey, RequestState
-from lifecycle_trace.fold.timeline import (
-    Sample,
-    Segment,
-    Timeline,
-    TimelineBuilder,
-    build_timelines,
-    iter_timelines,
-)
-from lifecycle_trace.lab import trace_from_events, trace_request
-from lifecycle_trace.log import (
-    CorruptLogError,
-    DuplicateEngineError,
-    EventLog,
-    JsonlWriter,
-    LoadedLog,
-    LogReader,
-    Recorder,
-    SequenceError,
-    SkippedLineWarning,
-    StepRange,
-    TruncatedLogWarning,
-    UnsupportedEventError,
-    iter_jsonl,
-    merge_logs,
-    parse_step_range,
-    read_jsonl,
-    record,
-    replay,
-    slice_log,
-    slice_records,
-    write_jsonl,
-)
-from lifecycle_trace.logging import JsonLogObserver, make_json_logger
+from lifecycle_trace.check import INVARIANTS
+from lifecycle_trace.check import LEGAL_TRANSITIONS
+from lifecycle_trace.check import RULES
+from lifecycle_trace.check import InvariantChecker
+from lifecycle_trace.check import Violation
+from lifecycle_trace.check import check
+from lifecycle_trace.check import format_violations
+from lifecycle_trace.fold.requests import LogFold
+from lifecycle_trace.fold.requests import RequestFold
+from lifecycle_trace.fold.requests import RequestKey
+from lifecycle_trace.fold.requests import RequestState
+from lifecycle_trace.fold.timeline import Sample
+from lifecycle_trace.fold.timeline import Segment
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import TimelineBuilder
+from lifecycle_trace.fold.timeline import build_timelines
+from lifecycle_trace.fold.timeline import iter_timelines
+from lifecycle_trace.lab import trace_from_events
+from lifecycle_trace.lab import trace_request
+from lifecycle_trace.log import CorruptLogError
+from lifecycle_trace.log import DuplicateEngineError
+from lifecycle_trace.log import EventLog
+from lifecycle_trace.log import JsonlWriter
+from lifecycle_trace.log import LoadedLog
+from lifecycle_trace.log import LogReader
+from lifecycle_trace.log import Recorder
+from lifecycle_trace.log import SequenceError
+from lifecycle_trace.log import SkippedLineWarning
+from lifecycle_trace.log import StepRange
+from lifecycle_trace.log import TruncatedLogWarning
+from lifecycle_trace.log import UnsupportedEventError
+from lifecycle_trace.log import iter_jsonl
+from lifecycle_trace.log import merge_logs
+from lifecycle_trace.log import parse_step_range
+from lifecycle_trace.log import read_jsonl
+from lifecycle_trace.log import record
+from lifecycle_trace.log import replay
+from lifecycle_trace.log import slice_log
+from lifecycle_trace.log import slice_records
+from lifecycle_trace.log import write_jsonl
+from lifecycle_trace.logging import JsonLogObserver
+from lifecycle_trace.logging import make_json_logger
 
 __all__ = [
     "INVARIANTS",

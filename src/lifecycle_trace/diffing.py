@@ -16,16 +16,25 @@ with the same report when they part.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import Protocol
 
 import attrs
 
-from lifecycle_trace.fold.timeline import Sample, Timeline, iter_timelines
+from lifecycle_trace.fold.timeline import Sample
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import iter_timelines
 from lifecycle_trace.reader import LogReader
 from lifecycle_trace.streaming import Contiguous
 from minivllm.bus import Handler
-from minivllm.events import EngineConfigured, Event, event_to_dict
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import event_to_dict
 from minivllm.sampling_params import SamplingParams
 
 __all__ = [

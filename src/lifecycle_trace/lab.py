@@ -27,18 +27,23 @@ num_output_placeholders - 1`` (one ahead of the synchronous ``num_tokens -
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-from lifecycle_trace.fold.requests import RequestFold, RequestState
+from lifecycle_trace.fold.requests import RequestFold
+from lifecycle_trace.fold.requests import RequestState
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event as EngineEvent
 from minivllm.events import StepFinished
 from minivllm.request import Request
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload, WorkloadRun
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRun
 
 __all__ = [
     "Event",

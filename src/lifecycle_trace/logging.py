@@ -40,26 +40,30 @@ import functools
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import IO
+from typing import TYPE_CHECKING
+from typing import Any
 
 import msgspec
 import structlog
 from structlog.stdlib import ProcessorFormatter
 
-from lifecycle_trace.log._codec import encode_dict, encode_with_members
+from lifecycle_trace.log._codec import encode_dict
+from lifecycle_trace.log._codec import encode_with_members
 from minivllm import envs
-from minivllm.events import (
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    StepStarted,
-)
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
 
 if TYPE_CHECKING:
-    from minivllm.bus import EventBus, Handler, Subscription
+    from minivllm.bus import EventBus
+    from minivllm.bus import Handler
+    from minivllm.bus import Subscription
     from minivllm.engine.llm_engine import LLMEngine
 
 __all__ = [

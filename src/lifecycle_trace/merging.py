@@ -1,9 +1,7 @@
 """Moved to :mod:`lifecycle_trace.log.merge`; this import path keeps working."""
 
-from lifecycle_trace.log.merge import (
-    DuplicateEngineError,
-    merge_logs,
-)
+from lifecycle_trace.log.merge import DuplicateEngineError
+from lifecycle_trace.log.merge import merge_logs
 
 __all__ = [
     "DuplicateEngineError",

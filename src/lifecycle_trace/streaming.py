@@ -11,7 +11,9 @@ per engine; :class:`Contiguous` stops a stream at a sequence gap.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -37,9 +39,7 @@ def check_records(
 
     ``decisions=False`` checks the event rules only (for a slice of a log).
     """
-    from lifecycle_trace.check import (
-        InvariantChecker,  # imported on first use, as the package does
-    )
+    from lifecycle_trace.check import InvariantChecker  # imported on first use, as the package does
 
     checkers: dict[str, InvariantChecker] = {}
     source = iter(records)

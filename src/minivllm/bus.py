@@ -28,12 +28,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from importlib.metadata import entry_points
 from types import TracebackType
 from typing import Any
 
-from minivllm.events import EVENT_TYPES, CounterUpdated, Event, StepFinished
+from minivllm.events import EVENT_TYPES
+from minivllm.events import CounterUpdated
+from minivllm.events import Event
+from minivllm.events import StepFinished
 
 logger = logging.getLogger("minivllm.bus")
 

@@ -13,16 +13,15 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
+from typing import NoReturn
 
 import minivllm
-from minivllm.cli_errors import (
-    EXIT_STATUS_HELP,
-    InputOutputError,
-    UsageError,
-    run_command,
-    usage_error,
-)
+from minivllm.cli_errors import EXIT_STATUS_HELP
+from minivllm.cli_errors import InputOutputError
+from minivllm.cli_errors import UsageError
+from minivllm.cli_errors import run_command
+from minivllm.cli_errors import usage_error
 from minivllm.entrypoints.llm import LLM
 from minivllm.sampling_params import SamplingParams
 
@@ -139,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _replay(path: str, trace_format: int | None) -> int:
-    from minivllm.workload import Workload, WorkloadNotDrained, run_workload
+    from minivllm.workload import Workload
+    from minivllm.workload import WorkloadNotDrained
+    from minivllm.workload import run_workload
 
     with contextlib.suppress(OSError):  # a missing file is reported by the load below
         if stat.S_ISCHR(os.stat(path).st_mode) or stat.S_ISBLK(os.stat(path).st_mode):

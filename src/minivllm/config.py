@@ -6,7 +6,9 @@ from typing import Any
 
 import attrs
 
-from minivllm.validation import INT64_MAX, describe, is_integer
+from minivllm.validation import INT64_MAX
+from minivllm.validation import describe
+from minivllm.validation import is_integer
 
 
 def _int(value: Any) -> Any:

@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Final, Literal, get_args
+from typing import Annotated
+from typing import Any
+from typing import ClassVar
+from typing import Final
+from typing import Literal
+from typing import get_args
 
 import msgspec
 

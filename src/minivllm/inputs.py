@@ -16,8 +16,13 @@ dict) means vLLM's order, anything else (a ``SamplingParams``, None) the lab's.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, NotRequired, TypeAlias, TypedDict
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import NamedTuple
+from typing import NotRequired
+from typing import TypeAlias
+from typing import TypedDict
 
 from minivllm.sampling_params import SamplingParams
 

@@ -7,16 +7,14 @@ from collections.abc import Iterable
 
 import attrs
 
-from minivllm.validation import (
-    INT64_MAX,
-    INT64_MIN,
-    UINT64_MAX,
-    check_int,
-    check_number,
-    describe,
-    int_tuple,
-    is_integer,
-)
+from minivllm.validation import INT64_MAX
+from minivllm.validation import INT64_MIN
+from minivllm.validation import UINT64_MAX
+from minivllm.validation import check_int
+from minivllm.validation import check_number
+from minivllm.validation import describe
+from minivllm.validation import int_tuple
+from minivllm.validation import is_integer
 
 
 class RequestOutputKind(enum.Enum):

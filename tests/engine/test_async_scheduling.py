@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.engine import assert_no_leak, make_engine, run_to_end
-from minivllm import LLMEngine, RequestStatus, SamplingParams
-from minivllm.events import CounterUpdated, EngineConfigured, RequestAdded
-from minivllm.model_executor import DummyModelRunner, output_index
+from helpers.engine import assert_no_leak
+from helpers.engine import make_engine
+from helpers.engine import run_to_end
+from minivllm import LLMEngine
+from minivllm import RequestStatus
+from minivllm import SamplingParams
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import RequestAdded
+from minivllm.model_executor import DummyModelRunner
+from minivllm.model_executor import output_index
 from minivllm.request import Request
-from minivllm.workload import Workload, WorkloadRequest, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
+from minivllm.workload import run_workload
 
 EOS = 257
 V2 = Path(__file__).parent.parent / "data" / "vllm_examples_v2"

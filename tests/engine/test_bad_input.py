@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.engine import assert_no_leak, make_engine, run_to_end
-from minivllm import LLMEngine, ModelRunnerOutput, SamplingParams
+from helpers.engine import assert_no_leak
+from helpers.engine import make_engine
+from helpers.engine import run_to_end
+from minivllm import LLMEngine
+from minivllm import ModelRunnerOutput
+from minivllm import SamplingParams
 from minivllm.events import RequestAdded
 
 

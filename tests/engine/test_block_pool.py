@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from minivllm.core.block_pool import BlockPool, FreeKVCacheBlockQueue, KVCacheBlock
+from minivllm.core.block_pool import BlockPool
+from minivllm.core.block_pool import FreeKVCacheBlockQueue
+from minivllm.core.block_pool import KVCacheBlock
 
 
 def ids(blocks: list[KVCacheBlock]) -> list[int]:

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from helpers.engine import make_engine
-from minivllm import LLM, ByteTokenizer, RequestOutputKind, SamplingParams
+from minivllm import LLM
+from minivllm import ByteTokenizer
+from minivllm import RequestOutputKind
+from minivllm import SamplingParams
 from minivllm.cli import main
 
 

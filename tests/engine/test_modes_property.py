@@ -6,11 +6,17 @@ from collections import Counter
 from typing import Any
 
 import attrs
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from minivllm import LLMEngine, SamplingParams
-from minivllm.workload import Workload, WorkloadRequest, WorkloadRun, run_workload
+from minivllm import LLMEngine
+from minivllm import SamplingParams
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
+from minivllm.workload import WorkloadRun
+from minivllm.workload import run_workload
 
 MAX_MODEL_LEN = 48
 MODES = [(False, "fcfs"), (True, "fcfs"), (False, "priority"), (True, "priority")]

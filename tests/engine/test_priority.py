@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.engine import assert_no_leak, make_engine, run_to_end
-from minivllm import LLMEngine, SamplingParams
-from minivllm.core.sched.request_queue import (
-    FCFSRequestQueue,
-    PriorityRequestQueue,
-    SchedulingPolicy,
-    create_request_queue,
-)
-from minivllm.events import StatusChanged, StepFinished
-from minivllm.request import Request, RequestStatus
+from helpers.engine import assert_no_leak
+from helpers.engine import make_engine
+from helpers.engine import run_to_end
+from minivllm import LLMEngine
+from minivllm import SamplingParams
+from minivllm.core.sched.request_queue import FCFSRequestQueue
+from minivllm.core.sched.request_queue import PriorityRequestQueue
+from minivllm.core.sched.request_queue import SchedulingPolicy
+from minivllm.core.sched.request_queue import create_request_queue
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.request import Request
+from minivllm.request import RequestStatus
 
 
 def admission_order(engine: LLMEngine) -> list[str]:

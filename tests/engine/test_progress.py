@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from tqdm import tqdm
 
-from minivllm import LLM, SamplingParams
+from minivllm import LLM
+from minivllm import SamplingParams
 from minivllm.events import Event
 
 

@@ -7,7 +7,11 @@ import inspect
 import pytest
 
 from helpers.engine import make_engine
-from minivllm import AsyncScheduler, RequestStatus, SamplingParams, Scheduler, SchedulerInterface
+from minivllm import AsyncScheduler
+from minivllm import RequestStatus
+from minivllm import SamplingParams
+from minivllm import Scheduler
+from minivllm import SchedulerInterface
 from minivllm.request import Request
 
 VLLM_0_22_1_ORDER = [

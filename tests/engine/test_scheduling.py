@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from helpers.engine import assert_no_leak, make_engine, run_to_end, snapshot
-from minivllm import RequestStatus, SamplingParams
+from helpers.engine import assert_no_leak
+from helpers.engine import make_engine
+from helpers.engine import run_to_end
+from helpers.engine import snapshot
+from minivllm import RequestStatus
+from minivllm import SamplingParams
 from minivllm.events import StepFinished
 
 

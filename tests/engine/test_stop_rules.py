@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from helpers.engine import assert_no_leak, make_engine, run_to_end
-from minivllm import DummyModelRunner, Request, SamplingParams
+from helpers.engine import assert_no_leak
+from helpers.engine import make_engine
+from helpers.engine import run_to_end
+from minivllm import DummyModelRunner
+from minivllm import Request
+from minivllm import SamplingParams
 
 EOS = 257
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from minivllm import DummyModelRunner, LLMEngine, SamplingParams
+from minivllm import DummyModelRunner
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 
 
 def _finish(stop: str, emitted: bytes) -> tuple[list[int], str, str | None, int | str | None]:

@@ -8,8 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers.engine import make_engine, run_to_end
-from minivllm import EngineArgs, LLMEngine, RequestStatus, SamplingParams
+from helpers.engine import make_engine
+from helpers.engine import run_to_end
+from minivllm import EngineArgs
+from minivllm import LLMEngine
+from minivllm import RequestStatus
+from minivllm import SamplingParams
 from minivllm.events import RequestAdded
 
 

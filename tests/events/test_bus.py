@@ -7,16 +7,17 @@ from typing import Any
 
 import pytest
 
-from minivllm import LLMEngine, RequestStatus, SamplingParams
-from minivllm.bus import EventBus, load_observer
-from minivllm.events import (
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-)
+from minivllm import LLMEngine
+from minivllm import RequestStatus
+from minivllm import SamplingParams
+from minivllm.bus import EventBus
+from minivllm.bus import load_observer
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
 
 
 def engine_with(*observers: Any, **kwargs: Any) -> LLMEngine:

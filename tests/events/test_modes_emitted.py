@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import EngineConfigured, Event, RequestAdded
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
 from minivllm.sampling_params import SamplingParams
 
 

@@ -6,12 +6,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from minivllm import DummyModelRunner, LLMEngine, Request, SamplingParams
-from minivllm.events import CounterUpdated, Event, RequestAdded, StatusChanged
-from minivllm.workload import Workload, WorkloadRequest
+from minivllm import DummyModelRunner
+from minivllm import LLMEngine
+from minivllm import Request
+from minivllm import SamplingParams
+from minivllm.events import CounterUpdated
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
 
 DATA = Path(__file__).parent.parent / "data" / "vllm_examples"
 FIELDS = ("status", "num_computed_tokens", "num_tokens", "num_cached_tokens", "num_preemptions")

@@ -15,20 +15,18 @@ import pytest
 
 from minivllm import RequestStatus
 from minivllm.config import EngineConfig
-from minivllm.events import (
-    EVENT_TYPES,
-    SCHEMA_VERSION,
-    BlocksCached,
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    EventDecodeError,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    event_from_dict,
-    event_to_dict,
-)
+from minivllm.events import EVENT_TYPES
+from minivllm.events import SCHEMA_VERSION
+from minivllm.events import BlocksCached
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import EventDecodeError
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import event_from_dict
+from minivllm.events import event_to_dict
 from minivllm.sampling_params import SamplingParams
 
 V1_LOG = Path(__file__).parent.parent / "data" / "event_logs" / "schema_v1.jsonl"

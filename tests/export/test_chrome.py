@@ -8,14 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
 from helpers.export import run_scenario_logged
-from lifecycle_trace.export.chrome import ENGINE_TID, PID, chrome_trace, write_chrome_trace
+from lifecycle_trace.export.chrome import ENGINE_TID
+from lifecycle_trace.export.chrome import PID
+from lifecycle_trace.export.chrome import chrome_trace
+from lifecycle_trace.export.chrome import write_chrome_trace
 from lifecycle_trace.fold.timeline import build_timelines
-from lifecycle_trace.testing import Scenario, scenarios
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import scenarios
 from lifecycle_trace.testing.chrome_check import validate_chrome_trace
-from minivllm.events import Event, RequestAdded, StepFinished
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StepFinished
 from minivllm.request import RequestStatus
 
 

@@ -9,7 +9,8 @@ from helpers.trace import reference_v2
 from lifecycle_trace.export.chrome import chrome_trace
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.testing.chrome_check import validate_chrome_trace
-from minivllm.events import Event, StepFinished
+from minivllm.events import Event
+from minivllm.events import StepFinished
 
 
 def _counters(trace: dict[str, Any], name: str) -> list[dict[str, Any]]:

@@ -9,11 +9,9 @@ from typing import Any
 import pytest
 
 from lifecycle_trace.export.chrome import chrome_trace
-from lifecycle_trace.testing.chrome_check import (
-    InvalidTraceError,
-    trace_problems,
-    validate_chrome_trace,
-)
+from lifecycle_trace.testing.chrome_check import InvalidTraceError
+from lifecycle_trace.testing.chrome_check import trace_problems
+from lifecycle_trace.testing.chrome_check import validate_chrome_trace
 from minivllm.events import Event
 
 Trace = dict[str, Any]

@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
 from helpers.export import run_scenario_logged
 from lifecycle_trace.cli import main
 from lifecycle_trace.eventlog import EventLog
-from lifecycle_trace.export.chrome import (
-    ENGINE_TID,
-    ChromeTraceStream,
-    chrome_trace,
-    write_chrome_trace,
-)
+from lifecycle_trace.export.chrome import ENGINE_TID
+from lifecycle_trace.export.chrome import ChromeTraceStream
+from lifecycle_trace.export.chrome import chrome_trace
+from lifecycle_trace.export.chrome import write_chrome_trace
 from lifecycle_trace.store import write_jsonl
-from lifecycle_trace.testing import FakeClock, Scenario, scenarios
+from lifecycle_trace.testing import FakeClock
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import scenarios
 from lifecycle_trace.testing.chrome_check import validate_chrome_trace
-from minivllm import LLMEngine, SamplingParams
-from minivllm.events import Event, RequestAdded, StatusChanged
+from minivllm import LLMEngine
+from minivllm import SamplingParams
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
 from minivllm.request import RequestStatus
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from lifecycle_trace.cli import main
 from lifecycle_trace.cli._export import last_ts_ns
-from lifecycle_trace.export.plot import picture_of, timeline_svg
+from lifecycle_trace.export.plot import picture_of
+from lifecycle_trace.export.plot import timeline_svg
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.store import write_jsonl
 from lifecycle_trace.testing.chrome_check import validate_chrome_trace

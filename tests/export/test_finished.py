@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
 from helpers.export import run_scenario_logged
 from lifecycle_trace.fold.finished import finished_requests
 from lifecycle_trace.fold.intervals import status_intervals
 from lifecycle_trace.fold.timeline import build_timelines
-from lifecycle_trace.testing import Scenario, scenarios
-from minivllm.events import Event, StatusChanged, StepFinished
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import scenarios
+from minivllm.events import Event
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
 from minivllm.request import RequestStatus
 
 

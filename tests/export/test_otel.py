@@ -20,35 +20,38 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="the 'otel' extra is not installed")
 
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-)
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from helpers.export import run_workload_logged
 from helpers.scale import write_rolling
 from lifecycle_trace.cli import main
-from lifecycle_trace.export.otel import (
-    SPAN_NAME,
-    ExporterUnavailableError,
-    SpanObserver,
-    configure_tracing,
-    export_spans,
-    span_exporters_from_env,
-    tracer_provider,
-)
-from lifecycle_trace.export.otlp_json import OtlpJsonSpanExporter, encode_spans
+from lifecycle_trace.export.otel import SPAN_NAME
+from lifecycle_trace.export.otel import ExporterUnavailableError
+from lifecycle_trace.export.otel import SpanObserver
+from lifecycle_trace.export.otel import configure_tracing
+from lifecycle_trace.export.otel import export_spans
+from lifecycle_trace.export.otel import span_exporters_from_env
+from lifecycle_trace.export.otel import tracer_provider
+from lifecycle_trace.export.otlp_json import OtlpJsonSpanExporter
+from lifecycle_trace.export.otlp_json import encode_spans
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.log import write_jsonl
 from lifecycle_trace.testing import FakeClock
-from minivllm import LLMEngine, SamplingParams
-from minivllm.events import Event, StatusChanged, StepFinished
+from minivllm import LLMEngine
+from minivllm import SamplingParams
+from minivllm.events import Event
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
 from minivllm.request import RequestStatus
-from minivllm.workload import Workload, WorkloadRequest
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
 
 OTEL_VARIABLES = (
     "OTEL_TRACES_EXPORTER",
@@ -385,9 +388,7 @@ def test_the_console_exporter_from_the_command_line(
 def test_otlp_over_http_sends_batches_not_a_post_per_span(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     received: list[int] = []
 
@@ -468,9 +469,7 @@ def test_dash_o_writes_otlp_json_lines(demo_events: list[Event], tmp_path: Path)
     if not OTLP_PROTO:
         pytest.skip("opentelemetry-proto is not installed: the protobuf parse is not run")
     from google.protobuf import json_format
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     for line in lines:
         request = json.loads(line)

@@ -11,23 +11,26 @@ import pytest
 pytest.importorskip("pyarrow.parquet", reason="the 'parquet' extra is not installed")
 
 import pyarrow.parquet as pq
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
 from helpers.export import run_scenario_logged
 from helpers.scale import write_merged
 from lifecycle_trace.cli import main
-from lifecycle_trace.export.parquet import (
-    EVENTS_FILE,
-    REQUESTS_FILE,
-    event_schema,
-    request_schema,
-    write_parquet,
-)
+from lifecycle_trace.export.parquet import EVENTS_FILE
+from lifecycle_trace.export.parquet import REQUESTS_FILE
+from lifecycle_trace.export.parquet import event_schema
+from lifecycle_trace.export.parquet import request_schema
+from lifecycle_trace.export.parquet import write_parquet
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.reader import LogReader
 from lifecycle_trace.store import write_jsonl
-from lifecycle_trace.testing import Scenario, scenarios
-from minivllm.events import EngineConfigured, Event, RequestAdded, event_to_dict
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import scenarios
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import event_to_dict
 
 TIMELINE_COLUMNS = (
     "num_prompt_tokens",

@@ -5,14 +5,18 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
 from helpers.export import run_scenario_logged
 from lifecycle_trace.fold.intervals import status_intervals
-from lifecycle_trace.fold.phases import PHASE_NAMES, request_phases
+from lifecycle_trace.fold.phases import PHASE_NAMES
+from lifecycle_trace.fold.phases import request_phases
 from lifecycle_trace.fold.timeline import build_timelines
-from lifecycle_trace.testing import Scenario, scenarios
-from minivllm.events import Event, StatusChanged
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import scenarios
+from minivllm.events import Event
+from minivllm.events import StatusChanged
 from minivllm.request import RequestStatus
 
 

@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle_trace.export.plot import timeline_html, timeline_svg, write_plot
-from lifecycle_trace.export.plot.layout import Layout, nice_step, status_color
+from lifecycle_trace.export.plot import timeline_html
+from lifecycle_trace.export.plot import timeline_svg
+from lifecycle_trace.export.plot import write_plot
+from lifecycle_trace.export.plot.layout import Layout
+from lifecycle_trace.export.plot.layout import nice_step
+from lifecycle_trace.export.plot.layout import status_color
 from lifecycle_trace.fold.timeline import build_timelines
-from minivllm.events import Event, RequestAdded
+from minivllm.events import Event
+from minivllm.events import RequestAdded
 
 SVG = "{http://www.w3.org/2000/svg}"
 

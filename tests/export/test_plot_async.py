@@ -5,7 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from lifecycle_trace.export.plot import IN_FLIGHT_COLOR, timeline_svg
+from lifecycle_trace.export.plot import IN_FLIGHT_COLOR
+from lifecycle_trace.export.plot import timeline_svg
 from lifecycle_trace.fold.timeline import build_timelines
 from minivllm.events import Event
 

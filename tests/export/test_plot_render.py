@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lifecycle_trace.export.plot import layout_for, write_plot
-from lifecycle_trace.export.plot.layout import (
-    FINISHED_COLOR,
-    IN_FLIGHT_COLOR,
-    REQUEST_PALETTE,
-    Layout,
-    status_color,
-)
-from lifecycle_trace.fold.timeline import Timeline, TimelineBuilder
+from lifecycle_trace.export.plot import layout_for
+from lifecycle_trace.export.plot import write_plot
+from lifecycle_trace.export.plot.layout import FINISHED_COLOR
+from lifecycle_trace.export.plot.layout import IN_FLIGHT_COLOR
+from lifecycle_trace.export.plot.layout import REQUEST_PALETTE
+from lifecycle_trace.export.plot.layout import Layout
+from lifecycle_trace.export.plot.layout import status_color
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import TimelineBuilder
 from minivllm.events import Event
 from minivllm.request import RequestStatus
 

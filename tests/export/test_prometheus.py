@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -10,32 +11,35 @@ import pytest
 
 pytest.importorskip("prometheus_client", reason="the 'prometheus' extra is not installed")
 
-from hypothesis import given, settings
-from prometheus_client import CollectorRegistry, generate_latest
+from hypothesis import given
+from hypothesis import settings
+from prometheus_client import CollectorRegistry
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers.export import run_scenario_logged, run_workload_logged
+from helpers.export import run_scenario_logged
+from helpers.export import run_workload_logged
 from lifecycle_trace.eventlog import EventLog
-from lifecycle_trace.export.prometheus import (
-    METRICS,
-    PrometheusProjection,
-    attach_prometheus,
-    build_1_2_5_buckets,
-    project_metrics,
-)
-from lifecycle_trace.testing import FakeClock, Scenario, scenarios
+from lifecycle_trace.export.prometheus import METRICS
+from lifecycle_trace.export.prometheus import PrometheusProjection
+from lifecycle_trace.export.prometheus import attach_prometheus
+from lifecycle_trace.export.prometheus import build_1_2_5_buckets
+from lifecycle_trace.export.prometheus import project_metrics
+from lifecycle_trace.testing import FakeClock
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import scenarios
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import (
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-)
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
 from minivllm.request import RequestStatus
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload, WorkloadRequest, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
+from minivllm.workload import run_workload
 
 REFERENCE = Path(__file__).parent.parent / "data" / "vllm_metrics" / "fresh-0.22.1.prom"
 NOT_FROM_THE_LOG = {"vllm:prefix_cache_queries", "vllm:prefix_cache_hits"}

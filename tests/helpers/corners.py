@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lifecycle_trace.testing import Scenario, ScriptedSampler
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import ScriptedSampler
 from minivllm.config import EngineConfig
 from minivllm.sampling_params import SamplingParams
 from minivllm.workload import WorkloadRequest

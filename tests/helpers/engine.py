@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from minivllm import DummyModelRunner, LLMEngine
+from minivllm import DummyModelRunner
+from minivllm import LLMEngine
 
 
 def make_engine(**kwargs: Any) -> LLMEngine:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from lifecycle_trace.eventlog import EventLog
-from lifecycle_trace.testing import FakeClock, Scenario, run_scenario
+from lifecycle_trace.testing import FakeClock
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import run_scenario
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event
-from minivllm.workload import Workload, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import run_workload
 
 
 def run_workload_logged(workload: Workload) -> list[Event]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from lifecycle_trace.cli import main
 from lifecycle_trace.sink import JsonlWriter
 from lifecycle_trace.testing.scenario import FakeClock
-from minivllm import LLMEngine, SamplingParams
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 
 
 def run_rolling(

@@ -9,11 +9,14 @@ from typing import Any
 import attrs
 import numpy as np
 
-from minivllm import LLMEngine, SamplingParams
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.config import EngineConfig
-from minivllm.model_executor.tiny import StepInputs, TinyModelRunner
+from minivllm.model_executor.tiny import StepInputs
+from minivllm.model_executor.tiny import TinyModelRunner
 from minivllm.model_executor.tiny_model import TinyModel
-from minivllm.model_executor.tiny_weights import TinyWeights, init_weights
+from minivllm.model_executor.tiny_weights import TinyWeights
+from minivllm.model_executor.tiny_weights import init_weights
 from minivllm.tokenizer import ByteTokenizer
 
 EOS = ByteTokenizer.eos_token_id

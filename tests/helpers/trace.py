@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from lifecycle_trace.eventlog import EventLog
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import StepRecord, Workload, WorkloadRequest, run_workload
+from minivllm.workload import StepRecord
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
+from minivllm.workload import run_workload
 
 DATA = Path(__file__).parent.parent / "data" / "vllm_examples"
 REFERENCE_NAMES = ("a", "b", "c", "d")

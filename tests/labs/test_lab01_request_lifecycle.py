@@ -13,15 +13,13 @@ import math
 
 import pytest
 
-from lifecycle_trace.lab import (
-    Event,
-    decode_growth,
-    first_event,
-    is_monotonic,
-    prefill_step,
-    status_sequence,
-    trace_request,
-)
+from lifecycle_trace.lab import Event
+from lifecycle_trace.lab import decode_growth
+from lifecycle_trace.lab import first_event
+from lifecycle_trace.lab import is_monotonic
+from lifecycle_trace.lab import prefill_step
+from lifecycle_trace.lab import status_sequence
+from lifecycle_trace.lab import trace_request
 from minivllm.sampling_params import SamplingParams
 from minivllm.tokenizer import ByteTokenizer
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck
+from hypothesis import event
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from helpers.tiny import Job, make_runner, reference_greedy, reference_model, run_jobs
-from minivllm import LLMEngine, SamplingParams
-from minivllm.events import CounterUpdated, StepFinished
+from helpers.tiny import Job
+from helpers.tiny import make_runner
+from helpers.tiny import reference_greedy
+from helpers.tiny import reference_model
+from helpers.tiny import run_jobs
+from minivllm import LLMEngine
+from minivllm import SamplingParams
+from minivllm.events import CounterUpdated
+from minivllm.events import StepFinished
 
 MAX_MODEL_LEN = 32  # prompts reach 22 tokens, so some requests stop at this length
 

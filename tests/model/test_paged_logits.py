@@ -7,8 +7,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers.tiny import CheckingRunner, Job, run_jobs, tiny_weights
-from minivllm import LLMEngine, SamplingParams
+from helpers.tiny import CheckingRunner
+from helpers.tiny import Job
+from helpers.tiny import run_jobs
+from helpers.tiny import tiny_weights
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 
 TOLERANCE = 1e-9  # float64 throughout; only summation order differs
 FLOAT32_TOLERANCE = 1e-4

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from minivllm.model_executor.sampler import SamplingMetadata, sample
+from minivllm.model_executor.sampler import SamplingMetadata
+from minivllm.model_executor.sampler import sample
 
 VOCAB = 8
 NUM_DRAWS = 4000

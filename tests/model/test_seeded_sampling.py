@@ -7,8 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers.tiny import EOS, Job, make_runner, run_jobs, tiny_weights
-from minivllm import LLMEngine, SamplingParams
+from helpers.tiny import EOS
+from helpers.tiny import Job
+from helpers.tiny import make_runner
+from helpers.tiny import run_jobs
+from helpers.tiny import tiny_weights
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.events import StepFinished
 from minivllm.model_executor.tiny_model import TinyModel
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from minivllm import LLM, SamplingParams
+from minivllm import LLM
+from minivllm import SamplingParams
 from minivllm.cli import main
 from minivllm.model_executor.tiny import TinyModelRunner
 from minivllm.tokenizer import ByteTokenizer

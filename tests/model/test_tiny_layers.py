@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from minivllm.model_executor.tiny_attention import causal_attention
-from minivllm.model_executor.tiny_layers import (
-    apply_rotary,
-    masked_softmax,
-    rms_norm,
-    rotary_tables,
-)
+from minivllm.model_executor.tiny_layers import apply_rotary
+from minivllm.model_executor.tiny_layers import masked_softmax
+from minivllm.model_executor.tiny_layers import rms_norm
+from minivllm.model_executor.tiny_layers import rotary_tables
 
 RNG = np.random.default_rng(11)
 

@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 
 from helpers.tiny import tiny_weights
-from minivllm import LLM, SamplingParams
+from minivllm import LLM
+from minivllm import SamplingParams
 from minivllm.model_executor.tiny import TinyModelRunner
-from minivllm.model_executor.tiny_weights import (
-    TinyConfig,
-    TinyWeights,
-    init_weights,
-    load_weights,
-    save_weights,
-)
+from minivllm.model_executor.tiny_weights import TinyConfig
+from minivllm.model_executor.tiny_weights import TinyWeights
+from minivllm.model_executor.tiny_weights import init_weights
+from minivllm.model_executor.tiny_weights import load_weights
+from minivllm.model_executor.tiny_weights import save_weights
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
 

@@ -29,9 +29,11 @@ from typing import Any
 import attrs
 import pytest
 
-from helpers.mutants import MUTANTS, Mutant
+from helpers.mutants import MUTANTS
+from helpers.mutants import Mutant
 from minivllm.core import kv_cache_manager as kv_module
-from minivllm.core.block_pool import BlockPool, FreeKVCacheBlockQueue
+from minivllm.core.block_pool import BlockPool
+from minivllm.core.block_pool import FreeKVCacheBlockQueue
 from minivllm.core.kv_cache_manager import KVCacheManager
 from minivllm.core.sched import scheduler as scheduler_module
 from minivllm.core.sched import utils as stop_rules

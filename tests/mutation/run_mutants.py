@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from policy_mutants import ALL_MUTANTS, part_of  # noqa: E402
+from policy_mutants import ALL_MUTANTS  # noqa: E402
+from policy_mutants import part_of  # noqa: E402
 
 _RULE = re.compile(r"\[([a-z_][a-z0-9_.]*)\]")
 _FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)

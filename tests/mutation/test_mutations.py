@@ -16,14 +16,23 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck
+from hypothesis import Phase
+from hypothesis import example
+from hypothesis import given
+from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
-from policy_mutants import ALL_MUTANTS, Lines, Wrap
+from policy_mutants import ALL_MUTANTS
+from policy_mutants import Lines
+from policy_mutants import Wrap
 from run_mutants import known_rules
 
 from helpers.corners import CORNERS
 from helpers.mutants import Mutant
-from lifecycle_trace.testing import EngineStateMachine, Scenario, check_scenario, scenarios
+from lifecycle_trace.testing import EngineStateMachine
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import check_scenario
+from lifecycle_trace.testing import scenarios
 
 # The scenario property's own budget (tests/properties/test_scenarios.py), so a
 # mutant caught here is caught by the property suite. No shrinking: a search

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from policy_mutants import ALL_MUTANTS, Lines, Wrap, part_of
-from witnesses import WITNESSES, behaviour
+from policy_mutants import ALL_MUTANTS
+from policy_mutants import Lines
+from policy_mutants import Wrap
+from policy_mutants import part_of
+from witnesses import WITNESSES
+from witnesses import behaviour
 
 from helpers.mutants import Mutant
 

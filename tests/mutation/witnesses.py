@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from helpers.corners import config, scenario
-from lifecycle_trace.testing import FakeClock, Scenario
+from helpers.corners import config
+from helpers.corners import scenario
+from lifecycle_trace.testing import FakeClock
+from lifecycle_trace.testing import Scenario
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import StepFinished
 from minivllm.sampling_params import RequestOutputKind

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
-from lifecycle_trace.testing import FakeClock, Scenario, run_scenario, scenarios
-from minivllm.events import Event, event_to_dict
+from lifecycle_trace.testing import FakeClock
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import run_scenario
+from lifecycle_trace.testing import scenarios
+from minivllm.events import Event
+from minivllm.events import event_to_dict
 
 EXAMPLES = settings.default.max_examples * 3
 

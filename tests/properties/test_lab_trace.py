@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
-from lifecycle_trace.lab import trace_from_events, trace_workload
-from lifecycle_trace.testing import Scenario, scenarios
+from lifecycle_trace.lab import trace_from_events
+from lifecycle_trace.lab import trace_workload
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import scenarios
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event
 

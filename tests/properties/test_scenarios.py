@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import example, given, settings
+from hypothesis import example
+from hypothesis import given
+from hypothesis import settings
 
 from helpers.corners import CORNERS
-from lifecycle_trace.testing import Scenario, check_scenario, scenarios
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import check_scenario
+from lifecycle_trace.testing import scenarios
 
 EXAMPLES = settings.default.max_examples * 10
 

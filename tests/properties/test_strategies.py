@@ -8,21 +8,25 @@ the strategies stops producing it, the search fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 
 import pytest
-from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import HealthCheck
+from hypothesis import Phase
+from hypothesis import find
+from hypothesis import settings
 
-from lifecycle_trace.testing import Scenario, check_scenario, scenarios
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import check_scenario
+from lifecycle_trace.testing import scenarios
 from minivllm import RequestStatus
-from minivllm.events import (
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-)
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
 
 S = RequestStatus
 # The searches stop at the first hit; the budget only matters for the rare

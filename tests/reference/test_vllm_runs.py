@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from lifecycle_trace.testing.reference import ReferenceConfig, ReferenceRequest, ReferenceScheduler
+from lifecycle_trace.testing.reference import ReferenceConfig
+from lifecycle_trace.testing.reference import ReferenceRequest
+from lifecycle_trace.testing.reference import ReferenceScheduler
 from minivllm.sampling_params import SamplingParams
 
 DATA = Path(__file__).resolve().parents[1] / "data"

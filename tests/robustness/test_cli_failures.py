@@ -18,8 +18,11 @@ from pathlib import Path
 import pytest
 
 from lifecycle_trace.cli import main
-from lifecycle_trace.log import EventLog, JsonlWriter, write_jsonl
-from minivllm import LLMEngine, SamplingParams
+from lifecycle_trace.log import EventLog
+from lifecycle_trace.log import JsonlWriter
+from lifecycle_trace.log import write_jsonl
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.cli import main as minivllm_main
 
 BIN = Path(sys.executable).parent

@@ -21,21 +21,26 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from unittest import mock
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
 import lifecycle_trace.cli as trace_cli
 import minivllm.cli as minivllm_cli
 from helpers.export import run_workload_logged
 from lifecycle_trace.cli._demo import demo_workload
-from lifecycle_trace.log import EventLog, write_jsonl
+from lifecycle_trace.log import EventLog
+from lifecycle_trace.log import write_jsonl
 from lifecycle_trace.log.merge import merge_logs
-from minivllm import LLMEngine, SamplingParams
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.cli_errors import EXIT_INTERNAL
 
 DATA = Path(__file__).parent.parent / "data"

@@ -17,10 +17,17 @@ from typing import Any
 import pytest
 
 from lifecycle_trace.checker import check
-from lifecycle_trace.log import EventLog, JsonlWriter
-from minivllm import DummyModelRunner, LLMEngine, SamplingParams
+from lifecycle_trace.log import EventLog
+from lifecycle_trace.log import JsonlWriter
+from minivllm import DummyModelRunner
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.engine.guard import EngineBusyError
-from minivllm.events import Event, RequestAdded, StatusChanged, StepFinished, event_to_dict
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import event_to_dict
 
 CALLS: dict[str, Callable[[LLMEngine], object]] = {
     "add_request": lambda engine: engine.add_request([5, 6], request_id="late"),

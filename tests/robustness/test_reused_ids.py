@@ -14,9 +14,14 @@ import pytest
 
 from lifecycle_trace.cli import main
 from lifecycle_trace.fold.intervals import status_intervals
-from lifecycle_trace.fold.timeline import build_timelines, iter_timelines, life_labels
-from lifecycle_trace.log import EventLog, iter_jsonl, write_jsonl
-from minivllm import LLMEngine, SamplingParams
+from lifecycle_trace.fold.timeline import build_timelines
+from lifecycle_trace.fold.timeline import iter_timelines
+from lifecycle_trace.fold.timeline import life_labels
+from lifecycle_trace.log import EventLog
+from lifecycle_trace.log import iter_jsonl
+from lifecycle_trace.log import write_jsonl
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.events import RequestAdded
 
 

@@ -24,16 +24,23 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import example, given
+from hypothesis import example
+from hypothesis import given
 from hypothesis import strategies as st
 
 from helpers.state import engine_state
 from lifecycle_trace.checker import check
-from lifecycle_trace.log import EventLog, JsonlWriter, iter_jsonl
-from minivllm import DummyModelRunner, LLMEngine, ModelRunnerOutput, SamplingParams
+from lifecycle_trace.log import EventLog
+from lifecycle_trace.log import JsonlWriter
+from lifecycle_trace.log import iter_jsonl
+from minivllm import DummyModelRunner
+from minivllm import LLMEngine
+from minivllm import ModelRunnerOutput
+from minivllm import SamplingParams
 from minivllm.engine.core import StepFailedError
 from minivllm.engine.guard import EngineDeadError
-from minivllm.events import Event, event_to_dict
+from minivllm.events import Event
+from minivllm.events import event_to_dict
 from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from minivllm import DummyModelRunner, LLMEngine, SamplingParams
+from minivllm import DummyModelRunner
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 

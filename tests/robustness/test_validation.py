@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from lifecycle_trace.log import EventLog
-from minivllm import LLM, LLMEngine, SamplingParams
+from minivllm import LLM
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.events import RequestAdded
 
 BIG = 2**64

@@ -7,17 +7,22 @@ import gc
 import io
 import os
 import tracemalloc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers.scale import run_rolling, write_rolling
+from helpers.scale import run_rolling
+from helpers.scale import write_rolling
 from lifecycle_trace import EventLog
 from lifecycle_trace.cli import main
-from lifecycle_trace.export.chrome import ChromeTraceStream, write_chrome_trace
+from lifecycle_trace.export.chrome import ChromeTraceStream
+from lifecycle_trace.export.chrome import write_chrome_trace
 from lifecycle_trace.fold.finished import finished_requests
-from minivllm.events import Event, StepFinished
+from minivllm.events import Event
+from minivllm.events import StepFinished
 
 SMALL, LARGE = 1_000, 5_000
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from helpers.scale import write_merged, write_rolling
+from helpers.scale import write_merged
+from helpers.scale import write_rolling
 from lifecycle_trace.cli import main
 from lifecycle_trace.reader import iter_jsonl
 

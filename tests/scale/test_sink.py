@@ -14,7 +14,8 @@ from helpers.scale import run_rolling
 from lifecycle_trace import EventLog
 from lifecycle_trace.reader import iter_jsonl
 from lifecycle_trace.sink import JsonlWriter
-from minivllm import LLMEngine, SamplingParams
+from minivllm import LLMEngine
+from minivllm import SamplingParams
 from minivllm.events import event_to_dict
 
 

@@ -11,12 +11,18 @@ import pytest
 
 from helpers.scale import write_rolling
 from lifecycle_trace.fold.timeline import Timeline
-from lifecycle_trace.log.merge import DuplicateEngineError, merge_logs
-from lifecycle_trace.log.slice import StepRange, parse_step_range, slice_log
+from lifecycle_trace.log.merge import DuplicateEngineError
+from lifecycle_trace.log.merge import merge_logs
+from lifecycle_trace.log.slice import StepRange
+from lifecycle_trace.log.slice import parse_step_range
+from lifecycle_trace.log.slice import slice_log
 from lifecycle_trace.reader import iter_jsonl
 from lifecycle_trace.store import replay
-from lifecycle_trace.streaming import check_records, iter_timelines
-from minivllm.events import StepFinished, StepStarted, event_to_dict
+from lifecycle_trace.streaming import check_records
+from lifecycle_trace.streaming import iter_timelines
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
+from minivllm.events import event_to_dict
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "preemption and aborts": {"num_gpu_blocks": 20, "in_flight": 8, "abort_every": 7},

@@ -8,21 +8,25 @@ import msgspec
 import orjson
 import pytest
 
-from helpers.scale import run_rolling, write_rolling
-from lifecycle_trace import EventLog, build_timelines
+from helpers.scale import run_rolling
+from helpers.scale import write_rolling
+from lifecycle_trace import EventLog
+from lifecycle_trace import build_timelines
 from lifecycle_trace.check import InvariantChecker
 from lifecycle_trace.check import invariants as event_rules
-from lifecycle_trace.fold.timeline import Timeline, TimelineBuilder
-from lifecycle_trace.reader import (
-    CorruptLogError,
-    SkippedLineWarning,
-    TruncatedLogWarning,
-    UnsupportedEventError,
-    iter_jsonl,
-)
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import TimelineBuilder
+from lifecycle_trace.reader import CorruptLogError
+from lifecycle_trace.reader import SkippedLineWarning
+from lifecycle_trace.reader import TruncatedLogWarning
+from lifecycle_trace.reader import UnsupportedEventError
+from lifecycle_trace.reader import iter_jsonl
 from lifecycle_trace.store import read_jsonl
-from lifecycle_trace.streaming import Contiguous, check_records, iter_timelines
-from minivllm.events import StatusChanged, event_to_dict
+from lifecycle_trace.streaming import Contiguous
+from lifecycle_trace.streaming import check_records
+from lifecycle_trace.streaming import iter_timelines
+from minivllm.events import StatusChanged
+from minivllm.events import event_to_dict
 from minivllm.request import RequestStatus
 
 

@@ -8,46 +8,48 @@ checker makes its test fail.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from lifecycle_trace.checker import (
-    INVARIANTS,
-    LEGAL_TRANSITIONS,
-    InvariantChecker,
-    Violation,
-    check,
-    format_violations,
-)
-from lifecycle_trace.testing import (
-    EOS_TOKEN_ID,
-    Scenario,
-    ScriptedSampler,
-    run_scenario,
-    scenarios,
-)
-from minivllm import DummyModelRunner, LLMEngine, ModelRunnerOutput, RequestStatus, SamplingParams
+from lifecycle_trace.checker import INVARIANTS
+from lifecycle_trace.checker import LEGAL_TRANSITIONS
+from lifecycle_trace.checker import InvariantChecker
+from lifecycle_trace.checker import Violation
+from lifecycle_trace.checker import check
+from lifecycle_trace.checker import format_violations
+from lifecycle_trace.testing import EOS_TOKEN_ID
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import ScriptedSampler
+from lifecycle_trace.testing import run_scenario
+from lifecycle_trace.testing import scenarios
+from minivllm import DummyModelRunner
+from minivllm import LLMEngine
+from minivllm import ModelRunnerOutput
+from minivllm import RequestStatus
+from minivllm import SamplingParams
 from minivllm.config import EngineConfig
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.events import (
-    BlocksAllocated,
-    BlocksFreed,
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    StepStarted,
-)
-from minivllm.workload import Workload, WorkloadRequest, run_workload
+from minivllm.events import BlocksAllocated
+from minivllm.events import BlocksFreed
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
+from minivllm.workload import run_workload
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vllm_examples"
 S = RequestStatus

@@ -7,8 +7,12 @@ from pathlib import Path
 import pytest
 
 from lifecycle_trace.cli import main
-from lifecycle_trace.cli._demo import ASYNC_NOTE, DEMO_PRIORITIES, PRIORITY_NOTE, demo_workload
-from lifecycle_trace.cli._render import IN_FLIGHT_LABEL, IN_FLIGHT_LEGEND
+from lifecycle_trace.cli._demo import ASYNC_NOTE
+from lifecycle_trace.cli._demo import DEMO_PRIORITIES
+from lifecycle_trace.cli._demo import PRIORITY_NOTE
+from lifecycle_trace.cli._demo import demo_workload
+from lifecycle_trace.cli._render import IN_FLIGHT_LABEL
+from lifecycle_trace.cli._render import IN_FLIGHT_LEGEND
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.store import read_jsonl
 

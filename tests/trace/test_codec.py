@@ -7,12 +7,19 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from helpers.trace import reference, run_logged, workloads
+from helpers.trace import reference
+from helpers.trace import run_logged
+from helpers.trace import workloads
 from lifecycle_trace.log import _codec
-from minivllm.events import SCHEMA_VERSION, Event, EventDecodeError, event_from_dict, event_to_dict
+from minivllm.events import SCHEMA_VERSION
+from minivllm.events import Event
+from minivllm.events import EventDecodeError
+from minivllm.events import event_from_dict
+from minivllm.events import event_to_dict
 from minivllm.workload import Workload
 
 ALL_EVENTS = list(run_logged(reference("d"))[0])

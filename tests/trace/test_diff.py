@@ -9,26 +9,23 @@ import attrs
 import pytest
 from hypothesis import given
 
-from helpers.trace import reference, workloads
+from helpers.trace import reference
+from helpers.trace import workloads
 from lifecycle_trace.cli import main
-from lifecycle_trace.diffing import (
-    Divergence,
-    LifecycleMismatch,
-    all_lives,
-    diff_logs,
-    diff_timelines,
-    format_divergences,
-)
+from lifecycle_trace.diffing import Divergence
+from lifecycle_trace.diffing import LifecycleMismatch
+from lifecycle_trace.diffing import all_lives
+from lifecycle_trace.diffing import diff_logs
+from lifecycle_trace.diffing import diff_timelines
+from lifecycle_trace.diffing import format_divergences
 from lifecycle_trace.fold.timeline import iter_timelines
 from lifecycle_trace.sink import JsonlWriter
-from lifecycle_trace.testing import (
-    EOS_TOKEN_ID,
-    FakeClock,
-    Scenario,
-    ScriptedSampler,
-    assert_same_lifecycle,
-    run_scenario,
-)
+from lifecycle_trace.testing import EOS_TOKEN_ID
+from lifecycle_trace.testing import FakeClock
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import ScriptedSampler
+from lifecycle_trace.testing import assert_same_lifecycle
+from lifecycle_trace.testing import run_scenario
 from minivllm.bus import Handler
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
@@ -36,7 +33,9 @@ from minivllm.events import Event
 from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.request import RequestStatus
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload, WorkloadRequest, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
+from minivllm.workload import run_workload
 
 
 def _log(workload: Workload, path: Path | None = None, **overrides: Any) -> list[Event]:

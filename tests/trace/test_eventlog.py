@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
-from helpers.trace import reference, workloads
-from lifecycle_trace.eventlog import EventLog, Recorder, SequenceError, record
+from helpers.trace import reference
+from helpers.trace import workloads
+from lifecycle_trace.eventlog import EventLog
+from lifecycle_trace.eventlog import Recorder
+from lifecycle_trace.eventlog import SequenceError
+from lifecycle_trace.eventlog import record
 from minivllm.bus import EventBus
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import EVENT_TYPES, CounterUpdated, Event, StatusChanged, StepFinished
+from minivllm.events import EVENT_TYPES
+from minivllm.events import CounterUpdated
+from minivllm.events import Event
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import run_workload
 
 
 def _drain(engine: LLMEngine) -> None:

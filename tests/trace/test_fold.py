@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
 from lifecycle_trace import EventLog
-from lifecycle_trace.fold import (
-    RequestFold,
-    RequestKey,
-    TimelineBuilder,
-    intervals_of,
-    iter_timelines,
-    timeline_of,
-)
-from lifecycle_trace.testing import FakeClock, Scenario, run_scenario, scenarios
+from lifecycle_trace.fold import RequestFold
+from lifecycle_trace.fold import RequestKey
+from lifecycle_trace.fold import TimelineBuilder
+from lifecycle_trace.fold import intervals_of
+from lifecycle_trace.fold import iter_timelines
+from lifecycle_trace.fold import timeline_of
+from lifecycle_trace.testing import FakeClock
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import run_scenario
+from lifecycle_trace.testing import scenarios
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import CounterUpdated, Event, RequestAdded, StepFinished
+from minivllm.events import CounterUpdated
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StepFinished
 from minivllm.request import RequestStatus
 from minivllm.sampling_params import SamplingParams
 

@@ -12,7 +12,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -21,18 +22,18 @@ import structlog
 from structlog.testing import capture_logs
 
 from lifecycle_trace.log import EventLog
-from lifecycle_trace.logging import (
-    EVENT_LOGGER_NAME,
-    ApplicationJsonLogger,
-    EventBoundLogger,
-    JsonLogObserver,
-    expand_event,
-    json_processors,
-    make_json_logger,
-)
+from lifecycle_trace.logging import EVENT_LOGGER_NAME
+from lifecycle_trace.logging import ApplicationJsonLogger
+from lifecycle_trace.logging import EventBoundLogger
+from lifecycle_trace.logging import JsonLogObserver
+from lifecycle_trace.logging import expand_event
+from lifecycle_trace.logging import json_processors
+from lifecycle_trace.logging import make_json_logger
 from minivllm import LLM
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import Event, StatusChanged, event_to_dict
+from minivllm.events import Event
+from minivllm.events import StatusChanged
+from minivllm.events import event_to_dict
 from minivllm.sampling_params import SamplingParams
 
 LIBRARY_LOGGERS = ("lifecycle_trace", EVENT_LOGGER_NAME)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from helpers.trace import (
-    REFERENCE_NAMES,
-    REFERENCE_V2_NAMES,
-    engine_kwargs,
-    reference,
-    reference_v2,
-    workloads,
-)
+from helpers.trace import REFERENCE_NAMES
+from helpers.trace import REFERENCE_V2_NAMES
+from helpers.trace import engine_kwargs
+from helpers.trace import reference
+from helpers.trace import reference_v2
+from helpers.trace import workloads
 from lifecycle_trace.eventlog import EventLog
-from lifecycle_trace.lab import trace_from_events, trace_request, trace_requests, trace_workload
+from lifecycle_trace.lab import trace_from_events
+from lifecycle_trace.lab import trace_request
+from lifecycle_trace.lab import trace_requests
+from lifecycle_trace.lab import trace_workload
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.sampling_params import SamplingParams
 from minivllm.workload import Workload

@@ -7,9 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers.trace import reference, run_logged
-from lifecycle_trace.cli._render import LEGEND, status_chart, timeline_table
-from lifecycle_trace.fold.stats import summarize, summarize_timelines
+from helpers.trace import reference
+from helpers.trace import run_logged
+from lifecycle_trace.cli._render import LEGEND
+from lifecycle_trace.cli._render import status_chart
+from lifecycle_trace.cli._render import timeline_table
+from lifecycle_trace.fold.stats import summarize
+from lifecycle_trace.fold.stats import summarize_timelines
 from lifecycle_trace.fold.timeline import build_timelines
 
 

@@ -8,23 +8,26 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 
-from helpers.trace import reference, run_logged, workloads
+from helpers.trace import reference
+from helpers.trace import run_logged
+from helpers.trace import workloads
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.logging import make_json_logger
-from lifecycle_trace.store import (
-    CorruptLogError,
-    JsonlWriter,
-    SkippedLineWarning,
-    TruncatedLogWarning,
-    UnsupportedEventError,
-    read_jsonl,
-    replay,
-    write_jsonl,
-)
+from lifecycle_trace.store import CorruptLogError
+from lifecycle_trace.store import JsonlWriter
+from lifecycle_trace.store import SkippedLineWarning
+from lifecycle_trace.store import TruncatedLogWarning
+from lifecycle_trace.store import UnsupportedEventError
+from lifecycle_trace.store import read_jsonl
+from lifecycle_trace.store import replay
+from lifecycle_trace.store import write_jsonl
 from minivllm.events import event_to_dict
-from minivllm.workload import Workload, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import run_workload
 
 
 @pytest.fixture

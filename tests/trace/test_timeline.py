@@ -6,17 +6,29 @@ import json
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 
-from helpers.trace import DATA, REFERENCE_NAMES, reference, run_logged, workloads
+from helpers.trace import DATA
+from helpers.trace import REFERENCE_NAMES
+from helpers.trace import reference
+from helpers.trace import run_logged
+from helpers.trace import workloads
 from lifecycle_trace.eventlog import EventLog
-from lifecycle_trace.fold.timeline import Sample, Segment, TimelineBuilder, build_timelines
+from lifecycle_trace.fold.timeline import Sample
+from lifecycle_trace.fold.timeline import Segment
+from lifecycle_trace.fold.timeline import TimelineBuilder
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.testing.scenario import FakeClock
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import CounterUpdated, RequestAdded, StatusChanged
+from minivllm.events import CounterUpdated
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
 from minivllm.request import RequestStatus as S
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload, WorkloadRequest, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
+from minivllm.workload import run_workload
 
 R, P, W, L = S.RUNNING, S.PREEMPTED, S.WAITING, S.FINISHED_LENGTH_CAPPED
 

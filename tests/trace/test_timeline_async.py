@@ -11,11 +11,16 @@ import json
 
 import pytest
 
-from helpers.trace import DATA_V2, REFERENCE_V2_NAMES, reference_v2, run_logged
-from lifecycle_trace.fold.timeline import Sample, build_timelines
+from helpers.trace import DATA_V2
+from helpers.trace import REFERENCE_V2_NAMES
+from helpers.trace import reference_v2
+from helpers.trace import run_logged
+from lifecycle_trace.fold.timeline import Sample
+from lifecycle_trace.fold.timeline import build_timelines
 from minivllm.request import RequestStatus as S
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload, WorkloadRequest
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
 
 
 def _expected(name: str) -> list[dict[str, object]]:

@@ -28,20 +28,24 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-from lifecycle_trace.checker import Violation, check, format_violations
-from lifecycle_trace.diffing import (
-    Divergence,
-    all_lives,
-    diff_timelines,
-    format_divergences,
-    run_logged,
-)
-from lifecycle_trace.testing import FakeClock, Scenario, ScriptedSampler, step_limit
+from lifecycle_trace.checker import Violation
+from lifecycle_trace.checker import check
+from lifecycle_trace.checker import format_violations
+from lifecycle_trace.diffing import Divergence
+from lifecycle_trace.diffing import all_lives
+from lifecycle_trace.diffing import diff_timelines
+from lifecycle_trace.diffing import format_divergences
+from lifecycle_trace.diffing import run_logged
+from lifecycle_trace.testing import FakeClock
+from lifecycle_trace.testing import Scenario
+from lifecycle_trace.testing import ScriptedSampler
+from lifecycle_trace.testing import step_limit
 from minivllm.bus import Handler
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine

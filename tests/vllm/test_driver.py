@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.vllm import reference, skip_without_vllm
+from helpers.vllm import reference
+from helpers.vllm import skip_without_vllm
 
 skip_without_vllm()
 
-from lifecycle_trace.vllm.driver import VllmEngine, build_scheduler  # noqa: E402
+from lifecycle_trace.vllm.driver import VllmEngine  # noqa: E402
+from lifecycle_trace.vllm.driver import build_scheduler  # noqa: E402
 from minivllm.sampling_params import SamplingParams  # noqa: E402
 
 

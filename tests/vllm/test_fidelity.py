@@ -12,7 +12,10 @@ from helpers.vllm import skip_without_vllm
 
 skip_without_vllm()
 
-from fidelity import MODES, cases, make_case, run_case  # noqa: E402
+from fidelity import MODES  # noqa: E402
+from fidelity import cases  # noqa: E402
+from fidelity import make_case  # noqa: E402
+from fidelity import run_case  # noqa: E402
 
 SAMPLE = 24
 """Cases per mode in the sample (each takes a few tens of milliseconds per engine)."""

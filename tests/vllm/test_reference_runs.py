@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.vllm import NAMES, expected, reference, skip_without_vllm
+from helpers.vllm import NAMES
+from helpers.vllm import expected
+from helpers.vllm import reference
+from helpers.vllm import skip_without_vllm
 
 skip_without_vllm()
 

@@ -6,18 +6,24 @@ from pathlib import Path
 
 import pytest
 
-from helpers.vllm import NAMES, early_stop_scheduler, reference, skip_without_vllm
+from helpers.vllm import NAMES
+from helpers.vllm import early_stop_scheduler
+from helpers.vllm import reference
+from helpers.vllm import skip_without_vllm
 from helpers.vllm import workload_path as path_of
 
 skip_without_vllm()
 
 from lifecycle_trace.cli import main  # noqa: E402
-from lifecycle_trace.diffing import all_lives, diff_logs, diff_timelines  # noqa: E402
+from lifecycle_trace.diffing import all_lives  # noqa: E402
+from lifecycle_trace.diffing import diff_logs  # noqa: E402
+from lifecycle_trace.diffing import diff_timelines  # noqa: E402
 from lifecycle_trace.reader import iter_jsonl  # noqa: E402
 from lifecycle_trace.sink import JsonlWriter  # noqa: E402
 from lifecycle_trace.vllm.driver import run_workload  # noqa: E402
 from minivllm.engine.llm_engine import LLMEngine  # noqa: E402
-from minivllm.events import EngineConfigured, Event  # noqa: E402
+from minivllm.events import EngineConfigured  # noqa: E402
+from minivllm.events import Event  # noqa: E402
 from minivllm.workload import run_workload as run_on_minivllm  # noqa: E402
 
 
@@ -127,9 +133,11 @@ def test_aborting_two_requests_at_once_is_the_known_difference() -> None:
     # frees x then y, so x's blocks are evicted first and d misses; vLLM frees
     # in set() order, so when that order is y, x, x's blocks survive and d
     # hits them. make test-vllm fixes PYTHONHASHSEED=0, where it is y, x.
-    from fidelity import Case, compare
+    from fidelity import Case
+    from fidelity import compare
 
-    from lifecycle_trace.testing import Scenario, ScriptedSampler
+    from lifecycle_trace.testing import Scenario
+    from lifecycle_trace.testing import ScriptedSampler
     from minivllm.config import EngineConfig
     from minivllm.sampling_params import SamplingParams
     from minivllm.workload import WorkloadRequest

@@ -12,28 +12,30 @@ from typing import Any
 
 import pytest
 
-from helpers.vllm import NAMES, expected, reference, skip_without_vllm
+from helpers.vllm import NAMES
+from helpers.vllm import expected
+from helpers.vllm import reference
+from helpers.vllm import skip_without_vllm
 
 skip_without_vllm()
 
 from lifecycle_trace.fold.timeline import TimelineBuilder  # noqa: E402
 from lifecycle_trace.reader import iter_jsonl  # noqa: E402
 from lifecycle_trace.testing import FakeClock  # noqa: E402
-from lifecycle_trace.vllm import (  # noqa: E402
-    LOG_ENV,
-    AsyncTracingScheduler,
-    TracingScheduler,
-    attach,
-    tracer_of,
-)
+from lifecycle_trace.vllm import LOG_ENV  # noqa: E402
+from lifecycle_trace.vllm import AsyncTracingScheduler  # noqa: E402
+from lifecycle_trace.vllm import TracingScheduler  # noqa: E402
+from lifecycle_trace.vllm import attach  # noqa: E402
+from lifecycle_trace.vllm import tracer_of  # noqa: E402
 from lifecycle_trace.vllm._tracer import _status  # noqa: E402
-from lifecycle_trace.vllm.driver import (  # noqa: E402
-    VllmEngine,
-    build_scheduler,
-    run_workload,
-    workload_script,
-)
-from minivllm.events import BlocksFreed, CounterUpdated, Event, StatusChanged  # noqa: E402
+from lifecycle_trace.vllm.driver import VllmEngine  # noqa: E402
+from lifecycle_trace.vllm.driver import build_scheduler  # noqa: E402
+from lifecycle_trace.vllm.driver import run_workload  # noqa: E402
+from lifecycle_trace.vllm.driver import workload_script  # noqa: E402
+from minivllm.events import BlocksFreed  # noqa: E402
+from minivllm.events import CounterUpdated  # noqa: E402
+from minivllm.events import Event  # noqa: E402
+from minivllm.events import StatusChanged  # noqa: E402
 from minivllm.request import RequestStatus  # noqa: E402
 from minivllm.workload import WorkloadRun  # noqa: E402
 

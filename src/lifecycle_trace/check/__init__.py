@@ -26,20 +26,24 @@ a constant; the token rules keep each live request's sampled tokens).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
 from types import MappingProxyType
 
-from lifecycle_trace.check.blocks import BLOCK_RULES, BlockRules
-from lifecycle_trace.check.decisions import DECISION_RULES, DecisionRules
-from lifecycle_trace.check.invariants import (
-    ASYNC_TRANSITIONS,
-    EVENT_RULES,
-    FINISHED_KEPT,
-    LEGAL_TRANSITIONS,
-    EventRules,
-)
-from lifecycle_trace.check.report import Violation, format_violations
-from lifecycle_trace.check.tokens import TOKEN_RULES, TokenRules
+from lifecycle_trace.check.blocks import BLOCK_RULES
+from lifecycle_trace.check.blocks import BlockRules
+from lifecycle_trace.check.decisions import DECISION_RULES
+from lifecycle_trace.check.decisions import DecisionRules
+from lifecycle_trace.check.invariants import ASYNC_TRANSITIONS
+from lifecycle_trace.check.invariants import EVENT_RULES
+from lifecycle_trace.check.invariants import FINISHED_KEPT
+from lifecycle_trace.check.invariants import LEGAL_TRANSITIONS
+from lifecycle_trace.check.invariants import EventRules
+from lifecycle_trace.check.report import Violation
+from lifecycle_trace.check.report import format_violations
+from lifecycle_trace.check.tokens import TOKEN_RULES
+from lifecycle_trace.check.tokens import TokenRules
 from minivllm.events import Event
 
 __all__ = [

@@ -24,13 +24,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from lifecycle_trace.check.decisions import Report
-from minivllm.events import (
-    BlocksAllocated,
-    BlocksCached,
-    BlocksFreed,
-    EngineConfigured,
-    Event,
-)
+from minivllm.events import BlocksAllocated
+from minivllm.events import BlocksCached
+from minivllm.events import BlocksFreed
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
 
 __all__ = ["BLOCK_RULES", "BlockRules"]
 

@@ -22,21 +22,21 @@ doubt, so a correct engine never trips one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from types import MappingProxyType
 
 import attrs
 
-from lifecycle_trace.fold.requests import RequestFold, RequestState
-from minivllm.events import (
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    StepStarted,
-)
+from lifecycle_trace.fold.requests import RequestFold
+from lifecycle_trace.fold.requests import RequestState
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
 from minivllm.request import RequestStatus
 
 __all__ = ["DECISION_RULES", "Admission", "DecisionRules", "StepView"]

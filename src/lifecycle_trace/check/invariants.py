@@ -10,22 +10,21 @@ runs them together with the decision rules and reports both as
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from lifecycle_trace.check.report import Violation
-from minivllm.events import (
-    BlocksAllocated,
-    BlocksFreed,
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    StepStarted,
-)
+from minivllm.events import BlocksAllocated
+from minivllm.events import BlocksFreed
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
 from minivllm.request import RequestStatus
 
 __all__ = ["ASYNC_TRANSITIONS", "EVENT_RULES", "FINISHED_KEPT", "LEGAL_TRANSITIONS", "EventRules"]

@@ -20,7 +20,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from lifecycle_trace.check.decisions import Report
-from minivllm.events import CounterUpdated, Event, RequestAdded, StatusChanged, StepFinished
+from minivllm.events import CounterUpdated
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
 from minivllm.request import RequestStatus
 from minivllm.tokenizer import ByteTokenizer
 

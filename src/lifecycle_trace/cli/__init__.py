@@ -20,11 +20,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lifecycle_trace.cli import _diff, _export, _log, _run
-from lifecycle_trace.cli._open import printed_warnings, spooled_inputs
+from lifecycle_trace.cli import _diff
+from lifecycle_trace.cli import _export
+from lifecycle_trace.cli import _log
+from lifecycle_trace.cli import _run
+from lifecycle_trace.cli._open import printed_warnings
+from lifecycle_trace.cli._open import spooled_inputs
 from lifecycle_trace.eventlog import SequenceError
-from lifecycle_trace.store import CorruptLogError, UnsupportedEventError
-from minivllm.cli import ArgumentParser, package_version
+from lifecycle_trace.store import CorruptLogError
+from lifecycle_trace.store import UnsupportedEventError
+from minivllm.cli import ArgumentParser
+from minivllm.cli import package_version
 from minivllm.cli_errors import run_command
 
 __all__ = ["build_parser", "main"]

@@ -15,7 +15,9 @@ from lifecycle_trace.fold.timeline import Timeline
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.request import RequestStatus
 from minivllm.sampling_params import SamplingParams
-from minivllm.workload import Workload, WorkloadRequest, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
+from minivllm.workload import run_workload
 
 DEMO_ENGINE = {
     "max_num_seqs": 4,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lifecycle_trace.cli._open import readable_file
-from lifecycle_trace.diffing import DEFAULT_CONTEXT, diff_logs, format_divergences
+from lifecycle_trace.diffing import DEFAULT_CONTEXT
+from lifecycle_trace.diffing import diff_logs
+from lifecycle_trace.diffing import format_divergences
 
 __all__ = ["COMMANDS", "add_commands"]
 

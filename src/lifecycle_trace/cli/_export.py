@@ -21,18 +21,26 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+from typing import TextIO
 
 import orjson
 
-from lifecycle_trace._output import check_output, open_replacing
-from lifecycle_trace.cli._open import OpenLog, open_log
+from lifecycle_trace._output import check_output
+from lifecycle_trace._output import open_replacing
+from lifecycle_trace.cli._open import OpenLog
+from lifecycle_trace.cli._open import open_log
 from lifecycle_trace.export.chrome import write_chrome_trace
-from lifecycle_trace.export.plot import picture_of, plot_format, write_plot
-from minivllm.cli_errors import InputOutputError, UsageError
+from lifecycle_trace.export.plot import picture_of
+from lifecycle_trace.export.plot import plot_format
+from lifecycle_trace.export.plot import write_plot
+from minivllm.cli_errors import InputOutputError
+from minivllm.cli_errors import UsageError
 from minivllm.validation import INT64_MAX
 
 __all__ = ["COMMANDS", "DEFAULT_PLOT_LIMIT", "FORMATS", "add_commands", "last_ts_ns"]
@@ -213,7 +221,8 @@ def _quiet(logger_name: str) -> Iterator[None]:
 
 def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:
     try:
-        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client import CollectorRegistry
+        from prometheus_client import generate_latest
 
         from lifecycle_trace.export.prometheus import project_metrics
     except ImportError:

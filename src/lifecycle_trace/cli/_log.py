@@ -11,20 +11,31 @@ from __future__ import annotations
 
 import argparse
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from lifecycle_trace.cli import _render
-from lifecycle_trace.cli._open import open_log, printed_warnings, readable_file
+from lifecycle_trace.cli._open import open_log
+from lifecycle_trace.cli._open import printed_warnings
+from lifecycle_trace.cli._open import readable_file
 from lifecycle_trace.fold.requests import Record
 from lifecycle_trace.fold.stats import StatsAccumulator
-from lifecycle_trace.fold.timeline import Timeline, iter_timelines, life_labels
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import iter_timelines
+from lifecycle_trace.fold.timeline import life_labels
 from lifecycle_trace.log.merge import merge_logs
-from lifecycle_trace.log.slice import parse_step_range, slice_log
+from lifecycle_trace.log.slice import parse_step_range
+from lifecycle_trace.log.slice import slice_log
 from lifecycle_trace.streaming import check_records
-from minivllm.cli_errors import EXIT_INPUT_OUTPUT, InputOutputError
-from minivllm.events import StepFinished, StepStarted
+from minivllm.cli_errors import EXIT_INPUT_OUTPUT
+from minivllm.cli_errors import InputOutputError
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
 
 if TYPE_CHECKING:
     from lifecycle_trace.check import Violation

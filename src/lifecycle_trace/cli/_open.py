@@ -22,15 +22,15 @@ from pathlib import Path
 import orjson
 
 from lifecycle_trace.eventlog import SequenceError
-from lifecycle_trace.fold.requests import Record, Source
-from lifecycle_trace.reader import (
-    ENGINE_KEY,
-    CorruptLogError,
-    LogReader,
-    UnsupportedEventError,
-)
+from lifecycle_trace.fold.requests import Record
+from lifecycle_trace.fold.requests import Source
+from lifecycle_trace.reader import ENGINE_KEY
+from lifecycle_trace.reader import CorruptLogError
+from lifecycle_trace.reader import LogReader
+from lifecycle_trace.reader import UnsupportedEventError
 from lifecycle_trace.streaming import Contiguous
-from minivllm.cli_errors import InputOutputError, UsageError
+from minivllm.cli_errors import InputOutputError
+from minivllm.cli_errors import UsageError
 
 # Damage the reader already names with the file and line.
 _NAMED_DAMAGE = (CorruptLogError, UnsupportedEventError, SequenceError)

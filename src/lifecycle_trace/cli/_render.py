@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 from lifecycle_trace.fold.stats import Summary
 from lifecycle_trace.fold.timeline import Timeline

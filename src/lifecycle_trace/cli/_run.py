@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lifecycle_trace import lab
-from lifecycle_trace._output import check_output, replacing
-from lifecycle_trace.cli import _demo, _render, _workload
-from lifecycle_trace.cli._options import (
-    add_engine_options,
-    add_mode_options,
-    add_sampling_options,
-    engine_kwargs,
-    sampling_params,
-)
-from lifecycle_trace.fold.timeline import Timeline, build_timelines
+from lifecycle_trace._output import check_output
+from lifecycle_trace._output import replacing
+from lifecycle_trace.cli import _demo
+from lifecycle_trace.cli import _render
+from lifecycle_trace.cli import _workload
+from lifecycle_trace.cli._options import add_engine_options
+from lifecycle_trace.cli._options import add_mode_options
+from lifecycle_trace.cli._options import add_sampling_options
+from lifecycle_trace.cli._options import engine_kwargs
+from lifecycle_trace.cli._options import sampling_params
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.logging import make_json_logger
 from lifecycle_trace.reader import iter_jsonl
 from lifecycle_trace.sink import JsonlWriter

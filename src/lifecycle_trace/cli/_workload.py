@@ -18,7 +18,8 @@ from lifecycle_trace.cli._open import readable_file
 from lifecycle_trace.sink import JsonlWriter
 from minivllm.cli_errors import InputOutputError
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.workload import Workload, run_workload
+from minivllm.workload import Workload
+from minivllm.workload import run_workload
 
 __all__ = ["ENGINES", "add_options", "run"]
 
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give prompts or --workload FILE, not both")
     workload = load_workload(args.workload)
     if args.engine == "vllm":
-        from lifecycle_trace.vllm import quiet_vllm_logging, vllm_missing_reason
+        from lifecycle_trace.vllm import quiet_vllm_logging
+        from lifecycle_trace.vllm import vllm_missing_reason
 
         quiet_vllm_logging()
         reason = vllm_missing_reason()

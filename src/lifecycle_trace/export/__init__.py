@@ -20,22 +20,24 @@ events or a merged log's ``(engine_id, event)`` records. The optional
 exporters are not imported here, so this package works without their extras.
 """
 
-from lifecycle_trace.export.chrome import ChromeTraceStream, chrome_trace, write_chrome_trace
-from lifecycle_trace.export.plot import picture_of, timeline_html, timeline_svg, write_plot
-from lifecycle_trace.fold.intervals import (
-    Finish,
-    IntervalFold,
-    RequestIntervals,
-    StatusInterval,
-    status_intervals,
-)
-from lifecycle_trace.fold.phases import Phase, request_phases
-from lifecycle_trace.testing.chrome_check import (
-    InvalidTraceError,
-    TraceProblem,
-    trace_problems,
-    validate_chrome_trace,
-)
+from lifecycle_trace.export.chrome import ChromeTraceStream
+from lifecycle_trace.export.chrome import chrome_trace
+from lifecycle_trace.export.chrome import write_chrome_trace
+from lifecycle_trace.export.plot import picture_of
+from lifecycle_trace.export.plot import timeline_html
+from lifecycle_trace.export.plot import timeline_svg
+from lifecycle_trace.export.plot import write_plot
+from lifecycle_trace.fold.intervals import Finish
+from lifecycle_trace.fold.intervals import IntervalFold
+from lifecycle_trace.fold.intervals import RequestIntervals
+from lifecycle_trace.fold.intervals import StatusInterval
+from lifecycle_trace.fold.intervals import status_intervals
+from lifecycle_trace.fold.phases import Phase
+from lifecycle_trace.fold.phases import request_phases
+from lifecycle_trace.testing.chrome_check import InvalidTraceError
+from lifecycle_trace.testing.chrome_check import TraceProblem
+from lifecycle_trace.testing.chrome_check import trace_problems
+from lifecycle_trace.testing.chrome_check import validate_chrome_trace
 
 __all__ = [
     "ChromeTraceStream",

@@ -40,29 +40,29 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TextIO
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from typing import Any
+from typing import TextIO
 
 import orjson
 
 from lifecycle_trace._output import open_replacing
-from lifecycle_trace.fold.intervals import RequestIntervals, intervals_of
-from lifecycle_trace.fold.requests import (
-    RequestFold,
-    RequestState,
-    Source,
-    engine_runs,
-    peek_records,
-)
-from minivllm.events import (
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    StepStarted,
-)
+from lifecycle_trace.fold.intervals import RequestIntervals
+from lifecycle_trace.fold.intervals import intervals_of
+from lifecycle_trace.fold.requests import RequestFold
+from lifecycle_trace.fold.requests import RequestState
+from lifecycle_trace.fold.requests import Source
+from lifecycle_trace.fold.requests import engine_runs
+from lifecycle_trace.fold.requests import peek_records
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
 from minivllm.request import RequestStatus
 
 __all__ = [

@@ -1,8 +1,6 @@
 """Moved to :mod:`lifecycle_trace.fold.finished`; this import path keeps working."""
 
-from lifecycle_trace.fold.finished import (
-    finished_requests,
-)
+from lifecycle_trace.fold.finished import finished_requests
 
 __all__ = [
     "finished_requests",

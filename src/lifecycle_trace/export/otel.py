@@ -48,14 +48,22 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Tracer
 
 from lifecycle_trace.fold.finished import finished_requests
-from lifecycle_trace.fold.intervals import RequestIntervals, intervals_of
+from lifecycle_trace.fold.intervals import RequestIntervals
+from lifecycle_trace.fold.intervals import intervals_of
 from lifecycle_trace.fold.phases import request_phases
-from lifecycle_trace.fold.requests import RequestFold, RequestState, Source, peek_records
-from lifecycle_trace.fold.timeline import Timeline, timeline_of
+from lifecycle_trace.fold.requests import RequestFold
+from lifecycle_trace.fold.requests import RequestState
+from lifecycle_trace.fold.requests import Source
+from lifecycle_trace.fold.requests import peek_records
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import timeline_of
 from minivllm.events import Event
 from minivllm.request import RequestStatus
 
@@ -239,11 +247,9 @@ def span_exporters_from_env() -> list[SpanExporter]:
     :class:`ExporterUnavailableError` naming the package to install when an
     exporter is not installed, or the protocol is unknown.
     """
-    from opentelemetry.sdk._configuration import (
-        _get_exporter_entry_point,
-        _get_exporter_names,
-        _import_exporters,
-    )
+    from opentelemetry.sdk._configuration import _get_exporter_entry_point
+    from opentelemetry.sdk._configuration import _get_exporter_names
+    from opentelemetry.sdk._configuration import _import_exporters
 
     try:
         if os.environ.get(_TRACES_EXPORTER, "").strip():

@@ -13,13 +13,17 @@ exporter read and write.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import IO
+from typing import Any
 
 import orjson
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace import StatusCode
 
 __all__ = ["OtlpJsonSpanExporter", "encode_spans"]
 

@@ -29,15 +29,25 @@ from __future__ import annotations
 import os
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
+from typing import Literal
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lifecycle_trace.fold.requests import LogFold, Record, RequestState, Source, peek_records
-from minivllm.events import EVENT_TYPES, EngineConfigured, Event, event_to_dict
+from lifecycle_trace.fold.requests import LogFold
+from lifecycle_trace.fold.requests import Record
+from lifecycle_trace.fold.requests import RequestState
+from lifecycle_trace.fold.requests import Source
+from lifecycle_trace.fold.requests import peek_records
+from minivllm.events import EVENT_TYPES
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import event_to_dict
 from minivllm.request import RequestStatus
 
 __all__ = [

@@ -40,22 +40,31 @@ Times are the events' ``ts_ns`` differences, in seconds.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import NamedTuple
+from typing import cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from prometheus_client import Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from lifecycle_trace.fold.requests import (
-    Record,
-    RequestFold,
-    RequestState,
-    Source,
-    engine_runs,
-    peek_records,
-)
-from minivllm.events import CounterUpdated, EngineConfigured, Event, StepFinished
+from lifecycle_trace.fold.requests import Record
+from lifecycle_trace.fold.requests import RequestFold
+from lifecycle_trace.fold.requests import RequestState
+from lifecycle_trace.fold.requests import Source
+from lifecycle_trace.fold.requests import engine_runs
+from lifecycle_trace.fold.requests import peek_records
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import StepFinished
 from minivllm.request import RequestStatus
 
 if TYPE_CHECKING:

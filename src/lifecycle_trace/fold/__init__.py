@@ -13,35 +13,34 @@ summaries).
 """
 
 from lifecycle_trace.fold.finished import finished_requests
-from lifecycle_trace.fold.intervals import (
-    Finish,
-    IntervalFold,
-    RequestIntervals,
-    StatusInterval,
-    intervals_of,
-    status_intervals,
-)
-from lifecycle_trace.fold.phases import PHASE_NAMES, Phase, request_phases
-from lifecycle_trace.fold.requests import (
-    LogFold,
-    Record,
-    RequestFold,
-    RequestKey,
-    RequestState,
-    Source,
-    engine_runs,
-    peek_records,
-)
-from lifecycle_trace.fold.stats import METRICS, StatsAccumulator, Summary, summarize_timelines
-from lifecycle_trace.fold.timeline import (
-    Sample,
-    Segment,
-    Timeline,
-    TimelineBuilder,
-    build_timelines,
-    iter_timelines,
-    timeline_of,
-)
+from lifecycle_trace.fold.intervals import Finish
+from lifecycle_trace.fold.intervals import IntervalFold
+from lifecycle_trace.fold.intervals import RequestIntervals
+from lifecycle_trace.fold.intervals import StatusInterval
+from lifecycle_trace.fold.intervals import intervals_of
+from lifecycle_trace.fold.intervals import status_intervals
+from lifecycle_trace.fold.phases import PHASE_NAMES
+from lifecycle_trace.fold.phases import Phase
+from lifecycle_trace.fold.phases import request_phases
+from lifecycle_trace.fold.requests import LogFold
+from lifecycle_trace.fold.requests import Record
+from lifecycle_trace.fold.requests import RequestFold
+from lifecycle_trace.fold.requests import RequestKey
+from lifecycle_trace.fold.requests import RequestState
+from lifecycle_trace.fold.requests import Source
+from lifecycle_trace.fold.requests import engine_runs
+from lifecycle_trace.fold.requests import peek_records
+from lifecycle_trace.fold.stats import METRICS
+from lifecycle_trace.fold.stats import StatsAccumulator
+from lifecycle_trace.fold.stats import Summary
+from lifecycle_trace.fold.stats import summarize_timelines
+from lifecycle_trace.fold.timeline import Sample
+from lifecycle_trace.fold.timeline import Segment
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import TimelineBuilder
+from lifecycle_trace.fold.timeline import build_timelines
+from lifecycle_trace.fold.timeline import iter_timelines
+from lifecycle_trace.fold.timeline import timeline_of
 
 __all__ = [
     "METRICS",

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lifecycle_trace.fold.intervals import RequestIntervals, intervals_of
-from lifecycle_trace.fold.requests import LogFold, RequestState, Source, engine_runs
-from lifecycle_trace.fold.timeline import Timeline, timeline_of
+from lifecycle_trace.fold.intervals import RequestIntervals
+from lifecycle_trace.fold.intervals import intervals_of
+from lifecycle_trace.fold.requests import LogFold
+from lifecycle_trace.fold.requests import RequestState
+from lifecycle_trace.fold.requests import Source
+from lifecycle_trace.fold.requests import engine_runs
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import timeline_of
 
 __all__ = ["finished_requests"]
 

@@ -13,11 +13,14 @@ finishes, for logs too long to hold.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 
 import attrs
 
-from lifecycle_trace.fold.requests import RequestFold, RequestKey, RequestState
+from lifecycle_trace.fold.requests import RequestFold
+from lifecycle_trace.fold.requests import RequestKey
+from lifecycle_trace.fold.requests import RequestState
 from lifecycle_trace.fold.timeline import life_labels
 from minivllm.events import Event
 from minivllm.request import RequestStatus

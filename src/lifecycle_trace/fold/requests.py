@@ -32,22 +32,27 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, TypeAlias, cast
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import NamedTuple
+from typing import TypeAlias
+from typing import cast
 
 from lifecycle_trace.fold._life import FinishedLife
-from minivllm.events import (
-    BlocksAllocated,
-    BlocksCached,
-    BlocksFreed,
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    StepStarted,
-)
+from minivllm.events import BlocksAllocated
+from minivllm.events import BlocksCached
+from minivllm.events import BlocksFreed
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
 from minivllm.request import RequestStatus
 
 __all__ = [

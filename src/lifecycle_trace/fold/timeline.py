@@ -19,21 +19,22 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Protocol
 
 import attrs
 
 from lifecycle_trace.fold._life import FinishedLife
-from lifecycle_trace.fold.requests import (
-    LogFold,
-    RequestFold,
-    RequestKey,
-    RequestState,
-    Source,
-    engine_runs,
-)
-from minivllm.events import EngineConfigured, Event
+from lifecycle_trace.fold.requests import LogFold
+from lifecycle_trace.fold.requests import RequestFold
+from lifecycle_trace.fold.requests import RequestKey
+from lifecycle_trace.fold.requests import RequestState
+from lifecycle_trace.fold.requests import Source
+from lifecycle_trace.fold.requests import engine_runs
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
 from minivllm.request import RequestStatus
 
 __all__ = [

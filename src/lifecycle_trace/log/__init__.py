@@ -14,26 +14,29 @@ Every line is one event in the form of ``minivllm.events.event_to_dict``,
 written and read by one msgspec codec.
 """
 
-from lifecycle_trace.log.eventlog import EventLog, Recorder, SequenceError, record
-from lifecycle_trace.log.merge import DuplicateEngineError, merge_logs
-from lifecycle_trace.log.reader import (
-    ENGINE_KEY,
-    CorruptLogError,
-    LogReader,
-    SkippedLineWarning,
-    TruncatedLogWarning,
-    UnsupportedEventError,
-    iter_jsonl,
-)
+from lifecycle_trace.log.eventlog import EventLog
+from lifecycle_trace.log.eventlog import Recorder
+from lifecycle_trace.log.eventlog import SequenceError
+from lifecycle_trace.log.eventlog import record
+from lifecycle_trace.log.merge import DuplicateEngineError
+from lifecycle_trace.log.merge import merge_logs
+from lifecycle_trace.log.reader import ENGINE_KEY
+from lifecycle_trace.log.reader import CorruptLogError
+from lifecycle_trace.log.reader import LogReader
+from lifecycle_trace.log.reader import SkippedLineWarning
+from lifecycle_trace.log.reader import TruncatedLogWarning
+from lifecycle_trace.log.reader import UnsupportedEventError
+from lifecycle_trace.log.reader import iter_jsonl
 from lifecycle_trace.log.sink import JsonlWriter
-from lifecycle_trace.log.slice import (
-    SOURCE_SEQ_KEY,
-    StepRange,
-    parse_step_range,
-    slice_log,
-    slice_records,
-)
-from lifecycle_trace.log.store import LoadedLog, read_jsonl, replay, write_jsonl
+from lifecycle_trace.log.slice import SOURCE_SEQ_KEY
+from lifecycle_trace.log.slice import StepRange
+from lifecycle_trace.log.slice import parse_step_range
+from lifecycle_trace.log.slice import slice_log
+from lifecycle_trace.log.slice import slice_records
+from lifecycle_trace.log.store import LoadedLog
+from lifecycle_trace.log.store import read_jsonl
+from lifecycle_trace.log.store import replay
+from lifecycle_trace.log.store import write_jsonl
 
 __all__ = [
     "ENGINE_KEY",

@@ -15,23 +15,24 @@ decodes a chunk of the file at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
 
 import msgspec
 
-from minivllm.events import (
-    SCHEMA_VERSION,
-    Event,
-    SerialisedEvent,
-    SerialisedStatusChanged,
-    StatusChanged,
-    encode_hook,
-    event_to_dict,
-    from_serialised,
-    to_serialised,
-)
+from minivllm.events import SCHEMA_VERSION
+from minivllm.events import Event
+from minivllm.events import SerialisedEvent
+from minivllm.events import SerialisedStatusChanged
+from minivllm.events import StatusChanged
+from minivllm.events import encode_hook
+from minivllm.events import event_to_dict
+from minivllm.events import from_serialised
+from minivllm.events import to_serialised
 
 __all__ = [
     "ENGINE_KEY",

@@ -11,12 +11,16 @@ statuses what MessagePack kept as arrays and numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from minivllm.events import EVENT_TYPES, SCHEMA_VERSION, Event, encode_hook
+from minivllm.events import EVENT_TYPES
+from minivllm.events import SCHEMA_VERSION
+from minivllm.events import Event
+from minivllm.events import encode_hook
 from minivllm.request import RequestStatus
 
 __all__ = ["Packed", "pack", "unpack"]

@@ -14,15 +14,25 @@ from the packed steps, a step at a time.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import overload
 
-from lifecycle_trace.log._packed import Packed, pack, unpack
-from minivllm.events import EVENT_TYPES, Event, StepFinished
+from lifecycle_trace.log._packed import Packed
+from lifecycle_trace.log._packed import pack
+from lifecycle_trace.log._packed import unpack
+from minivllm.events import EVENT_TYPES
+from minivllm.events import Event
+from minivllm.events import StepFinished
 
 if TYPE_CHECKING:
-    from minivllm.bus import EventBus, Handler, Subscription
+    from minivllm.bus import EventBus
+    from minivllm.bus import Handler
+    from minivllm.bus import Subscription
     from minivllm.engine.llm_engine import LLMEngine
 
 __all__ = ["EventLog", "Recorder", "SequenceError", "record"]

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 
 from lifecycle_trace._output import replacing
 from lifecycle_trace.fold.requests import Record
 from lifecycle_trace.log._codec import encode_line_with
-from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
+from lifecycle_trace.log.reader import ENGINE_KEY
+from lifecycle_trace.log.reader import LogReader
 from minivllm.events import Event
 
 __all__ = ["DuplicateEngineError", "merge_logs"]

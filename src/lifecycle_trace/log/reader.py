@@ -19,26 +19,23 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
-from lifecycle_trace.log._codec import (
-    ENGINE_KEY,
-    Envelope,
-    decode_envelopes,
-    decode_event,
-    decode_events,
-    decode_line,
-)
-from minivllm.events import (
-    EVENT_TYPES_BY_TAG,
-    READABLE_SCHEMA_VERSIONS,
-    SCHEMA_VERSION,
-    EngineConfigured,
-    Event,
-)
+from lifecycle_trace.log._codec import ENGINE_KEY
+from lifecycle_trace.log._codec import Envelope
+from lifecycle_trace.log._codec import decode_envelopes
+from lifecycle_trace.log._codec import decode_event
+from lifecycle_trace.log._codec import decode_events
+from lifecycle_trace.log._codec import decode_line
+from minivllm.events import EVENT_TYPES_BY_TAG
+from minivllm.events import READABLE_SCHEMA_VERSIONS
+from minivllm.events import SCHEMA_VERSION
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
 
 __all__ = [
     "ENGINE_KEY",

@@ -17,16 +17,21 @@ import io
 import os
 import weakref
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from minivllm.bus import Handler
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 from lifecycle_trace.log._codec import encode_serialised_lines
-from minivllm.events import Event, StatusChanged, StepFinished, to_serialised
+from minivllm.events import Event
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import to_serialised
 
 __all__ = ["JsonlWriter"]
 

@@ -27,28 +27,31 @@ stay attributed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from types import MappingProxyType
 
 import attrs
 import msgspec
 
 from lifecycle_trace._output import replacing
-from lifecycle_trace.fold.requests import LogFold, Record, RequestFold
+from lifecycle_trace.fold.requests import LogFold
+from lifecycle_trace.fold.requests import Record
+from lifecycle_trace.fold.requests import RequestFold
 from lifecycle_trace.log._codec import encode_line_with
-from lifecycle_trace.log.reader import ENGINE_KEY, LogReader
-from minivllm.events import (
-    BlocksAllocated,
-    BlocksCached,
-    BlocksFreed,
-    CounterUpdated,
-    EngineConfigured,
-    Event,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    StepStarted,
-)
+from lifecycle_trace.log.reader import ENGINE_KEY
+from lifecycle_trace.log.reader import LogReader
+from minivllm.events import BlocksAllocated
+from minivllm.events import BlocksCached
+from minivllm.events import BlocksFreed
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import Event
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
 from minivllm.request import RequestStatus
 
 __all__ = ["SOURCE_SEQ_KEY", "StepRange", "parse_step_range", "slice_log", "slice_records"]

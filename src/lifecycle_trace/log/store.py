@@ -24,22 +24,22 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from collections.abc import Iterator
 
 import attrs
 
 from lifecycle_trace._output import replacing
 from lifecycle_trace.log._codec import encode_lines
-from lifecycle_trace.log.reader import (
-    CorruptLogError,
-    LogReader,
-    SkippedLineWarning,
-    TruncatedLogWarning,
-    UnsupportedEventError,
-    iter_jsonl,
-)
+from lifecycle_trace.log.reader import CorruptLogError
+from lifecycle_trace.log.reader import LogReader
+from lifecycle_trace.log.reader import SkippedLineWarning
+from lifecycle_trace.log.reader import TruncatedLogWarning
+from lifecycle_trace.log.reader import UnsupportedEventError
+from lifecycle_trace.log.reader import iter_jsonl
 from lifecycle_trace.log.sink import JsonlWriter
-from lifecycle_trace.timeline import Timeline, build_timelines
+from lifecycle_trace.timeline import Timeline
+from lifecycle_trace.timeline import build_timelines
 from minivllm.events import Event
 
 __all__ = [

@@ -28,7 +28,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any
+from typing import TypeGuard
 
 import attrs
 

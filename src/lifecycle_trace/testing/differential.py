@@ -5,6 +5,7 @@ Re-exported from :mod:`lifecycle_trace.diffing`, where the diff of two logs live
 
 from __future__ import annotations
 
-from lifecycle_trace.diffing import LifecycleMismatch, assert_same_lifecycle
+from lifecycle_trace.diffing import LifecycleMismatch
+from lifecycle_trace.diffing import assert_same_lifecycle
 
 __all__ = ["LifecycleMismatch", "assert_same_lifecycle"]

@@ -14,13 +14,18 @@ and where the engine's partial step already differed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from lifecycle_trace.check import Violation
-from lifecycle_trace.testing.reference import ReferenceScheduler, ReferenceStep
+from lifecycle_trace.testing.reference import ReferenceScheduler
+from lifecycle_trace.testing.reference import ReferenceStep
 from minivllm.engine.llm_engine import LLMEngine
-from minivllm.events import Event, StatusChanged, StepFinished
+from minivllm.events import Event
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
 from minivllm.outputs import RequestOutput
 from minivllm.request import RequestStatus
 from minivllm.sampling_params import SamplingParams

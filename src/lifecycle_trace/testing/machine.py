@@ -7,32 +7,33 @@ subclass the reference it is compared with to state a rule you changed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
+from typing import ClassVar
 
 import attrs
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.stateful import initialize
+from hypothesis.stateful import invariant
+from hypothesis.stateful import precondition
+from hypothesis.stateful import rule
 
 from lifecycle_trace.check import InvariantChecker
 from lifecycle_trace.fold.timeline import TimelineBuilder
 from lifecycle_trace.testing.lockstep import Lockstep
 from lifecycle_trace.testing.reference import ReferenceScheduler
-from lifecycle_trace.testing.scenario import (
-    FILLER_TOKEN_ID,
-    EngineStalled,
-    FakeClock,
-    assert_no_violations,
-    state_mismatches,
-)
-from lifecycle_trace.testing.strategies import (
-    FOCUSES,
-    PRIORITIES,
-    engine_configs,
-    prompts,
-    sampling_params,
-    text_prompts,
-    token_scripts,
-)
+from lifecycle_trace.testing.scenario import FILLER_TOKEN_ID
+from lifecycle_trace.testing.scenario import EngineStalled
+from lifecycle_trace.testing.scenario import FakeClock
+from lifecycle_trace.testing.scenario import assert_no_violations
+from lifecycle_trace.testing.scenario import state_mismatches
+from lifecycle_trace.testing.strategies import FOCUSES
+from lifecycle_trace.testing.strategies import PRIORITIES
+from lifecycle_trace.testing.strategies import engine_configs
+from lifecycle_trace.testing.strategies import prompts
+from lifecycle_trace.testing.strategies import sampling_params
+from lifecycle_trace.testing.strategies import text_prompts
+from lifecycle_trace.testing.strategies import token_scripts
 from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.model_executor.dummy import DummyModelRunner

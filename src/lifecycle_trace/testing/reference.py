@@ -27,14 +27,18 @@ engines of a few dozen tokens, as the property suite drives them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from minivllm.request import RequestStatus
-from minivllm.sampling_params import RequestOutputKind, SamplingParams
+from minivllm.sampling_params import RequestOutputKind
+from minivllm.sampling_params import SamplingParams
 
 __all__ = [
     "REFERENCE_RULES",

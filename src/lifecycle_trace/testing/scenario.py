@@ -14,13 +14,19 @@ run takes about a millisecond; a few thousand fit in a CI run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-from lifecycle_trace.check import InvariantChecker, Violation, format_violations
-from lifecycle_trace.fold.timeline import Timeline, TimelineBuilder
+from lifecycle_trace.check import InvariantChecker
+from lifecycle_trace.check import Violation
+from lifecycle_trace.check import format_violations
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import TimelineBuilder
 from lifecycle_trace.testing.lockstep import Lockstep
 from lifecycle_trace.testing.reference import ReferenceScheduler
 from minivllm.bus import Handler
@@ -31,7 +37,8 @@ from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 from minivllm.tokenizer import ByteTokenizer
-from minivllm.workload import Workload, WorkloadRequest
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRequest
 
 __all__ = [
     "EOS_TOKEN_ID",

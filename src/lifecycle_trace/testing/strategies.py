@@ -17,9 +17,12 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from lifecycle_trace.testing.scenario import EOS_TOKEN_ID, Scenario, ScriptedSampler
+from lifecycle_trace.testing.scenario import EOS_TOKEN_ID
+from lifecycle_trace.testing.scenario import Scenario
+from lifecycle_trace.testing.scenario import ScriptedSampler
 from minivllm.config import EngineConfig
-from minivllm.sampling_params import RequestOutputKind, SamplingParams
+from minivllm.sampling_params import RequestOutputKind
+from minivllm.sampling_params import SamplingParams
 from minivllm.workload import WorkloadRequest
 
 __all__ = [

@@ -52,7 +52,8 @@ _FROM_SCHEDULER = ("LOG_ENV", "AsyncTracingScheduler", "TracingScheduler", "atta
 def vllm_missing_reason() -> str | None:
     """Why vLLM cannot be used here (not installed, or another version), or None if it can."""
     try:
-        from importlib.metadata import PackageNotFoundError, version
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version
 
         installed = version("vllm")
     except PackageNotFoundError:

@@ -27,16 +27,14 @@ from types import MappingProxyType
 from typing import Any
 
 from minivllm.bus import EventBus
-from minivllm.events import (
-    BlocksAllocated,
-    BlocksFreed,
-    CounterUpdated,
-    EngineConfigured,
-    RequestAdded,
-    StatusChanged,
-    StepFinished,
-    StepStarted,
-)
+from minivllm.events import BlocksAllocated
+from minivllm.events import BlocksFreed
+from minivllm.events import CounterUpdated
+from minivllm.events import EngineConfigured
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
 from minivllm.request import RequestStatus
 
 __all__ = ["SchedulerTracer"]

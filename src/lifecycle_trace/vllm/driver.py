@@ -20,17 +20,26 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from lifecycle_trace.vllm.scheduler import attach
-from minivllm.bus import EventBus, Handler
+from minivllm.bus import EventBus
+from minivllm.bus import Handler
 from minivllm.sampling_params import SamplingParams
 from minivllm.tokenizer import ByteTokenizer
-from minivllm.workload import FILLER_TOKEN_ID, STOP_TOKEN_ID, StepRecord, Workload, WorkloadRun
+from minivllm.workload import FILLER_TOKEN_ID
+from minivllm.workload import STOP_TOKEN_ID
+from minivllm.workload import StepRecord
+from minivllm.workload import Workload
+from minivllm.workload import WorkloadRun
 
 __all__ = [
     "EOS_TOKEN_ID",
@@ -108,10 +117,16 @@ def build_scheduler(
     """
     _import_vllm()
     import torch
-    from vllm.config import CacheConfig, DeviceConfig, ModelConfig, SchedulerConfig, VllmConfig
+    from vllm.config import CacheConfig
+    from vllm.config import DeviceConfig
+    from vllm.config import ModelConfig
+    from vllm.config import SchedulerConfig
+    from vllm.config import VllmConfig
     from vllm.v1.core.sched.async_scheduler import AsyncScheduler
     from vllm.v1.core.sched.scheduler import Scheduler
-    from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
+    from vllm.v1.kv_cache_interface import FullAttentionSpec
+    from vllm.v1.kv_cache_interface import KVCacheConfig
+    from vllm.v1.kv_cache_interface import KVCacheGroupSpec
     from vllm.v1.structured_output import StructuredOutputManager
 
     unknown = sorted(set(engine_kwargs) - _ENGINE_KWARGS)
@@ -181,7 +196,8 @@ def _block_hasher(scheduler: Any) -> Any:
     if not scheduler.cache_config.enable_prefix_caching:
         return None
     from vllm.utils.hashing import get_hash_fn_by_name
-    from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
+    from vllm.v1.core.kv_cache_utils import get_request_block_hasher
+    from vllm.v1.core.kv_cache_utils import init_none_hash
 
     # As EngineCore does when prefix caching is on.
     hash_fn = get_hash_fn_by_name(scheduler.cache_config.prefix_caching_hash_algo)

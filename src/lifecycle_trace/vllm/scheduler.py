@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
@@ -22,7 +23,8 @@ from vllm.v1.core.sched.scheduler import Scheduler
 
 from lifecycle_trace.sink import JsonlWriter
 from lifecycle_trace.vllm._tracer import SchedulerTracer
-from minivllm.bus import EventBus, Handler
+from minivllm.bus import EventBus
+from minivllm.bus import Handler
 
 __all__ = ["LOG_ENV", "AsyncTracingScheduler", "TracingScheduler", "attach", "tracer_of"]
 

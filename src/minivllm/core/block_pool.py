@@ -8,7 +8,8 @@ a later request (or a resumed one) can still hit them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 
 from minivllm.core.journal import Journal
 

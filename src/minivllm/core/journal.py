@@ -25,7 +25,9 @@ model runner, where nothing of the engine's is half-changed (see
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import MutableMapping
 from typing import Any
 
 from minivllm.request import Request

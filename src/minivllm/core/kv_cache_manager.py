@@ -7,9 +7,12 @@ into this class; the method names and the order of checks are vLLM's.
 from __future__ import annotations
 
 from minivllm.bus import EventBus
-from minivllm.core.block_pool import BlockPool, KVCacheBlock
+from minivllm.core.block_pool import BlockPool
+from minivllm.core.block_pool import KVCacheBlock
 from minivllm.core.journal import Journal
-from minivllm.events import BlocksAllocated, BlocksCached, BlocksFreed
+from minivllm.events import BlocksAllocated
+from minivllm.events import BlocksCached
+from minivllm.events import BlocksFreed
 from minivllm.request import Request
 
 NONE_HASH = 0

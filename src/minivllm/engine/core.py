@@ -10,7 +10,8 @@ scheduling): the batch scheduled in one step is processed in the next.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -20,7 +21,8 @@ from minivllm.config import EngineConfig
 from minivllm.core.sched.async_scheduler import AsyncScheduler
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.core.sched.scheduler import Scheduler
-from minivllm.model_executor.runner import ModelRunner, ModelRunnerOutput
+from minivllm.model_executor.runner import ModelRunner
+from minivllm.model_executor.runner import ModelRunnerOutput
 from minivllm.request import Request
 
 

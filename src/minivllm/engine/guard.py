@@ -23,7 +23,10 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Concatenate
+from typing import ParamSpec
+from typing import Protocol
+from typing import TypeVar
 
 __all__ = ["CallGuard", "EngineBusyError", "EngineDeadError", "exclusive"]
 

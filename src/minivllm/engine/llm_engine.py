@@ -12,36 +12,52 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable
+from collections.abc import Container
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from collections.abc import Set
 from types import MappingProxyType
-from typing import Any, overload
+from typing import Any
+from typing import overload
 
 from minivllm import envs
-from minivllm.bus import EventBus, Handler, resolve_observers
+from minivllm.bus import EventBus
+from minivllm.bus import Handler
+from minivllm.bus import resolve_observers
 from minivllm.config import EngineConfig
 from minivllm.core.sched.scheduler import Scheduler
 from minivllm.engine.arg_utils import EngineArgs
-from minivllm.engine.core import EngineCore, EngineCoreStep, StepFailedError
-from minivllm.engine.guard import CallGuard, exclusive
-from minivllm.events import EngineConfigured, StepFinished, StepStarted
-from minivllm.inputs import PromptType, parse_add_request, parse_prompt_dict
+from minivllm.engine.core import EngineCore
+from minivllm.engine.core import EngineCoreStep
+from minivllm.engine.core import StepFailedError
+from minivllm.engine.guard import CallGuard
+from minivllm.engine.guard import exclusive
+from minivllm.events import EngineConfigured
+from minivllm.events import StepFinished
+from minivllm.events import StepStarted
+from minivllm.inputs import PromptType
+from minivllm.inputs import parse_add_request
+from minivllm.inputs import parse_prompt_dict
 from minivllm.model_executor.dummy import DummyModelRunner
 from minivllm.model_executor.runner import ModelRunner
-from minivllm.outputs import CompletionOutput, RequestOutput
-from minivllm.request import Request, RequestStatus
-from minivllm.sampling_params import RequestOutputKind, SamplingParams
+from minivllm.outputs import CompletionOutput
+from minivllm.outputs import RequestOutput
+from minivllm.request import Request
+from minivllm.request import RequestStatus
+from minivllm.sampling_params import RequestOutputKind
+from minivllm.sampling_params import SamplingParams
 from minivllm.tokenizer import ByteTokenizer
-from minivllm.validation import (
-    INT64_MAX,
-    INT64_MIN,
-    UINT64_MAX,
-    check_bool,
-    check_int,
-    check_number,
-    check_str,
-    describe,
-    is_integer,
-)
+from minivllm.validation import INT64_MAX
+from minivllm.validation import INT64_MIN
+from minivllm.validation import UINT64_MAX
+from minivllm.validation import check_bool
+from minivllm.validation import check_int
+from minivllm.validation import check_number
+from minivllm.validation import check_str
+from minivllm.validation import describe
+from minivllm.validation import is_integer
 
 OBSERVERS_ENV = envs.OBSERVERS
 """Comma-separated observer names (entry points) attached to every new engine."""

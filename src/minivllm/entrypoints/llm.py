@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from collections.abc import Set
 from typing import Any
 
 import attrs
@@ -14,8 +18,10 @@ from minivllm.bus import observer_streams
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.inputs import PromptType
 from minivllm.outputs import RequestOutput
-from minivllm.sampling_params import RequestOutputKind, SamplingParams
-from minivllm.validation import describe, is_integer
+from minivllm.sampling_params import RequestOutputKind
+from minivllm.sampling_params import SamplingParams
+from minivllm.validation import describe
+from minivllm.validation import is_integer
 
 
 def _progress_bar(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.model_executor.runner import ModelRunnerOutput, output_index
+from minivllm.model_executor.runner import ModelRunnerOutput
+from minivllm.model_executor.runner import output_index
 from minivllm.request import Request
 
 

@@ -12,17 +12,19 @@ from numpy.typing import NDArray
 
 from minivllm.config import EngineConfig
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.model_executor.runner import ModelRunnerOutput, output_index
-from minivllm.model_executor.sampler import (
-    GeneratorKey,
-    generator_key,
-    make_sampling_metadata,
-    sample,
-)
-from minivllm.model_executor.tiny_attention import AttentionMetadata, build_attention_metadata
+from minivllm.model_executor.runner import ModelRunnerOutput
+from minivllm.model_executor.runner import output_index
+from minivllm.model_executor.sampler import GeneratorKey
+from minivllm.model_executor.sampler import generator_key
+from minivllm.model_executor.sampler import make_sampling_metadata
+from minivllm.model_executor.sampler import sample
+from minivllm.model_executor.tiny_attention import AttentionMetadata
+from minivllm.model_executor.tiny_attention import build_attention_metadata
 from minivllm.model_executor.tiny_kv_cache import PagedKVCache
 from minivllm.model_executor.tiny_model import TinyModel
-from minivllm.model_executor.tiny_weights import TinyWeights, init_weights, load_weights
+from minivllm.model_executor.tiny_weights import TinyWeights
+from minivllm.model_executor.tiny_weights import init_weights
+from minivllm.model_executor.tiny_weights import load_weights
 from minivllm.request import Request
 from minivllm.tokenizer import ByteTokenizer
 

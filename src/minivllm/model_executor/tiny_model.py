@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from minivllm.model_executor.tiny_attention import (
-    AttentionMetadata,
-    causal_attention,
-    paged_attention,
-)
+from minivllm.model_executor.tiny_attention import AttentionMetadata
+from minivllm.model_executor.tiny_attention import causal_attention
+from minivllm.model_executor.tiny_attention import paged_attention
 from minivllm.model_executor.tiny_kv_cache import PagedKVCache
-from minivllm.model_executor.tiny_layers import apply_rotary, rms_norm, rotary_tables, swiglu_mlp
+from minivllm.model_executor.tiny_layers import apply_rotary
+from minivllm.model_executor.tiny_layers import rms_norm
+from minivllm.model_executor.tiny_layers import rotary_tables
+from minivllm.model_executor.tiny_layers import swiglu_mlp
 from minivllm.model_executor.tiny_weights import TinyWeights
 
 Array = NDArray[np.floating[Any]]

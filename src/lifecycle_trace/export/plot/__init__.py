@@ -6,24 +6,20 @@ requests added, of one engine or several); :func:`timeline_svg`,
 where everything goes, so tests can check the rendered pixels there.
 """
 
-from lifecycle_trace.export.plot._picture import (
-    Picture,
-    layout_for,
-    picture_of,
-    plot_format,
-    timeline_html,
-    timeline_svg,
-    write_plot,
-)
-from lifecycle_trace.export.plot.layout import (
-    FINISHED_COLOR,
-    IN_FLIGHT_COLOR,
-    REQUEST_PALETTE,
-    STATUS_COLORS,
-    Layout,
-    nice_step,
-    status_color,
-)
+from lifecycle_trace.export.plot._picture import Picture
+from lifecycle_trace.export.plot._picture import layout_for
+from lifecycle_trace.export.plot._picture import picture_of
+from lifecycle_trace.export.plot._picture import plot_format
+from lifecycle_trace.export.plot._picture import timeline_html
+from lifecycle_trace.export.plot._picture import timeline_svg
+from lifecycle_trace.export.plot._picture import write_plot
+from lifecycle_trace.export.plot.layout import FINISHED_COLOR
+from lifecycle_trace.export.plot.layout import IN_FLIGHT_COLOR
+from lifecycle_trace.export.plot.layout import REQUEST_PALETTE
+from lifecycle_trace.export.plot.layout import STATUS_COLORS
+from lifecycle_trace.export.plot.layout import Layout
+from lifecycle_trace.export.plot.layout import nice_step
+from lifecycle_trace.export.plot.layout import status_color
 
 __all__ = [
     "FINISHED_COLOR",

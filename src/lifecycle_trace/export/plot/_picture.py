@@ -24,25 +24,31 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
 from lifecycle_trace._output import open_replacing
-from lifecycle_trace.export.plot._svg import element, escape, fmt, text
-from lifecycle_trace.export.plot.layout import (
-    FINISHED_COLOR,
-    IN_FLIGHT_COLOR,
-    REQUEST_PALETTE,
-    STATUS_COLORS,
-    Layout,
-    nice_step,
-    status_color,
-)
-from lifecycle_trace.fold.requests import LogFold, Source
-from lifecycle_trace.fold.timeline import Timeline, life_labels, timeline_of
-from minivllm.events import EngineConfigured, RequestAdded
+from lifecycle_trace.export.plot._svg import element
+from lifecycle_trace.export.plot._svg import escape
+from lifecycle_trace.export.plot._svg import fmt
+from lifecycle_trace.export.plot._svg import text
+from lifecycle_trace.export.plot.layout import FINISHED_COLOR
+from lifecycle_trace.export.plot.layout import IN_FLIGHT_COLOR
+from lifecycle_trace.export.plot.layout import REQUEST_PALETTE
+from lifecycle_trace.export.plot.layout import STATUS_COLORS
+from lifecycle_trace.export.plot.layout import Layout
+from lifecycle_trace.export.plot.layout import nice_step
+from lifecycle_trace.export.plot.layout import status_color
+from lifecycle_trace.fold.requests import LogFold
+from lifecycle_trace.fold.requests import Source
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import life_labels
+from lifecycle_trace.fold.timeline import timeline_of
+from minivllm.events import EngineConfigured
+from minivllm.events import RequestAdded
 from minivllm.request import RequestStatus
 
 __all__ = [

@@ -6,14 +6,16 @@ your own subclasses that (or this) and replaces ``engine.scheduler``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from minivllm.core.sched.output import SchedulerOutput
     from minivllm.model_executor.runner import ModelRunnerOutput
-    from minivllm.request import Request, RequestStatus
+    from minivllm.request import Request
+    from minivllm.request import RequestStatus
 
 
 class SchedulerInterface(ABC):

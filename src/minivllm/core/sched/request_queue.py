@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import heapq
-from abc import ABC, abstractmethod
+from abc import ABC
+from abc import abstractmethod
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from collections.abc import Iterator
 from enum import Enum
 
 from minivllm.request import Request

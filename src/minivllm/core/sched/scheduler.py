@@ -18,14 +18,16 @@ from minivllm.core.journal import Journal
 from minivllm.core.kv_cache_manager import KVCacheManager
 from minivllm.core.sched.interface import SchedulerInterface
 from minivllm.core.sched.output import SchedulerOutput
-from minivllm.core.sched.request_queue import (
-    RequestQueue,
-    SchedulingPolicy,
-    create_request_queue,
-)
-from minivllm.core.sched.utils import check_stop, remove_all
-from minivllm.events import CounterUpdated, RequestAdded, StatusChanged
-from minivllm.request import Request, RequestStatus
+from minivllm.core.sched.request_queue import RequestQueue
+from minivllm.core.sched.request_queue import SchedulingPolicy
+from minivllm.core.sched.request_queue import create_request_queue
+from minivllm.core.sched.utils import check_stop
+from minivllm.core.sched.utils import remove_all
+from minivllm.events import CounterUpdated
+from minivllm.events import RequestAdded
+from minivllm.events import StatusChanged
+from minivllm.request import Request
+from minivllm.request import RequestStatus
 
 if TYPE_CHECKING:
     from minivllm.config import EngineConfig

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 from typing import TypeVar
 
-from minivllm.request import Request, RequestStatus
+from minivllm.request import Request
+from minivllm.request import RequestStatus
 
 _T = TypeVar("_T")
 
