@@ -442,12 +442,14 @@ class RequestFold:
         for t in finished:
             if live.get(t.request_id) is t:
                 del live[t.request_id]
-                self.num_blocks_held -= t.num_blocks
             if callback is not None:
                 callback(t)
         finished.clear()
 
     # -- handlers ---------------------------------------------------------------------
+
+    def _new_state(self, e: RequestAdded, index: int) -> RequestState:
+        return RequestState(e, self.engine_id, index)
 
     def _next_step(self, t: RequestState, step: int) -> None:
         if self._history:
@@ -491,7 +493,7 @@ class RequestFold:
             t.num_cached_tokens = e.new
         elif counter == "num_output_placeholders":
             t.num_output_placeholders = e.new
-        else:
+        elif self._strict:
             raise ValueError(f"seq {e.seq}: unknown counter {counter!r}")
 
     def _on_status(self, e: StatusChanged) -> None:
@@ -524,8 +526,6 @@ class RequestFold:
         t.status_steps.append(step)
         t.statuses.append(new)
         t.status_ns.append(e.ts_ns)
-        t.num_computed_tokens = e.num_computed_tokens
-        t.num_tokens = e.num_tokens
         if new is _RUNNING:
             self._running[t.request_id] = t
             if t.first_scheduled_ns is None:
@@ -564,7 +564,7 @@ class RequestFold:
         if self._select is not None and not self._select(e):
             return
         self.num_selected += 1
-        t = RequestState(e, self.engine_id, index)
+        t = self._new_state(e, index)
         self._live[rid] = t
         if self._all is not None:
             self._all.append(t)
