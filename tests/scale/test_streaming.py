@@ -13,7 +13,7 @@ from helpers.scale import write_rolling
 from lifecycle_trace import EventLog
 from lifecycle_trace import build_timelines
 from lifecycle_trace.check import InvariantChecker
-from lifecycle_trace.check import invariants as event_rules
+from lifecycle_trace.fold import audit
 from lifecycle_trace.fold.timeline import Timeline
 from lifecycle_trace.fold.timeline import TimelineBuilder
 from lifecycle_trace.reader import CorruptLogError
@@ -125,7 +125,7 @@ def test_a_retired_request_id_may_come_back() -> None:
 def test_the_checker_forgets_old_finished_requests_but_still_reports_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(event_rules, "FINISHED_KEPT", 8)
+    monkeypatch.setattr(audit, "FINISHED_KEPT", 8)
     log = EventLog()
     run_rolling(100, (log,))
     events = list(log)
@@ -133,7 +133,7 @@ def test_the_checker_forgets_old_finished_requests_but_still_reports_them(
     for e in events:
         c(e)
     assert c.finish() == []
-    assert len(c._finished) <= 8  # the bound this test is about
+    assert len(c.fold.recent) <= 8  # the bound this test is about
     finished = [e for e in events if isinstance(e, StatusChanged) and e.new_status > 2]
     last = events[-1]
     for old in (finished[0], finished[-1]):

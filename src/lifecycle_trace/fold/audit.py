@@ -86,8 +86,8 @@ class AuditFold(RequestFold):
 
     Besides the base fold's views: :attr:`touched` (the lives this step
     changed, in order), :attr:`holders` (the lives that hold blocks, by id),
-    :meth:`known` (a life by id, live or recently finished) and
-    :attr:`steps_finished`.
+    :meth:`known` (a life by id, live or recently finished), :attr:`recent`
+    and :attr:`steps_finished`.
     """
 
     def __init__(self, engine_id: str | None = None) -> None:
@@ -104,6 +104,24 @@ class AuditFold(RequestFold):
     def holders(self) -> Mapping[str, AuditState]:
         """The lives holding KV blocks, by request id, in order of their first allocation."""
         return self._holders
+
+    @property
+    def running(self) -> Mapping[str, AuditState]:
+        """The scheduler's running list as the log implies it, in order."""
+        return cast(Mapping[str, AuditState], self._running)
+
+    def last_running(self) -> AuditState | None:
+        """The request at the end of the running list: the FCFS policy's preemption victim."""
+        return cast(AuditState | None, next(reversed(self._running.values()), None))
+
+    @property
+    def recent(self) -> Mapping[str, AuditState]:
+        """The finished lives remembered by request id (at most :data:`FINISHED_KEPT`)."""
+        return self._recent
+
+    def unfinished(self) -> list[AuditState]:
+        """The lives not finished yet, in order added."""
+        return [cast(AuditState, t) for t in self._live.values() if t.finish_status is None]
 
     def state(self, request_id: str) -> AuditState | None:
         """The live (possibly finished, not yet retired) life of ``request_id``."""
