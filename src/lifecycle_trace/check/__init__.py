@@ -90,9 +90,10 @@ class InvariantChecker(EventRules):
         if unknown:
             raise ValueError(f"ignore names no rule: {sorted(unknown)}; the rules: {sorted(RULES)}")
         report = self._add
+        self._decisions = DecisionRules(report, self.fold) if decisions else None
         self._rules: list[Callable[[Event], None]] = [TokenRules(report)]
-        if decisions:
-            self._rules += [DecisionRules(report), BlockRules(report)]
+        if self._decisions is not None:
+            self._rules += [self._decisions, BlockRules(report)]
 
     def _report(
         self, invariant: str, request_id: str | None, step: int, seqs: tuple[int, ...], message: str
@@ -101,10 +102,13 @@ class InvariantChecker(EventRules):
             super()._report(invariant, request_id, step, seqs, message)
 
     def __call__(self, event: Event) -> None:
-        """Check one event against the event rules, then every other kind."""
-        super().__call__(event)
+        """Check one event against every kind of rule, then fold it in."""
+        self.check_event(event)
         for rules in self._rules:
             rules(event)
+        self.fold.feed(event)
+        if self._decisions is not None:
+            self._decisions.after(event)
 
 
 def check(events: Iterable[Event], *, decisions: bool = True) -> list[Violation]:

@@ -33,7 +33,6 @@ from lifecycle_trace.fold.requests import RequestState
 from minivllm.events import CounterUpdated
 from minivllm.events import EngineConfigured
 from minivllm.events import Event
-from minivllm.events import RequestAdded
 from minivllm.events import StatusChanged
 from minivllm.events import StepFinished
 from minivllm.events import StepStarted
@@ -99,8 +98,6 @@ class StepView:
 
     config: EngineConfigured
     fold: RequestFold
-    priorities: dict[str, tuple[int, int]]
-    """Request id -> (priority, arrival order), from RequestAdded."""
     admissions: list[Admission] = attrs.field(factory=list)
     preempted: bool = False
     scheduling_over: bool = False
@@ -134,8 +131,7 @@ class StepView:
 
     def order_key(self, state: RequestState) -> tuple[int, int, str]:
         """A request's place under the priority policy: (priority, arrival, id)."""
-        priority, arrival = self.priorities.get(state.request_id, (0, 0))
-        return (priority, arrival, state.request_id)
+        return (state.priority, state.index, state.request_id)
 
     def capped(self, n: int) -> int:
         """``n`` tokens capped by the long-prefill threshold."""
@@ -300,25 +296,40 @@ class DecisionRules:
     """A bus handler that judges admissions and steps; see the module docstring.
 
     ``report(rule, request_id, event, seqs, message)`` receives each finding.
+    Call it with each event before ``fold`` takes the event, and :meth:`after`
+    once it has; without a ``fold`` it keeps one and feeds it itself.
     """
 
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: Report, fold: RequestFold | None = None) -> None:
         self.report = report
-        self.fold = RequestFold(strict=False, keep_finished=False, history=False)
-        self.priorities: dict[str, tuple[int, int]] = {}
+        self._own_fold = fold is None
+        self.fold = (
+            RequestFold(strict=False, keep_finished=False, history=False) if fold is None else fold
+        )
         self.view: StepView | None = None
-        self._arrivals = 0
 
     def __call__(self, event: Event) -> None:
-        """Judge one event, then fold it in."""
+        """Judge one event against the state before it."""
         view = self.view
-        if isinstance(event, EngineConfigured):
+        if view is not None:
+            self._before(view, event)
+        if self._own_fold:
             self.fold.feed(event)
-            self.view = StepView(event, self.fold, self.priorities)
-            return
-        if view is None:
-            self._feed(event)
-            return
+            self.after(event)
+
+    def after(self, event: Event) -> None:
+        """Judge what needs the state after ``event``: the step rules, at a ``StepFinished``."""
+        if isinstance(event, EngineConfigured):
+            self.view = StepView(event, self.fold)
+        elif isinstance(event, StepFinished) and self.view is not None:
+            view = self.view
+            for rule in STEP_RULES:
+                rule(view, event, self.report)
+            view.admissions = []
+            view.snapshot = None
+            view.scheduling_over = True
+
+    def _before(self, view: StepView, event: Event) -> None:
         if isinstance(event, StatusChanged):
             self._on_status(view, event)
         elif isinstance(event, CounterUpdated):
@@ -333,22 +344,8 @@ class DecisionRules:
             view.preempted = False
             view.scheduling_over = False
             view.snapshot = None
-        elif isinstance(event, RequestAdded):
-            self.priorities[event.request_id] = (event.priority, self._arrivals)
-            self._arrivals += 1
         elif isinstance(event, StepFinished):
             self._end_of_scheduling(view)
-            self._feed(event)
-            for rule in STEP_RULES:
-                rule(view, event, self.report)
-            view.admissions = []
-            view.snapshot = None
-            view.scheduling_over = True
-            return
-        self._feed(event)
-
-    def _feed(self, event: Event) -> None:
-        self.fold.feed(event)
 
     def _on_status(self, view: StepView, event: StatusChanged) -> None:
         new = event.new_status

@@ -144,6 +144,11 @@ class EventRules:
 
     def __call__(self, event: Event) -> None:
         """Check one event against the state before it, then fold it in (the bus handler)."""
+        self.check_event(event)
+        self.fold.feed(event)
+
+    def check_event(self, event: Event) -> None:
+        """Check one event against the state before it, leaving the fold as it is."""
         seq = event.seq
         step = event.step
         # One comparison each on the hot path; the first event and any
@@ -155,7 +160,6 @@ class EventRules:
         handler = self._dispatch.get(type(event))
         if handler is not None:
             handler(event)
-        self.fold.feed(event)
 
     def _check_header(self, event: Event) -> None:
         seq = event.seq
