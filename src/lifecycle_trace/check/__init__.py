@@ -91,9 +91,9 @@ class InvariantChecker(EventRules):
             raise ValueError(f"ignore names no rule: {sorted(unknown)}; the rules: {sorted(RULES)}")
         report = self._add
         self._decisions = DecisionRules(report, self.fold) if decisions else None
-        self._rules: list[Callable[[Event], None]] = [TokenRules(report)]
+        self._rules: list[Callable[[Event], None]] = [TokenRules(report, self.fold)]
         if self._decisions is not None:
-            self._rules += [self._decisions, BlockRules(report)]
+            self._rules += [self._decisions, BlockRules(report, self.fold)]
 
     def _report(
         self, invariant: str, request_id: str | None, step: int, seqs: tuple[int, ...], message: str

@@ -3,7 +3,8 @@
 :class:`BlockRules` keeps the pool as the log implies it: the free list in
 LRU order (block 0 is the null block; blocks ``1 .. num_gpu_blocks - 1`` start
 free, in id order), each block's reference count, and the hash each block holds
-in the prefix cache. Two rules, named in :data:`BLOCK_RULES`:
+in the prefix cache. The blocks each request holds are the audit fold's
+(:class:`~lifecycle_trace.fold.audit.AuditFold`). Two rules, named in :data:`BLOCK_RULES`:
 
 - ``lru_order``: fresh blocks come from the head of the free list; a request's
   blocks go back to its tail last block first (so shared prefixes live
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from lifecycle_trace.check.decisions import Report
+from lifecycle_trace.fold.audit import AuditFold
 from minivllm.events import BlocksAllocated
 from minivllm.events import BlocksCached
 from minivllm.events import BlocksFreed
@@ -46,15 +48,18 @@ BLOCK_RULES: Mapping[str, str] = MappingProxyType(
 
 
 class BlockRules:
-    """A bus handler that keeps the block pool as the log tells it and judges each change."""
+    """A bus handler that keeps the block pool as the log tells it and judges each change.
 
-    def __init__(self, report: Report) -> None:
+    Call it with each event before ``fold`` takes it: the blocks each request
+    holds are the fold's.
+    """
+
+    def __init__(self, report: Report, fold: AuditFold) -> None:
         self.report = report
+        self.fold = fold
         self.free: list[int] = []
         self.ref_cnt: dict[int, int] = {}
         self.hash_of: dict[int, int] = {}
-        self.tables: dict[str, list[int]] = {}
-        self.cached: dict[str, set[int]] = {}
         self.judging = False
 
     def __call__(self, event: Event) -> None:
@@ -77,7 +82,6 @@ class BlockRules:
             self.judging = False  # an older log: no block ids to judge by
             return
         rid = e.request_id
-        table = self.tables.setdefault(rid, [])
         for block, block_hash in zip(e.cached_block_ids, e.cached_block_hashes, strict=False):
             held = self.hash_of.get(block)
             if held != block_hash:
@@ -92,7 +96,6 @@ class BlockRules:
             if self.ref_cnt.get(block, 0) == 0 and block in self.free:
                 self.free.remove(block)
             self.ref_cnt[block] = self.ref_cnt.get(block, 0) + 1
-            table.append(block)
         fresh = list(e.block_ids)
         head = self.free[: len(fresh)]
         if fresh != head:
@@ -108,19 +111,17 @@ class BlockRules:
                 self.free.remove(block)
             self.ref_cnt[block] = self.ref_cnt.get(block, 0) + 1
             self.hash_of.pop(block, None)  # evicted: it will hold new tokens
-            table.append(block)
 
     def _freed(self, e: BlocksFreed) -> None:
-        rid = e.request_id
-        table = self.tables.pop(rid, [])
-        self.cached.pop(rid, None)
         if len(e.block_ids) != e.num_blocks:
             self.judging = False
             return
+        t = self.fold.known(e.request_id)
+        table = [] if t is None else t.block_ids
         if list(e.block_ids) != table:
             self.report(
                 "lru_order",
-                rid,
+                e.request_id,
                 e,
                 (e.seq,),
                 f"freed blocks {list(e.block_ids)}, but was given {table}",
@@ -130,18 +131,19 @@ class BlockRules:
         self.free.extend(b for b in reversed(e.block_ids) if self.ref_cnt.get(b) == 0)
 
     def _cached(self, e: BlocksCached) -> None:
-        rid = e.request_id
-        table = self.tables.get(rid, [])
-        done = self.cached.setdefault(rid, set())
+        t = self.fold.state(e.request_id)
+        table = [] if t is None else t.block_ids
+        done = set() if t is None else t.cached_block_ids
+        here: set[int] = set()  # the fold adds this event's blocks to `done` once it is judged
         for block, block_hash in zip(e.block_ids, e.block_hashes, strict=False):
-            if block not in table or block in done:
+            if block not in table or block in done or block in here:
                 self.report(
                     "prefix_cache_hit",
-                    rid,
+                    e.request_id,
                     e,
                     (e.seq,),
                     f"cached block {block}, which it "
                     + ("does not hold" if block not in table else "had cached already"),
                 )
-            done.add(block)
+            here.add(block)
             self.hash_of[block] = block_hash

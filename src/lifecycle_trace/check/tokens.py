@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from lifecycle_trace.check.decisions import Report
+from lifecycle_trace.fold.audit import AuditFold
+from lifecycle_trace.fold.audit import AuditState
 from minivllm.events import CounterUpdated
 from minivllm.events import Event
-from minivllm.events import RequestAdded
 from minivllm.events import StatusChanged
 from minivllm.events import StepFinished
 from minivllm.request import RequestStatus
@@ -55,23 +56,19 @@ def shown(token_ids: list[int]) -> str:
     return text
 
 
-class _Sampling:
-    __slots__ = ("added", "outputs", "pending")
-
-    def __init__(self, added: RequestAdded) -> None:
-        self.added = added
-        self.outputs: list[int] = []
-        self.pending: CounterUpdated | None = None
-        """A sampled stop token whose stop the log has not shown yet."""
-
-
 class TokenRules:
-    """A bus handler that follows each request's sampled tokens and judges its stops."""
+    """A bus handler that judges each request's sampled tokens and stops, from the fold.
 
-    def __init__(self, report: Report) -> None:
+    Call it with each event before ``fold`` takes it.
+    """
+
+    def __init__(self, report: Report, fold: AuditFold) -> None:
         self.report = report
-        self.requests: dict[str, _Sampling] = {}
+        self.fold = fold
         self.judging = True
+        # Sampled stop tokens whose stop the log has not shown yet (one at a time, at most,
+        # per request): each with its request.
+        self._pending: list[tuple[AuditState, CounterUpdated]] = []
 
     def __call__(self, event: Event) -> None:
         """Judge one event."""
@@ -81,56 +78,64 @@ class TokenRules:
         elif isinstance(event, StatusChanged):
             if RequestStatus.is_finished(event.new_status):
                 self._finished(event)
-        elif isinstance(event, RequestAdded):
-            self.requests[event.request_id] = _Sampling(event)
         elif isinstance(event, StepFinished):
-            for s in self.requests.values():
-                if s.pending is not None:
-                    self._missed_stop(s, s.pending, event)
+            for t, sampled in self._pending:
+                self._missed_stop(t, sampled, event)
+            self._pending.clear()
+
+    def _unfinished(self, e: CounterUpdated | StatusChanged) -> AuditState | None:
+        t = self.fold.state(e.request_id)
+        return t if t is not None and t.finish_status is None and self.judging else None
+
+    def _take_pending(self, t: AuditState) -> CounterUpdated | None:
+        for i, (pending, sampled) in enumerate(self._pending):
+            if pending is t:
+                del self._pending[i]
+                return sampled
+        return None
 
     def _sampled(self, e: CounterUpdated) -> None:
-        s = self.requests.get(e.request_id)
-        if s is None or not self.judging:
+        t = self._unfinished(e)
+        if t is None:
             return
         if e.token_id is None:
             self.judging = False  # an older log: no token ids to judge by
             return
-        if s.pending is not None:
-            self._missed_stop(s, s.pending, e)
-        s.outputs.append(e.token_id)
-        a = s.added
-        if len(s.outputs) >= a.min_tokens and (
-            (e.token_id == _EOS and not a.ignore_eos) or e.token_id in a.stop_token_ids
+        pending = self._take_pending(t)
+        if pending is not None:
+            self._missed_stop(t, pending, e)
+        if len(t.output_token_ids) + 1 >= t.min_tokens and (
+            (e.token_id == _EOS and not t.ignore_eos) or e.token_id in t.stop_token_ids
         ):
-            s.pending = e
+            self._pending.append((t, e))
 
-    def _missed_stop(self, s: _Sampling, sampled: CounterUpdated, now: Event) -> None:
-        s.pending = None
+    def _missed_stop(self, t: AuditState, sampled: CounterUpdated, now: Event) -> None:
         self.report(
             "stop_tokens",
             sampled.request_id,
             now,
             (sampled.seq, now.seq),
-            f"sampled {sampled.token_id} as output {len(s.outputs)} (min_tokens "
-            f"{s.added.min_tokens}) and did not stop",
+            f"sampled {sampled.token_id} as output {len(t.output_token_ids)} (min_tokens "
+            f"{t.min_tokens}) and did not stop",
         )
 
     def _finished(self, e: StatusChanged) -> None:
-        s = self.requests.pop(e.request_id, None)
-        if s is None or not self.judging:
+        t = self._unfinished(e)
+        if t is None:
             return
-        pending, s.pending = s.pending, None
+        pending = self._take_pending(t)
         stopped_here = e.new_status is _STOPPED
         if pending is not None and not stopped_here:
-            self._missed_stop(s, pending, e)
+            self._missed_stop(t, pending, e)
             return
         if not stopped_here:
             return
         reason = e.stop_reason
+        outputs = t.output_token_ids
         if isinstance(reason, str):
-            self._stop_string(s, e, reason)
+            self._stop_string(t, e, reason)
             return
-        last = s.outputs[-1] if s.outputs else None
+        last = outputs[-1] if outputs else None
         want = _EOS if reason is None else reason
         if pending is None or last != want:
             self.report(
@@ -139,14 +144,14 @@ class TokenRules:
                 e,
                 (e.seq,),
                 f"FINISHED_STOPPED with stop_reason {reason!r} after sampling {last!r} as "
-                f"output {len(s.outputs)} (min_tokens {s.added.min_tokens})",
+                f"output {len(outputs)} (min_tokens {t.min_tokens})",
             )
 
-    def _stop_string(self, s: _Sampling, e: StatusChanged, stop: str) -> None:
-        outputs = s.outputs
+    def _stop_string(self, t: AuditState, e: StatusChanged, stop: str) -> None:
+        outputs = t.output_token_ids
         problem = None
-        if len(outputs) <= s.added.min_tokens:
-            problem = f"only {len(outputs)} outputs, min_tokens {s.added.min_tokens}"
+        if len(outputs) <= t.min_tokens:
+            problem = f"only {len(outputs)} outputs, min_tokens {t.min_tokens}"
         else:
             before, text = shown(outputs[:-1]), shown(outputs)
             added = len(text) - len(before)

@@ -3,9 +3,11 @@
 A rule that finds a value wrong cites the event it contradicts, so an
 :class:`AuditState` adds to :class:`~lifecycle_trace.fold.requests.RequestState`
 the sequence number of the event that last set its status, its
-``num_computed_tokens``, its ``num_tokens`` and its blocks, and what the
-current step changed: its values when the step first touched it, whether it
-was admitted in it, whether it sampled since its last admission.
+``num_computed_tokens``, its ``num_tokens`` and its blocks; what the current
+step changed (its values when the step first touched it, whether it was
+admitted in it, whether it sampled since its last admission); and the token
+and block ids the log names (its sampled tokens, the blocks it holds and
+those of them it cached).
 
 :class:`AuditFold` folds any stream, however malformed, without raising: an
 event naming a request the log never added, or changing one that finished,
@@ -29,6 +31,7 @@ from typing import cast
 from lifecycle_trace.fold.requests import RequestFold
 from lifecycle_trace.fold.requests import RequestState
 from minivllm.events import BlocksAllocated
+from minivllm.events import BlocksCached
 from minivllm.events import BlocksFreed
 from minivllm.events import CounterUpdated
 from minivllm.events import RequestAdded
@@ -50,9 +53,12 @@ class AuditState(RequestState):
 
     __slots__ = (
         "admitted_in_step",
+        "block_ids",
         "blocks_seq",
+        "cached_block_ids",
         "computed_seq",
         "decoding",
+        "output_token_ids",
         "stamp",
         "start_computed",
         "start_tokens",
@@ -69,6 +75,11 @@ class AuditState(RequestState):
         self.blocks_seq = seq
         # True once the request sampled a token since its last admission.
         self.decoding = False
+        # As the log names them: the tokens sampled, the blocks held (prefix-cache
+        # hits first, as allocated) and those of them cached since allocated.
+        self.output_token_ids: list[int] = []
+        self.block_ids: list[int] = []
+        self.cached_block_ids: set[int] = set()
         # The step (count of StepFinished) that last touched it, and its values then.
         self.stamp = -1
         self.start_computed = 0
@@ -196,6 +207,8 @@ class AuditFold(RequestFold):
         elif counter == "num_tokens":
             t.tokens_seq = e.seq
             t.decoding = True
+            if e.token_id is not None:
+                t.output_token_ids.append(e.token_id)
 
     def _on_allocated(self, e: BlocksAllocated) -> None:
         t = self._unfinished(e)
@@ -203,6 +216,8 @@ class AuditFold(RequestFold):
             return
         super()._on_allocated(e)
         t.blocks_seq = e.seq
+        t.block_ids += e.cached_block_ids
+        t.block_ids += e.block_ids
         self._holders[t.request_id] = t
 
     def _on_freed(self, e: BlocksFreed) -> None:
@@ -212,7 +227,14 @@ class AuditFold(RequestFold):
         self.num_blocks_held -= t.num_blocks
         t.num_blocks = 0
         t.blocks_seq = e.seq
+        t.block_ids = []
+        t.cached_block_ids = set()
         self._holders.pop(t.request_id, None)
+
+    def _on_cached(self, e: BlocksCached) -> None:
+        t = self.state(e.request_id)
+        if t is not None:
+            t.cached_block_ids.update(e.block_ids)
 
     def _on_step_finished(self, e: StepFinished) -> None:
         # A finished life still holding blocks was reported at its finish: once.
