@@ -12,9 +12,12 @@ runs them together with the decision rules and reports both as
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
+from typing import TypeAlias
 
 from lifecycle_trace.check.report import Violation
 from lifecycle_trace.fold.audit import FINISHED_KEPT
@@ -106,6 +109,14 @@ EVENT_RULES: Mapping[str, str] = MappingProxyType(
 _OTHER_COUNTERS = frozenset({"num_cached_tokens", "num_preemptions", "num_output_placeholders"})
 """The counters no rule but ``counter_consistent`` reads."""
 
+Finding: TypeAlias = tuple[str, tuple[int, ...], str]
+"""A broken rule as a check finds it: its name, the events it cites besides the one
+being checked, and the message."""
+
+
+def _limit(config: EngineConfigured | None) -> str:
+    return f", max_model_len {config.max_model_len}" if config is not None else ""
+
 
 class EventRules:
     """A bus handler that checks every event against :data:`EVENT_RULES`.
@@ -116,6 +127,9 @@ class EventRules:
     end-of-stream checks. It never raises: a broken invariant becomes a
     :class:`Violation`, so it is safe on a live engine. ``fold`` is the
     requests' state as the events so far set it.
+
+    Each check yields :data:`Finding` s; a handler reports them, citing the
+    event it checks.
     """
 
     def __init__(self) -> None:
@@ -129,7 +143,7 @@ class EventRules:
         self._released_seq = -1
         self._kv_changed_since_step = False
         self._done = False
-        self._dispatch: dict[type[Event], Callable[[Any], None]] = {
+        self._dispatch: dict[type[Event], Callable[[Any], Iterable[Finding]]] = {
             EngineConfigured: self._on_configured,
             RequestAdded: self._on_added,
             StatusChanged: self._on_status,
@@ -154,37 +168,29 @@ class EventRules:
         # One comparison each on the hot path; the first event and any
         # disorder take the slow path.
         if seq != self._next_seq or step < self._last_step:
-            self._check_header(event)
+            self._report_all(None, event, self._check_header(event))
         self._next_seq = seq + 1
         self._last_step = step
         handler = self._dispatch.get(type(event))
         if handler is not None:
-            handler(event)
+            self._report_all(getattr(event, "request_id", None), event, handler(event))
 
-    def _check_header(self, event: Event) -> None:
+    def _report_all(
+        self, request_id: str | None, event: Event, findings: Iterable[Finding]
+    ) -> None:
+        for rule, seqs, message in findings:
+            self._add(rule, request_id, event, (*seqs, event.seq), message)
+
+    def _check_header(self, event: Event) -> Iterator[Finding]:
         seq = event.seq
         expected = self._next_seq
         if expected is None:
             if type(event) is not EngineConfigured:
-                self._add(
-                    "engine_configured",
-                    None,
-                    event,
-                    (seq,),
-                    "the log does not start with EngineConfigured",
-                )
+                yield "engine_configured", (), "the log does not start with EngineConfigured"
         elif seq != expected:
-            self._add(
-                "event_order", None, event, (seq,), f"sequence number {seq}, expected {expected}"
-            )
+            yield "event_order", (), f"sequence number {seq}, expected {expected}"
         if event.step < self._last_step:
-            self._add(
-                "event_order",
-                None,
-                event,
-                (seq,),
-                f"step {event.step} after step {self._last_step}",
-            )
+            yield "event_order", (), f"step {event.step} after step {self._last_step}"
 
     def _add(
         self,
@@ -203,379 +209,267 @@ class EventRules:
             Violation(invariant, request_id, step, tuple(sorted(set(seqs))), message)
         )
 
-    def _request(self, event: Any) -> AuditState | None:
-        """The unfinished life ``event`` names; else report why there is none."""
+    def _request(self, event: Any) -> tuple[AuditState | None, list[Finding]]:
+        """The unfinished life ``event`` names, or None and why there is none."""
         t = self.fold.known(event.request_id)
-        if t is not None and t.finish_status is None:
-            return t
-        if t is not None:
-            self._add(
-                "finished_is_final",
-                event.request_id,
-                event,
-                (t.status_seq, event.seq),
-                f"{type(event).__name__} after the request finished as {t.status.name}",
-            )
-        else:
-            self._add(
-                "request_identity",
-                event.request_id,
-                event,
-                (event.seq,),
-                f"{type(event).__name__} for a request that was never added "
-                f"(or finished more than {FINISHED_KEPT} requests ago)",
-            )
-        return None
+        kind = type(event).__name__
+        if t is None:
+            return None, [
+                (
+                    "request_identity",
+                    (),
+                    f"{kind} for a request that was never added "
+                    f"(or finished more than {FINISHED_KEPT} requests ago)",
+                )
+            ]
+        if t.finish_status is not None:
+            message = f"{kind} after the request finished as {t.status.name}"
+            return None, [("finished_is_final", (t.status_seq,), message)]
+        return t, []
 
     # -- events ---------------------------------------------------------------
 
-    def _on_configured(self, ev: EngineConfigured) -> None:
+    def _on_configured(self, ev: EngineConfigured) -> Iterator[Finding]:
         config = self.fold.config
         if config is not None:
-            self._add(
-                "engine_configured",
-                None,
-                ev,
-                (config.seq, ev.seq),
-                "EngineConfigured emitted twice",
-            )
+            yield "engine_configured", (config.seq,), "EngineConfigured emitted twice"
 
-    def _on_added(self, ev: RequestAdded) -> None:
+    def _on_added(self, ev: RequestAdded) -> Iterator[Finding]:
         old = self.fold.state(ev.request_id)
         if old is not None and old.finish_status is None:
-            self._add(
-                "request_identity",
-                ev.request_id,
-                ev,
-                (old.added_seq, ev.seq),
-                "a live request id was added again",
-            )
+            yield "request_identity", (old.added_seq,), "a live request id was added again"
 
-    def _on_status(self, ev: StatusChanged) -> None:
-        t = self._request(ev)
+    def _on_status(self, ev: StatusChanged) -> Iterator[Finding]:
+        t, findings = self._request(ev)
+        yield from findings
         if t is None:
             return
-        rid = t.request_id
         old, new = t.status, ev.new_status
         if ev.old_status is not old:
-            self._add(
+            yield (
                 "status_consistent",
-                rid,
-                ev,
-                (t.status_seq, ev.seq),
+                (t.status_seq,),
                 f"old_status {ev.old_status.name}, but the log last set {old.name}",
             )
         config = self.fold.config
         if (old, new) not in LEGAL_TRANSITIONS and not (
             (old, new) in ASYNC_TRANSITIONS and config is not None and config.async_scheduling
         ):
-            self._add(
-                "legal_transition", rid, ev, (t.status_seq, ev.seq), f"{old.name} -> {new.name}"
-            )
-        computed, tokens, outputs = t.num_computed_tokens, t.num_tokens, t.num_output_tokens
-        if (
-            ev.num_computed_tokens != computed
-            or ev.num_tokens != tokens
-            or ev.num_output_tokens != outputs
-        ):
-            self._add(
+            yield "legal_transition", (t.status_seq,), f"{old.name} -> {new.name}"
+        log = (t.num_computed_tokens, t.num_tokens, t.num_output_tokens)
+        carried = (ev.num_computed_tokens, ev.num_tokens, ev.num_output_tokens)
+        if carried != log:
+            yield (
                 "counter_consistent",
-                rid,
-                ev,
-                (t.computed_seq, t.tokens_seq, ev.seq),
-                f"StatusChanged carries computed/tokens/outputs {ev.num_computed_tokens}/"
-                f"{ev.num_tokens}/{ev.num_output_tokens}, the log says {computed}/"
-                f"{tokens}/{outputs}",
+                (t.computed_seq, t.tokens_seq),
+                f"StatusChanged carries computed/tokens/outputs {'/'.join(map(str, carried))}, "
+                f"the log says {'/'.join(map(str, log))}",
             )
         if old is _R and new is _P:
-            self._check_victim(t, ev)
+            yield from self._check_victim(t)
         if new is _R:
-            self._admit(t, ev)
+            yield from self._admit(t)
         elif new is _P:
             if self._in_step:
                 self._preempted_in_step = ev.seq
         elif new > _P:
-            self._finish(t, ev)
+            yield from self._finish(t, new)
 
-    def _check_victim(self, t: AuditState, ev: StatusChanged) -> None:
+    def _check_victim(self, t: AuditState) -> Iterator[Finding]:
         config = self.fold.config
-        running = self.fold.running
         if config is not None and config.policy == "priority":
             # vLLM: max(running, key=(priority, arrival_time)); arrival is add order here.
-            victim = max(running.values(), key=lambda q: (q.priority, q.life))
+            victim = max(self.fold.running.values(), key=lambda q: (q.priority, q.life))
             if victim is not t:
-                self._add(
+                yield (
                     "preempt_last",
-                    t.request_id,
-                    ev,
-                    (ev.seq,),
+                    (),
                     f"preempted with (priority, arrival) ({t.priority}, {t.life}), but "
                     f"{victim.request_id} ran with ({victim.priority}, {victim.life})",
                 )
             return
         last = self.fold.last_running()
         if last is not None and last is not t:
-            self._add(
-                "preempt_last",
-                t.request_id,
-                ev,
-                (ev.seq,),
-                f"preempted, but {last.request_id} was behind it in the running queue",
-            )
+            message = f"preempted, but {last.request_id} was behind it in the running queue"
+            yield "preempt_last", (), message
 
-    def _admit(self, t: AuditState, ev: StatusChanged) -> None:
-        rid = t.request_id
+    def _admit(self, t: AuditState) -> Iterator[Finding]:
         if self._preempted_in_step is not None:
-            self._add(
-                "no_admission_after_preemption",
-                rid,
-                ev,
-                (self._preempted_in_step, ev.seq),
-                "admitted in a step that preempted",
-            )
+            seqs = (self._preempted_in_step,)
+            yield "no_admission_after_preemption", seqs, "admitted in a step that preempted"
         if t.status is _P and t.num_computed_tokens != 0:
-            self._add(
+            yield (
                 "preempted_reset",
-                rid,
-                ev,
-                (t.computed_seq, ev.seq),
+                (t.computed_seq,),
                 f"re-admitted with num_computed_tokens {t.num_computed_tokens}, not 0",
             )
         config = self.fold.config
         running = self.fold.num_running + (t.status is not _R)
         if config is not None and running > config.max_num_seqs:
-            self._add(
-                "max_num_seqs",
-                rid,
-                ev,
-                (ev.seq,),
-                f"{running} running requests, max_num_seqs {config.max_num_seqs}",
-            )
+            message = f"{running} running requests, max_num_seqs {config.max_num_seqs}"
+            yield "max_num_seqs", (), message
 
-    def _finish(self, t: AuditState, ev: StatusChanged) -> None:
-        new = ev.new_status
+    def _finish(self, t: AuditState, new: RequestStatus) -> Iterator[Finding]:
         if new is _ABORTED:
             return
-        rid = t.request_id
-        tokens = t.num_tokens
-        outputs = t.num_output_tokens
+        tokens, outputs = t.num_tokens, t.num_output_tokens
         config = self.fold.config
         at_model_len = config is not None and tokens >= config.max_model_len
         if outputs < t.min_tokens and not at_model_len:
-            self._add(
+            yield (
                 "min_tokens",
-                rid,
-                ev,
-                (t.tokens_seq, ev.seq),
+                (t.tokens_seq,),
                 f"finished as {new.name} with {outputs} outputs, min_tokens {t.min_tokens}",
             )
         if new is _CAPPED and outputs < t.max_tokens and not at_model_len:
-            self._add(
+            yield (
                 "length_cap",
-                rid,
-                ev,
-                (t.tokens_seq, ev.seq),
+                (t.tokens_seq,),
                 f"FINISHED_LENGTH_CAPPED with {outputs} of {t.max_tokens} outputs and "
                 f"{tokens} tokens",
             )
 
-    def _on_counter(self, ev: CounterUpdated) -> None:
-        t = self.fold.state(ev.request_id)
-        if t is None or t.finish_status is not None:
-            t = self._request(ev)
-            if t is None:
-                return
+    def _on_counter(self, ev: CounterUpdated) -> Iterator[Finding]:
+        t, findings = self._request(ev)
+        yield from findings
+        if t is None:
+            return
         counter = ev.counter
         if counter == "num_computed_tokens":
-            self._computed(t, ev)
+            yield from self._computed(t, ev)
         elif counter == "num_tokens":
-            self._sampled(t, ev)
+            yield from self._sampled(t, ev)
         elif counter in _OTHER_COUNTERS:
             known = getattr(t, counter)
             if ev.old != known:
-                self._add(
-                    "counter_consistent",
-                    t.request_id,
-                    ev,
-                    (ev.seq,),
-                    f"{counter} goes from {ev.old}, the log last gave {known}",
-                )
+                message = f"{counter} goes from {ev.old}, the log last gave {known}"
+                yield "counter_consistent", (), message
 
-    def _computed(self, t: AuditState, ev: CounterUpdated) -> None:
-        rid = t.request_id
+    def _computed(self, t: AuditState, ev: CounterUpdated) -> Iterator[Finding]:
         old, new = ev.old, ev.new
         computed, tokens = t.num_computed_tokens, t.num_tokens
         if old != computed:
-            self._add(
-                "counter_consistent",
-                rid,
-                ev,
-                (t.computed_seq, ev.seq),
-                f"num_computed_tokens goes from {old}, the log last gave {computed}",
-            )
+            message = f"num_computed_tokens goes from {old}, the log last gave {computed}"
+            yield "counter_consistent", (t.computed_seq,), message
         # The one legal decrease: the reset to 0 on preemption.
         if new < old and not (new == 0 and t.status is _P):
-            self._add(
+            yield (
                 "computed_monotonic",
-                rid,
-                ev,
-                (t.computed_seq, ev.seq),
+                (t.computed_seq,),
                 f"num_computed_tokens decreased from {old} to {new} while {t.status.name}",
             )
         config = self.fold.config
         placeholders = t.num_output_placeholders
-        if (
-            new < 0
-            or new > tokens + placeholders
-            or (config is not None and new >= config.max_model_len)
-        ):
-            limit = f", max_model_len {config.max_model_len}" if config is not None else ""
-            self._add(
+        too_long = config is not None and new >= config.max_model_len
+        if new < 0 or new > tokens + placeholders or too_long:
+            yield (
                 "computed_bounds",
-                rid,
-                ev,
-                (t.tokens_seq, ev.seq),
+                (t.tokens_seq,),
                 f"num_computed_tokens {new} with num_tokens {tokens} and "
-                f"{placeholders} output placeholders{limit}",
+                f"{placeholders} output placeholders{_limit(config)}",
             )
 
-    def _sampled(self, t: AuditState, ev: CounterUpdated) -> None:
-        rid = t.request_id
+    def _sampled(self, t: AuditState, ev: CounterUpdated) -> Iterator[Finding]:
         tokens = t.num_tokens
         if ev.old != tokens:
-            self._add(
-                "counter_consistent",
-                rid,
-                ev,
-                (t.tokens_seq, ev.seq),
-                f"num_tokens goes from {ev.old}, the log last gave {tokens}",
-            )
+            message = f"num_tokens goes from {ev.old}, the log last gave {tokens}"
+            yield "counter_consistent", (t.tokens_seq,), message
         new = ev.new
         start_tokens = self.fold.step_start(t)[1]
         if new != ev.old + 1 or new - start_tokens > 1:
-            self._add(
-                "decode_advance",
-                rid,
-                ev,
-                (t.tokens_seq, ev.seq),
-                f"num_tokens went from {start_tokens} to {new} in one step",
-            )
+            message = f"num_tokens went from {start_tokens} to {new} in one step"
+            yield "decode_advance", (t.tokens_seq,), message
         outputs = new - t.num_prompt_tokens
         config = self.fold.config
         if outputs > t.max_tokens or (config is not None and new > config.max_model_len):
-            limit = f", max_model_len {config.max_model_len}" if config is not None else ""
-            self._add(
+            yield (
                 "output_bounds",
-                rid,
-                ev,
-                (t.added_seq, ev.seq),
-                f"{outputs} outputs ({new} tokens), max_tokens {t.max_tokens}{limit}",
+                (t.added_seq,),
+                f"{outputs} outputs ({new} tokens), max_tokens {t.max_tokens}{_limit(config)}",
             )
 
-    def _on_allocated(self, ev: BlocksAllocated) -> None:
-        if self._request(ev) is not None:
+    def _on_allocated(self, ev: BlocksAllocated) -> list[Finding]:
+        t, findings = self._request(ev)
+        if t is not None:
             self._kv_changed_since_step = True
+        return findings
 
-    def _on_freed(self, ev: BlocksFreed) -> None:
+    def _on_freed(self, ev: BlocksFreed) -> Iterator[Finding]:
         t = self.fold.known(ev.request_id)
         if t is None:
-            self._request(ev)
+            yield from self._request(ev)[1]
             return
         if ev.num_blocks != t.num_blocks:
-            self._add(
-                "request_blocks",
-                t.request_id,
-                ev,
-                (t.blocks_seq, ev.seq),
-                f"freed {ev.num_blocks} blocks, but holds {t.num_blocks}",
-            )
+            message = f"freed {ev.num_blocks} blocks, but holds {t.num_blocks}"
+            yield "request_blocks", (t.blocks_seq,), message
         self._kv_changed_since_step = True
 
-    def _on_step_started(self, ev: StepStarted) -> None:
+    def _on_step_started(self, ev: StepStarted) -> Iterator[Finding]:
         self._check_released(ev)
         self._in_step = True
         self._preempted_in_step = None
-        self._check_summary(ev, "StepStarted")
+        yield from self._check_summary(ev, "StepStarted")
 
-    def _check_summary(self, ev: StepStarted | StepFinished, kind: str) -> None:
+    def _check_summary(self, ev: StepStarted | StepFinished, kind: str) -> Iterator[Finding]:
         running, waiting = self.fold.num_running, self.fold.num_waiting
         if ev.num_running != running or ev.num_waiting != waiting:
-            self._add(
+            yield (
                 "step_summary",
-                None,
-                ev,
-                (ev.seq,),
+                (),
                 f"{kind} says {ev.num_running} running, {ev.num_waiting} waiting; the log "
                 f"says {running} and {waiting}",
             )
 
-    def _on_step_finished(self, ev: StepFinished) -> None:
+    def _on_step_finished(self, ev: StepFinished) -> list[Finding]:
+        # The step's own findings (no request) first, as the checks run.
         fold = self.fold
         config = fold.config
-        seq = ev.seq
-        self._check_summary(ev, "StepFinished")
+        self._report_all(None, ev, self._check_summary(ev, "StepFinished"))
         if config is not None:
             self._check_budget(ev, config)
         self._check_advances(ev, config)
         for t in fold.running.values():
-            self._check_running(t, ev, config)
+            self._report_all(t.request_id, ev, self._check_running(t, config))
         last = fold.last_step_finished
         since = last.seq if last is not None else -1
         for t in fold.touched:
             if t.status is _P and t.status_seq > since and t.num_computed_tokens != 0:
-                self._add(
-                    "preempted_reset",
-                    t.request_id,
-                    ev,
-                    (t.status_seq, seq),
-                    f"preempted but num_computed_tokens is {t.num_computed_tokens}",
-                )
+                message = f"preempted but num_computed_tokens is {t.num_computed_tokens}"
+                self._report_all(t.request_id, ev, [("preempted_reset", (t.status_seq,), message)])
         self._check_released(ev)
         for rid, t in fold.holders.items():
             if t.status is not _R and t.finish_status is None:
-                self._add(
-                    "request_blocks",
-                    rid,
-                    ev,
-                    (t.blocks_seq, t.status_seq, seq),
-                    f"holds {t.num_blocks} blocks while {t.status.name}",
-                )
+                message = f"holds {t.num_blocks} blocks while {t.status.name}"
+                seqs = (t.blocks_seq, t.status_seq)
+                self._report_all(rid, ev, [("request_blocks", seqs, message)])
         if config is not None:
-            self._check_kv(ev, config)
+            self._report_all(None, ev, self._check_kv(ev, config))
         self._in_step = False
         self._preempted_in_step = None
         self._kv_changed_since_step = False
+        return []
 
-    def _check_running(
-        self, t: AuditState, ev: StepFinished, config: EngineConfigured | None
-    ) -> None:
-        rid = t.request_id
+    def _check_running(self, t: AuditState, config: EngineConfigured | None) -> Iterator[Finding]:
         computed, tokens = t.num_computed_tokens, t.num_tokens
         placeholders = t.num_output_placeholders
         if t.decoding and computed != tokens + placeholders - 1:
-            self._add(
+            yield (
                 "decode_gap",
-                rid,
-                ev,
-                (t.computed_seq, t.tokens_seq, ev.seq),
+                (t.computed_seq, t.tokens_seq),
                 f"decoding with num_computed_tokens {computed}, num_tokens {tokens}, "
                 f"{placeholders} output placeholders",
             )
         if config is not None and t.num_blocks * config.block_size < computed:
-            self._add(
+            yield (
                 "request_blocks",
-                rid,
-                ev,
-                (t.blocks_seq, t.computed_seq, ev.seq),
+                (t.blocks_seq, t.computed_seq),
                 f"{t.num_blocks} blocks of {config.block_size} for {computed} computed tokens",
             )
         outputs = t.num_output_tokens
         if outputs >= t.max_tokens or (config is not None and tokens >= config.max_model_len):
-            self._add(
+            yield (
                 "length_cap",
-                rid,
-                ev,
-                (t.tokens_seq, ev.seq),
+                (t.tokens_seq,),
                 f"still running with {outputs} outputs (max_tokens "
                 f"{t.max_tokens}) and {tokens} tokens",
             )
@@ -584,24 +478,16 @@ class EventRules:
         scheduled = ev.num_scheduled_tokens
         total = sum(scheduled.values())
         if total > config.max_num_batched_tokens:
-            self._add(
-                "token_budget",
-                None,
-                ev,
-                (ev.seq,),
-                f"{total} tokens scheduled, max_num_batched_tokens {config.max_num_batched_tokens}",
+            message = (
+                f"{total} tokens scheduled, max_num_batched_tokens {config.max_num_batched_tokens}"
             )
+            self._report_all(None, ev, [("token_budget", (), message)])
         threshold = config.long_prefill_token_threshold
         if threshold > 0:
             for rid, n in scheduled.items():
                 if n > threshold:
-                    self._add(
-                        "long_prefill_threshold",
-                        rid,
-                        ev,
-                        (ev.seq,),
-                        f"{n} tokens scheduled, long_prefill_token_threshold {threshold}",
-                    )
+                    message = f"{n} tokens scheduled, long_prefill_token_threshold {threshold}"
+                    self._report_all(rid, ev, [("long_prefill_threshold", (), message)])
 
     def _check_advances(self, ev: StepFinished, config: EngineConfigured | None) -> None:
         fold = self.fold
@@ -611,60 +497,44 @@ class EventRules:
         for rid, n in scheduled.items():
             t = fold.known(rid)
             if t is None:
-                self._add("request_identity", rid, ev, (ev.seq,), "scheduled but never added")
+                self._report_all(rid, ev, [("request_identity", (), "scheduled but never added")])
                 continue
             advanced = t.num_computed_tokens - fold.step_start(t)[0]
             extra = advanced - n
             # A request admitted this step may also jump by its prefix-cache hit.
             hit_ok = caching and fold.admitted_in_step(t) and extra > 0 and extra % block_size == 0
             if extra != 0 and not hit_ok:
-                self._add(
-                    "scheduled_consistent",
-                    rid,
-                    ev,
-                    (t.computed_seq, ev.seq),
-                    f"scheduled {n} tokens, num_computed_tokens advanced by {advanced}",
-                )
+                message = f"scheduled {n} tokens, num_computed_tokens advanced by {advanced}"
+                self._report_all(rid, ev, [("scheduled_consistent", (t.computed_seq,), message)])
         for t in fold.touched:
             if t.request_id in scheduled or t.status is _P:
                 continue
             advanced = t.num_computed_tokens - t.start_computed
             if advanced > 0 and not (caching and t.admitted_in_step):
-                self._add(
-                    "scheduled_consistent",
-                    t.request_id,
-                    ev,
-                    (t.computed_seq, ev.seq),
-                    f"num_computed_tokens advanced by {advanced} but nothing was scheduled",
-                )
+                message = f"num_computed_tokens advanced by {advanced} but nothing was scheduled"
+                finding = ("scheduled_consistent", (t.computed_seq,), message)
+                self._report_all(t.request_id, ev, [finding])
 
     def _check_released(self, ev: Event) -> None:
         since = self._released_seq
         self._released_seq = ev.seq
         for t in self.fold.touched:
             if t.finish_status is not None and t.status_seq > since and t.num_blocks:
-                self._add(
-                    "request_blocks",
-                    t.request_id,
-                    ev,
-                    (t.status_seq, t.blocks_seq, ev.seq),
-                    f"finished as {t.status.name} but still holds {t.num_blocks} blocks",
-                )
+                message = f"finished as {t.status.name} but still holds {t.num_blocks} blocks"
+                finding = ("request_blocks", (t.status_seq, t.blocks_seq), message)
+                self._report_all(t.request_id, ev, [finding])
 
-    def _check_kv(self, ev: StepFinished, config: EngineConfigured) -> None:
+    def _check_kv(self, ev: StepFinished, config: EngineConfigured) -> Iterator[Finding]:
         usable = config.num_gpu_blocks - 1
         free, used = ev.num_free_blocks, ev.num_used_blocks
         held = self.fold.num_blocks_held
-        problem = None
         if free < 0 or used < 0 or free + used != usable:
-            problem = f"{used} used + {free} free blocks, {usable} usable"
+            yield "kv_accounting", (), f"{used} used + {free} free blocks, {usable} usable"
         elif not config.enable_prefix_caching and used != held:
-            problem = f"{used} blocks used, but requests hold {held}"
+            yield "kv_accounting", (), f"{used} blocks used, but requests hold {held}"
         elif config.enable_prefix_caching and used > held:
             # Shared prefix blocks count once in `used` and once per holder.
-            problem = f"{used} blocks used, more than the {held} requests hold"
-        if problem is not None:
-            self._add("kv_accounting", None, ev, (ev.seq,), problem)
+            yield "kv_accounting", (), f"{used} blocks used, more than the {held} requests hold"
 
     # -- end of stream ----------------------------------------------------------
 
@@ -677,34 +547,19 @@ class EventRules:
         last = fold.last_step_finished
         step = last.step if last is not None else 0
         for t in fold.unfinished():
-            self._report(
-                "all_finished",
-                t.request_id,
-                step,
-                (t.added_seq, t.status_seq),
-                f"never finished (last status {t.status.name})",
-            )
+            message = f"never finished (last status {t.status.name})"
+            self._report("all_finished", t.request_id, step, (t.added_seq, t.status_seq), message)
         if last is not None:
             self._check_released(last)
         for rid, t in fold.holders.items():
             # A finished holder was reported at its finish (with no step, it was not).
             if t.finish_status is None or last is None:
-                self._report(
-                    "kv_drained",
-                    rid,
-                    step,
-                    (t.blocks_seq,),
-                    f"still holds {t.num_blocks} blocks at the end",
-                )
+                message = f"still holds {t.num_blocks} blocks at the end"
+                self._report("kv_drained", rid, step, (t.blocks_seq,), message)
         config = fold.config
         if last is not None and config is not None and not self._kv_changed_since_step:
             usable = config.num_gpu_blocks - 1
             if last.num_free_blocks != usable:
-                self._report(
-                    "kv_drained",
-                    None,
-                    step,
-                    (last.seq,),
-                    f"{last.num_free_blocks} of {usable} blocks free at the end",
-                )
+                message = f"{last.num_free_blocks} of {usable} blocks free at the end"
+                self._report("kv_drained", None, step, (last.seq,), message)
         return self.violations
