@@ -161,19 +161,24 @@ class AuditFold(RequestFold):
     def _remember(self, t: RequestState) -> None:
         self._recent[t.request_id] = cast(AuditState, t)
 
-    def _touch(self, t: AuditState) -> None:
-        # Snapshot a life the first time this step sees it, so the end-of-step
-        # checks cost O(touched) and not O(all requests).
-        if t.stamp != self.steps_finished:
+    def _unfinished(self, e: Any) -> AuditState | None:
+        t = self.state(e.request_id)
+        return t if t is not None and t.finish_status is None else None
+
+    def _touch(self, e: StatusChanged | CounterUpdated) -> AuditState | None:
+        """The unfinished life ``e`` changes (None: skip ``e``), snapshot as its step began.
+
+        The snapshot is taken the first time a step sees the life, so the
+        end-of-step checks cost O(touched) and not O(all requests).
+        """
+        t = self._unfinished(e)
+        if t is not None and t.stamp != self.steps_finished:
             t.stamp = self.steps_finished
             t.start_computed = t.num_computed_tokens
             t.start_tokens = t.num_tokens
             t.admitted_in_step = False
             self.touched.append(t)
-
-    def _unfinished(self, e: Any) -> AuditState | None:
-        t = self.state(e.request_id)
-        return t if t is not None and t.finish_status is None else None
+        return t
 
     def _on_added(self, e: RequestAdded) -> None:
         old = self.state(e.request_id)
@@ -182,10 +187,9 @@ class AuditFold(RequestFold):
             self._recent.pop(e.request_id, None)
 
     def _on_status(self, e: StatusChanged) -> None:
-        t = self._unfinished(e)
+        t = self._touch(e)
         if t is None:
             return
-        self._touch(t)
         super()._on_status(e)
         t.status_seq = e.seq
         new = e.new_status
@@ -196,10 +200,9 @@ class AuditFold(RequestFold):
             t.decoding = False
 
     def _on_counter(self, e: CounterUpdated) -> None:
-        t = self._unfinished(e)
+        t = self._touch(e)
         if t is None:
             return
-        self._touch(t)
         super()._on_counter(e)
         counter = e.counter
         if counter == "num_computed_tokens":
@@ -212,13 +215,11 @@ class AuditFold(RequestFold):
 
     def _on_allocated(self, e: BlocksAllocated) -> None:
         t = self._unfinished(e)
-        if t is None:
-            return
-        super()._on_allocated(e)
-        t.blocks_seq = e.seq
-        t.block_ids += e.cached_block_ids
-        t.block_ids += e.block_ids
-        self._holders[t.request_id] = t
+        if t is not None:  # blocks for a finished or unknown request change nothing
+            super()._on_allocated(e)
+            t.blocks_seq = e.seq
+            t.block_ids += (*e.cached_block_ids, *e.block_ids)  # the hits come first
+            self._holders[t.request_id] = t
 
     def _on_freed(self, e: BlocksFreed) -> None:
         t = self.known(e.request_id)
