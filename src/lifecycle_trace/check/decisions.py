@@ -30,6 +30,7 @@ import attrs
 
 from lifecycle_trace.fold.requests import RequestFold
 from lifecycle_trace.fold.requests import RequestState
+from minivllm.core.kv_cache_manager import cdiv
 from minivllm.events import CounterUpdated
 from minivllm.events import EngineConfigured
 from minivllm.events import Event
@@ -61,10 +62,6 @@ DECISION_RULES: Mapping[str, str] = MappingProxyType(
     }
 )
 """The decision rules, by name."""
-
-
-def _cdiv(a: int, b: int) -> int:
-    return -(a // -b)
 
 
 @attrs.define
@@ -104,16 +101,6 @@ class StepView:
     snapshot: tuple[int, RequestState | None, int | None] | None = None
     """At the end of scheduling: (running, next waiting request, free blocks)."""
 
-    @property
-    def policy(self) -> str:
-        """The scheduling policy, ``fcfs`` or ``priority``."""
-        return self.config.policy
-
-    @property
-    def full_sequence_must_fit(self) -> bool:
-        """``scheduler_reserve_full_isl``: admission needs room for the whole sequence."""
-        return self.config.scheduler_reserve_full_isl
-
     def free_blocks(self) -> int | None:
         """Free KV blocks by the log, or None with prefix caching (shared blocks count once)."""
         if self.config.enable_prefix_caching:
@@ -125,7 +112,7 @@ class StepView:
         waiting = self.fold.waiting
         if not waiting:
             return None
-        if self.policy == "priority":
+        if self.config.policy == "priority":
             return min(waiting, key=self.order_key)
         return waiting[0]
 
@@ -151,7 +138,7 @@ def fcfs_order(
 ) -> None:
     """Under FCFS, only the head of the waiting queue is admitted."""
     waiting = view.fold.waiting
-    if view.policy != "fcfs" or not waiting or waiting[0] is admitted:
+    if view.config.policy != "fcfs" or not waiting or waiting[0] is admitted:
         return
     head = waiting[0]
     report(
@@ -168,7 +155,7 @@ def priority_order(
     view: StepView, admitted: RequestState, event: StatusChanged, report: Report
 ) -> None:
     """Under the priority policy, the lowest (priority, arrival) waiting request is admitted."""
-    if view.policy != "priority" or not view.fold.waiting:
+    if view.config.policy != "priority" or not view.fold.waiting:
         return
     first = min(view.fold.waiting, key=view.order_key)
     if first is admitted:
@@ -188,11 +175,11 @@ def full_sequence_gate(
 ) -> None:
     """With the gate on (and caching off), the whole sequence fit the free blocks."""
     config = view.config
-    if not view.full_sequence_must_fit or config.enable_prefix_caching:
+    if not config.scheduler_reserve_full_isl or config.enable_prefix_caching:
         return
     # The admission's own blocks were allocated just before its status change.
     free_before = config.num_gpu_blocks - 1 - (view.fold.num_blocks_held - admitted.num_blocks)
-    whole = _cdiv(min(event.num_tokens, config.max_model_len), config.block_size)
+    whole = cdiv(min(event.num_tokens, config.max_model_len), config.block_size)
     if whole > free_before:
         report(
             "full_sequence_gate",
@@ -227,8 +214,8 @@ def admission_complete(view: StepView, finished: StepFinished, report: Report) -
         return
     if free is not None:
         chunk = min(most, left)
-        tokens = head.num_tokens if view.full_sequence_must_fit else chunk
-        need = _cdiv(min(tokens, config.max_model_len), config.block_size)
+        tokens = head.num_tokens if config.scheduler_reserve_full_isl else chunk
+        need = cdiv(min(tokens, config.max_model_len), config.block_size)
         if need > free:
             return
     else:

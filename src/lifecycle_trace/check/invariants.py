@@ -39,7 +39,6 @@ __all__ = ["ASYNC_TRANSITIONS", "EVENT_RULES", "FINISHED_KEPT", "LEGAL_TRANSITIO
 _W = RequestStatus.WAITING
 _R = RequestStatus.RUNNING
 _P = RequestStatus.PREEMPTED
-_STOPPED = RequestStatus.FINISHED_STOPPED
 _CAPPED = RequestStatus.FINISHED_LENGTH_CAPPED
 _ABORTED = RequestStatus.FINISHED_ABORTED
 
@@ -48,17 +47,15 @@ LEGAL_TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
         (_W, _R),  # admitted
         (_R, _P),  # evicted
         (_P, _R),  # re-admitted
-        (_R, _STOPPED),  # EOS, stop token or stop string
+        (_R, RequestStatus.FINISHED_STOPPED),  # EOS, stop token or stop string
         (_R, _CAPPED),  # max_tokens or max_model_len
-        (_W, _ABORTED),
-        (_R, _ABORTED),
-        (_P, _ABORTED),
+        *((status, _ABORTED) for status in (_W, _R, _P)),  # aborted in any live status
     }
 )
 """Every status change vLLM 0.22.1's scheduler makes; anything else is a bug."""
 
 ASYNC_TRANSITIONS: frozenset[tuple[RequestStatus, RequestStatus]] = frozenset(
-    {(_P, _STOPPED), (_P, _CAPPED)}
+    {(_P, RequestStatus.FINISHED_STOPPED), (_P, _CAPPED)}
 )
 """Legal only under async scheduling: a batch in flight when its request was
 preempted still delivers its token, which may stop the request."""

@@ -43,6 +43,7 @@ from typing import TypeAlias
 from typing import cast
 
 from lifecycle_trace.fold._life import FinishedLife
+from minivllm.events import COUNTERS
 from minivllm.events import BlocksAllocated
 from minivllm.events import BlocksCached
 from minivllm.events import BlocksFreed
@@ -77,6 +78,20 @@ _RUNNING = RequestStatus.RUNNING
 _PREEMPTED = RequestStatus.PREEMPTED
 
 
+_ASKED = (
+    "num_prompt_tokens",
+    "max_tokens",
+    "min_tokens",
+    "stop_token_ids",
+    "ignore_eos",
+    "priority",
+    "temperature",
+    "top_p",
+    "n",
+)
+"""The fields of a RequestAdded a request's state keeps, under the same names."""
+
+
 class RequestKey(NamedTuple):
     """Names one life of one request: a request id may be reused once its request finished."""
 
@@ -106,6 +121,8 @@ class RequestState(FinishedLife):
     """
 
     __slots__ = (
+        *COUNTERS,
+        *_ASKED,
         "added_step",
         "arrival_ns",
         "change_computed",
@@ -120,21 +137,10 @@ class RequestState(FinishedLife):
         "first_token_ns",
         "first_token_seq",
         "first_token_step",
-        "ignore_eos",
         "index",
         "last_token_ns",
         "life",
-        "max_tokens",
-        "min_tokens",
-        "n",
         "num_blocks",
-        "num_cached_tokens",
-        "num_computed_tokens",
-        "num_output_placeholders",
-        "num_preemptions",
-        "num_prompt_tokens",
-        "num_tokens",
-        "priority",
         "request_id",
         "status",
         "status_ns",
@@ -142,33 +148,38 @@ class RequestState(FinishedLife):
         "statuses",
         "step",
         "stop_reason",
-        "stop_token_ids",
-        "temperature",
-        "top_p",
     )
+
+    # The counters (minivllm.events.COUNTERS), as the log last set them.
+    num_computed_tokens: int
+    num_tokens: int
+    num_cached_tokens: int
+    num_preemptions: int
+    num_output_placeholders: int
+    # What its RequestAdded asked for, as it came.
+    num_prompt_tokens: int
+    max_tokens: int
+    min_tokens: int
+    stop_token_ids: tuple[int, ...]
+    ignore_eos: bool
+    priority: int
+    temperature: float
+    top_p: float
+    n: int
 
     def __init__(self, e: RequestAdded, engine_id: str, index: int) -> None:
         self.engine_id = engine_id
         self.request_id = e.request_id
         self.life = e.seq
         self.index = index  # order of addition within its engine's fold, from 0
-        self.num_prompt_tokens = e.num_prompt_tokens
-        self.max_tokens = e.max_tokens
-        self.min_tokens = e.min_tokens
-        self.stop_token_ids = e.stop_token_ids
-        self.ignore_eos = e.ignore_eos
-        self.priority = e.priority
-        self.temperature = e.temperature
-        self.top_p = e.top_p
-        self.n = e.n
+        for name in _ASKED:
+            setattr(self, name, getattr(e, name))
+        for counter in COUNTERS:
+            setattr(self, counter, 0)
+        self.num_tokens = e.num_prompt_tokens
         self.added_step = e.step
         self.arrival_ns = e.ts_ns
         self.status = _WAITING
-        self.num_computed_tokens = 0
-        self.num_tokens = e.num_prompt_tokens
-        self.num_cached_tokens = 0
-        self.num_preemptions = 0
-        self.num_output_placeholders = 0
         self.num_blocks = 0
         self.stop_reason: int | str | None = None
         self.finish_status: RequestStatus | None = None
