@@ -56,12 +56,17 @@ S = RequestStatus
 
 
 @cache
-def reference_log(name: str) -> tuple[Event, ...]:
-    """The event log of one reference workload (a, b, c or d)."""
+def workload_log(path: Path) -> tuple[Event, ...]:
+    """The event log of the workload stored at ``path``."""
     events: list[Event] = []
-    workload = Workload.load(DATA / f"{name}.json")
+    workload = Workload.load(path)
     list(run_workload(workload, on_engine=lambda e: e.bus.subscribe(events.append)))
     return tuple(events)
+
+
+def reference_log(name: str) -> tuple[Event, ...]:
+    """The event log of one reference workload (a, b, c or d)."""
+    return workload_log(DATA / f"{name}.json")
 
 
 def renumber(events: Sequence[Event]) -> list[Event]:
@@ -84,6 +89,15 @@ def replace(events: Sequence[Event], i: int, **changes: Any) -> list[Event]:
     out = list(events)
     out[i] = msgspec.structs.replace(out[i], **changes)
     return out
+
+
+def admissions_swapped(events: Sequence[Event], first: str, second: str) -> list[Event]:
+    """The log with the admissions of requests ``first`` and ``second`` in each other's place."""
+    a = index_of(events, StatusChanged, request_id=first, new_status=S.RUNNING)
+    b = index_of(events, StatusChanged, request_id=second, new_status=S.RUNNING)
+    log = list(events)
+    log[a], log[b] = events[b], events[a]
+    return renumber(log)
 
 
 def summary(violations: Sequence[Violation]) -> list[tuple[str, str | None, int]]:
@@ -341,12 +355,7 @@ def test_no_admission_after_preemption() -> None:
 
 
 def test_preempt_last() -> None:
-    base = list(reference_log("c"))
-    a = index_of(base, StatusChanged, request_id="r0", new_status=S.RUNNING)
-    b = index_of(base, StatusChanged, request_id="r1", new_status=S.RUNNING)
-    log = list(base)
-    log[a], log[b] = base[b], base[a]
-    violations = check(renumber(log))
+    violations = check(admissions_swapped(reference_log("c"), "r0", "r1"))
     # r1 admitted ahead of r0 is also out of FCFS order.
     assert summary(violations) == [("fcfs_order", "r1", 0), ("preempt_last", "r1", 9)]
 
@@ -355,12 +364,7 @@ def test_preempt_last() -> None:
 
 
 def test_fcfs_order() -> None:
-    base = list(reference_log("d"))
-    a = index_of(base, StatusChanged, request_id="r1", new_status=S.RUNNING)
-    b = index_of(base, StatusChanged, request_id="r2", new_status=S.RUNNING)
-    log = list(base)
-    log[a], log[b] = base[b], base[a]
-    violations = check(renumber(log))
+    violations = check(admissions_swapped(reference_log("d"), "r1", "r2"))
     assert summary(violations) == [("fcfs_order", "r2", 0)]
     assert "r1 (WAITING) was at the head" in violations[0].message
 
@@ -704,13 +708,9 @@ def test_checker_never_raises(log: list[Event]) -> None:
 V2 = DATA.parent / "vllm_examples_v2"
 
 
-@cache
 def v2_log(name: str) -> tuple[Event, ...]:
     """The event log of one second-set reference workload (async scheduling, priority)."""
-    events: list[Event] = []
-    workload = Workload.load(V2 / f"{name}.json")
-    list(run_workload(workload, on_engine=lambda e: e.bus.subscribe(events.append)))
-    return tuple(events)
+    return workload_log(V2 / f"{name}.json")
 
 
 @pytest.mark.parametrize("name", ["e_async", "f_priority", "g_async_preempt", "h_async_priority"])
@@ -787,12 +787,7 @@ def test_priority_preemption_takes_the_lowest_priority_latest_arrival() -> None:
 
 
 def test_ignore_leaves_out_the_named_rules_only() -> None:
-    base = list(reference_log("d"))
-    a = index_of(base, StatusChanged, request_id="r1", new_status=S.RUNNING)
-    b = index_of(base, StatusChanged, request_id="r2", new_status=S.RUNNING)
-    log = list(base)
-    log[a], log[b] = base[b], base[a]
-    log = renumber(log)
+    log = admissions_swapped(reference_log("d"), "r1", "r2")
     checker = InvariantChecker(ignore={"fcfs_order"})
     for e in log:
         checker(e)
