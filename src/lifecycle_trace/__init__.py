@@ -17,15 +17,13 @@ status intervals, stats, lab 01's event-derived trace
 with structlog.
 """
 
-# Imported eagerly: the function ``check`` must be what ``lifecycle_trace.check``
-# names here, not the subpackage of the same name (import its other names from
-# the subpackage with ``from lifecycle_trace.check import ...``).
+# ``check`` is the checker's subpackage, which calling runs its function ``check``.
+from lifecycle_trace import check
 from lifecycle_trace.check import INVARIANTS
 from lifecycle_trace.check import LEGAL_TRANSITIONS
 from lifecycle_trace.check import RULES
 from lifecycle_trace.check import InvariantChecker
 from lifecycle_trace.check import Violation
-from lifecycle_trace.check import check
 from lifecycle_trace.check import format_violations
 from lifecycle_trace.fold.requests import LogFold
 from lifecycle_trace.fold.requests import RequestFold

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import msgspec
@@ -20,6 +21,8 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+import lifecycle_trace
+import lifecycle_trace.check as check_package
 from lifecycle_trace.checker import INVARIANTS
 from lifecycle_trace.checker import LEGAL_TRANSITIONS
 from lifecycle_trace.checker import InvariantChecker
@@ -795,3 +798,14 @@ def test_ignore_leaves_out_the_named_rules_only() -> None:
     assert summary(check(log)) == [("fcfs_order", "r2", 0)]
     with pytest.raises(ValueError, match="ignore names no rule"):
         InvariantChecker(ignore={"fcfs"})
+
+
+def test_lifecycle_trace_check_names_the_package_and_calling_it_checks() -> None:
+    # `import lifecycle_trace.check as c` once gave the function `check`, which
+    # the top-level package re-exported under the subpackage's name.
+    assert isinstance(check_package, ModuleType)
+    assert check_package.InvariantChecker is InvariantChecker
+    assert lifecycle_trace.check is check_package
+    broken = replace(reference_log("b"), 0, max_num_batched_tokens=255)
+    assert lifecycle_trace.check(broken) == check(broken) != []
+    assert check_package(broken, decisions=False) == check(broken, decisions=False)

@@ -26,6 +26,8 @@ a constant; the token rules keep each live request's sampled tokens).
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -120,3 +122,20 @@ def check(events: Iterable[Event], *, decisions: bool = True) -> list[Violation]
     for event in events:
         checker(event)
     return checker.finish()
+
+
+class _CallablePackage(types.ModuleType):
+    """This package, which calling runs :func:`check`.
+
+    ``lifecycle_trace.check`` names this package (so ``import
+    lifecycle_trace.check as c`` gives it), and code written when the name
+    meant the function, ``from lifecycle_trace import check; check(log)``,
+    still runs.
+    """
+
+    def __call__(self, events: Iterable[Event], *, decisions: bool = True) -> list[Violation]:
+        """:func:`check`."""
+        return check(events, decisions=decisions)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
