@@ -1,6 +1,6 @@
 """The checker: a table of named rules, checked from events alone and reported from one place.
 
-:data:`RULES` names every rule with what it requires. Two kinds:
+:data:`RULES` names every rule with what it requires. Four kinds:
 
 - **event rules** (:mod:`~lifecycle_trace.check.invariants`, :data:`EVENT_RULES`):
   each event against the bounds of the scheduler (legal transitions,
@@ -15,13 +15,16 @@
 - **token rules** (:mod:`~lifecycle_trace.check.tokens`, :data:`TOKEN_RULES`):
   stops by EOS, stop token ids and stop strings, from the sampled token ids.
 
-:class:`InvariantChecker` runs both as one bus handler
-(``engine.bus.subscribe(checker)``) or as an offline fold (:func:`check` over
-a stored log). Each finding is a :class:`Violation` naming the rule, the
+:class:`InvariantChecker` runs them all as one bus handler
+(``engine.bus.subscribe(checker)``) or offline (:func:`check` over a stored
+log). Every rule reads one fold of the log, an
+:class:`~lifecycle_trace.fold.audit.AuditFold`: each event is checked against
+the requests' state before it, then folded in; no rule keeps a record per
+request of its own. Each finding is a :class:`Violation` naming the rule, the
 request, the step and the sequence numbers of the events involved. It never
 raises, so it is safe on a live engine. Cost: O(1) per event plus
-O(running requests) at each ``StepFinished`` (the decision rules' fold adds
-a constant; the token rules keep each live request's sampled tokens).
+O(running requests) at each ``StepFinished``; the fold keeps each live
+request's sampled tokens and block ids.
 """
 
 from __future__ import annotations

@@ -9,9 +9,14 @@ values), :mod:`~lifecycle_trace.fold.intervals` and
 :mod:`~lifecycle_trace.fold.phases` (the same life on the event clock, cut
 into vLLM's phases), :mod:`~lifecycle_trace.fold.finished` (both views of
 each request as it finishes) and :mod:`~lifecycle_trace.fold.stats` (latency
-summaries).
+summaries). :mod:`~lifecycle_trace.fold.audit` is the fold the checker reads:
+:class:`AuditFold`, whose :class:`AuditState` s also name the events that set
+their values.
 """
 
+from lifecycle_trace.fold.audit import FINISHED_KEPT
+from lifecycle_trace.fold.audit import AuditFold
+from lifecycle_trace.fold.audit import AuditState
 from lifecycle_trace.fold.finished import finished_requests
 from lifecycle_trace.fold.intervals import Finish
 from lifecycle_trace.fold.intervals import IntervalFold
@@ -43,8 +48,11 @@ from lifecycle_trace.fold.timeline import iter_timelines
 from lifecycle_trace.fold.timeline import timeline_of
 
 __all__ = [
+    "FINISHED_KEPT",
     "METRICS",
     "PHASE_NAMES",
+    "AuditFold",
+    "AuditState",
     "Finish",
     "IntervalFold",
     "LogFold",

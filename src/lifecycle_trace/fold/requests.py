@@ -20,8 +20,10 @@ finished life at the end of the step it finished in, handing it to
 however long the log. :class:`LogFold` does the same for the records of a log
 of several engines, one :class:`RequestFold` per engine.
 
-Timelines, status intervals, stats, the lab's event-derived trace, slices and
-every exporter are views of these states; none keeps request state of its own.
+Timelines, status intervals, stats, the lab's event-derived trace, slices,
+every exporter and the checker (through
+:class:`~lifecycle_trace.fold.audit.AuditFold`) are views of these states;
+none keeps request state of its own.
 
 Cost: O(1) per event (plus O(waiting) for the rare removal from the middle of
 the waiting queue). A decode step's two counter updates take the inlined path
@@ -273,8 +275,11 @@ class RequestFold:
     forgets it unless ``keep_finished``. ``select`` (given a
     RequestAdded) leaves requests out: their events are skipped. With
     ``strict`` (the default) an event naming a request the log never added,
-    or changing one that finished, raises ``ValueError``; otherwise it is
-    skipped, which is what a reader of a damaged log or the checker wants.
+    changing one that finished or naming an unknown counter raises
+    ``ValueError``; otherwise it is skipped, which is what a reader of a
+    damaged log wants. A ``StatusChanged``'s counts are checksums: the fold
+    takes counters from ``CounterUpdated`` alone, and a request's blocks stay
+    counted in ``num_blocks_held`` until a ``BlocksFreed`` frees them.
     With ``history=False`` the states keep no per-step history (``change_*``
     stay empty; the status history is kept): enough for every view but
     timelines, and cheaper.
