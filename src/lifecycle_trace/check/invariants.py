@@ -15,6 +15,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
 from typing import TypeAlias
@@ -206,23 +207,23 @@ class EventRules:
             Violation(invariant, request_id, step, tuple(sorted(set(seqs))), message)
         )
 
-    def _request(self, event: Any) -> tuple[AuditState | None, list[Finding]]:
+    def _request(self, event: Any) -> tuple[AuditState | None, Sequence[Finding]]:
         """The unfinished life ``event`` names, or None and why there is none."""
         t = self.fold.known(event.request_id)
+        if t is not None and t.finish_status is None:
+            return t, ()
         kind = type(event).__name__
-        if t is None:
-            return None, [
-                (
-                    "request_identity",
-                    (),
-                    f"{kind} for a request that was never added "
-                    f"(or finished more than {FINISHED_KEPT} requests ago)",
-                )
-            ]
-        if t.finish_status is not None:
+        if t is not None:
             message = f"{kind} after the request finished as {t.status.name}"
             return None, [("finished_is_final", (t.status_seq,), message)]
-        return t, []
+        return None, [
+            (
+                "request_identity",
+                (),
+                f"{kind} for a request that was never added "
+                f"(or finished more than {FINISHED_KEPT} requests ago)",
+            )
+        ]
 
     # -- events ---------------------------------------------------------------
 
@@ -326,21 +327,20 @@ class EventRules:
                 f"{tokens} tokens",
             )
 
-    def _on_counter(self, ev: CounterUpdated) -> Iterator[Finding]:
+    def _on_counter(self, ev: CounterUpdated) -> Iterable[Finding]:
         t, findings = self._request(ev)
-        yield from findings
         if t is None:
-            return
+            return findings
         counter = ev.counter
         if counter == "num_computed_tokens":
-            yield from self._computed(t, ev)
-        elif counter == "num_tokens":
-            yield from self._sampled(t, ev)
-        elif counter in _OTHER_COUNTERS:
-            known = getattr(t, counter)
-            if ev.old != known:
-                message = f"{counter} goes from {ev.old}, the log last gave {known}"
-                yield "counter_consistent", (), message
+            return self._computed(t, ev)
+        if counter == "num_tokens":
+            return self._sampled(t, ev)
+        known = getattr(t, counter) if counter in _OTHER_COUNTERS else ev.old
+        if ev.old != known:
+            message = f"{counter} goes from {ev.old}, the log last gave {known}"
+            return [("counter_consistent", (), message)]
+        return ()
 
     def _computed(self, t: AuditState, ev: CounterUpdated) -> Iterator[Finding]:
         old, new = ev.old, ev.new
@@ -385,7 +385,7 @@ class EventRules:
                 f"{outputs} outputs ({new} tokens), max_tokens {t.max_tokens}{_limit(config)}",
             )
 
-    def _on_allocated(self, ev: BlocksAllocated) -> list[Finding]:
+    def _on_allocated(self, ev: BlocksAllocated) -> Sequence[Finding]:
         t, findings = self._request(ev)
         if t is not None:
             self._kv_changed_since_step = True

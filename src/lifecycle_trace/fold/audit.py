@@ -119,11 +119,11 @@ class AuditFold(RequestFold):
     @property
     def running(self) -> Mapping[str, AuditState]:
         """The scheduler's running list as the log implies it, in order."""
-        return cast(Mapping[str, AuditState], self._running)
+        return cast("Mapping[str, AuditState]", self._running)
 
     def last_running(self) -> AuditState | None:
         """The request at the end of the running list: the FCFS policy's preemption victim."""
-        return cast(AuditState | None, next(reversed(self._running.values()), None))
+        return cast("AuditState | None", next(reversed(self._running.values()), None))
 
     @property
     def recent(self) -> Mapping[str, AuditState]:
@@ -136,7 +136,7 @@ class AuditFold(RequestFold):
 
     def state(self, request_id: str) -> AuditState | None:
         """The live (possibly finished, not yet retired) life of ``request_id``."""
-        return cast(AuditState | None, self._live.get(request_id))
+        return cast("AuditState | None", self._live.get(request_id))
 
     def known(self, request_id: str) -> AuditState | None:
         """The life of ``request_id``: live, or one of the last finished ones; None if unknown."""
@@ -171,8 +171,10 @@ class AuditFold(RequestFold):
         The snapshot is taken the first time a step sees the life, so the
         end-of-step checks cost O(touched) and not O(all requests).
         """
-        t = self._unfinished(e)
-        if t is not None and t.stamp != self.steps_finished:
+        t = cast("AuditState | None", self._live.get(e.request_id))
+        if t is None or t.finish_status is not None:
+            return None
+        if t.stamp != self.steps_finished:
             t.stamp = self.steps_finished
             t.start_computed = t.num_computed_tokens
             t.start_tokens = t.num_tokens
