@@ -814,19 +814,12 @@ def test_lifecycle_trace_check_names_the_package_and_calling_it_checks() -> None
 def test_one_token_prompts_under_async_scheduling_are_clean() -> None:
     # A one-token prompt is admitted, computed and given its output placeholder
     # in one step; on a cache this small the three requests also preempt each other.
-    engine = LLMEngine(
+    log = _engine_log(
+        [("r0", 1, 0), ("r1", 1, 0), ("r2", 1, 0)],
         async_scheduling=True,
         block_size=2,
         num_gpu_blocks=6,
         max_model_len=10,
-        max_num_batched_tokens=8,
-        max_num_seqs=4,
     )
-    log: list[Event] = []
-    engine.bus.subscribe(log.append)
-    for i in range(3):
-        engine.add_request([7], SamplingParams(max_tokens=9, ignore_eos=True), f"r{i}")
-    while engine.has_unfinished_requests():
-        engine.step()
     assert index_of(log, StatusChanged, new_status=S.PREEMPTED) > 0
     assert check(log) == []
