@@ -159,7 +159,9 @@ class AuditFold(RequestFold):
         return AuditState(e, self.engine_id, index)
 
     def _remember(self, t: RequestState) -> None:
-        self._recent[t.request_id] = cast(AuditState, t)
+        state = cast(AuditState, t)
+        state.output_token_ids = []  # judged at the finish: a remembered life needs no tokens
+        self._recent[t.request_id] = state
 
     def _unfinished(self, e: Any) -> AuditState | None:
         t = self.state(e.request_id)
