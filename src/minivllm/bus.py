@@ -31,11 +31,11 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from importlib.metadata import entry_points
-from types import TracebackType
 from typing import Any
 
 import msgspec
 
+from minivllm.context import EndsOnExit
 from minivllm.events import EVENT_TYPES
 from minivllm.events import CounterUpdated
 from minivllm.events import Event
@@ -156,7 +156,7 @@ def _counter_emitter(bus: EventBus, channel: Channel) -> Callable[..., Event]:
     return emit_counter
 
 
-class Subscription:
+class Subscription(EndsOnExit):
     """A live subscription; ``unsubscribe()`` or leave the ``with`` block to end it.
 
     ``routes`` maps each event type delivered to the callable that receives it
@@ -184,15 +184,8 @@ class Subscription:
             self.active = False
             self._bus._remove(self)
 
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def end_on_exit(self, exc: BaseException | None) -> None:
+        """Leaving the ``with`` block unsubscribes."""
         self.unsubscribe()
 
 
