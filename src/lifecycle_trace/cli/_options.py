@@ -97,16 +97,28 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
 
 
+# These options are named after the arguments they set.
+_SAMPLING_OPTIONS = ("max_tokens", "min_tokens", "temperature", "top_p", "top_k", "ignore_eos")
+_ENGINE_OPTIONS = (
+    "model",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "max_model_len",
+    "num_gpu_blocks",
+    "block_size",
+    "long_prefill_token_threshold",
+    "enable_prefix_caching",
+    "async_scheduling",
+    "policy",
+    "seed",
+)
+
+
 def sampling_params(args: argparse.Namespace) -> SamplingParams:
     """The sampling options as ``SamplingParams`` (validated there)."""
     return SamplingParams(
-        max_tokens=args.max_tokens,
-        min_tokens=args.min_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
+        **{name: getattr(args, name) for name in _SAMPLING_OPTIONS},
         seed=args.sampling_seed,
-        ignore_eos=args.ignore_eos,
         stop_token_ids=tuple(args.stop_token_id),
         stop=tuple(args.stop),
     )
@@ -114,17 +126,6 @@ def sampling_params(args: argparse.Namespace) -> SamplingParams:
 
 def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The engine options as ``LLMEngine`` keyword arguments."""
-    return dict(
-        model=args.model,
-        max_num_seqs=args.max_num_seqs,
-        max_num_batched_tokens=args.max_num_batched_tokens,
-        max_model_len=args.max_model_len,
-        num_gpu_blocks=args.num_gpu_blocks,
-        block_size=args.block_size,
-        long_prefill_token_threshold=args.long_prefill_token_threshold,
-        enable_chunked_prefill=not args.no_chunked_prefill,
-        enable_prefix_caching=args.enable_prefix_caching,
-        async_scheduling=args.async_scheduling,
-        policy=args.policy,
-        seed=args.seed,
-    )
+    kwargs = {name: getattr(args, name) for name in _ENGINE_OPTIONS}
+    kwargs["enable_chunked_prefill"] = not args.no_chunked_prefill
+    return kwargs

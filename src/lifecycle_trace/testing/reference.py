@@ -135,55 +135,45 @@ class ReferenceConfig:
         return cls(**given)
 
 
+@attrs.define(eq=False, repr=False)
 class ReferenceRequest:
     """One request as the rules see it."""
 
-    __slots__ = (
-        "arrival",
-        "block_ids",
-        "eos_token_id",
-        "is_prefill_chunk",
-        "max_tokens",
-        "num_cached_tokens",
-        "num_computed_tokens",
-        "num_output_placeholders",
-        "num_preemptions",
-        "output_token_ids",
-        "priority",
-        "prompt_token_ids",
-        "request_id",
-        "sampling_params",
-        "status",
-        "stop_reason",
-    )
+    request_id: str
+    prompt_token_ids: list[int]
+    sampling_params: SamplingParams
+    max_tokens: int
+    """``SamplingParams.max_tokens``, or what ``max_model_len`` leaves after the prompt."""
+    eos_token_id: int | None
+    arrival: int
+    """The order of arrival: FCFS and the priority policy's tie-break."""
+    priority: int = 0
+    status: RequestStatus = _W
+    output_token_ids: list[int] = attrs.Factory(list)
+    num_computed_tokens: int = 0
+    num_output_placeholders: int = 0
+    is_prefill_chunk: bool = False
+    num_cached_tokens: int = 0
+    num_preemptions: int = 0
+    stop_reason: int | str | None = None
+    block_ids: list[int] = attrs.Factory(list)
 
-    def __init__(
-        self,
+    @classmethod
+    def new(
+        cls,
         request_id: str,
         prompt_token_ids: Sequence[int],
         sampling_params: SamplingParams,
         max_model_len: int,
         arrival: int,
         priority: int = 0,
-    ) -> None:
-        self.request_id = request_id
-        self.prompt_token_ids = list(prompt_token_ids)
-        self.sampling_params = sampling_params
-        default = max_model_len - len(self.prompt_token_ids)
+    ) -> ReferenceRequest:
+        """A waiting request, its limits taken from its sampling parameters."""
+        prompt = list(prompt_token_ids)
         given = sampling_params.max_tokens
-        self.max_tokens = given if given is not None else default
-        self.eos_token_id = None if sampling_params.ignore_eos else EOS_TOKEN_ID
-        self.arrival = arrival
-        self.priority = priority
-        self.status = _W
-        self.output_token_ids: list[int] = []
-        self.num_computed_tokens = 0
-        self.num_output_placeholders = 0
-        self.is_prefill_chunk = False
-        self.num_cached_tokens = 0
-        self.num_preemptions = 0
-        self.stop_reason: int | str | None = None
-        self.block_ids: list[int] = []
+        max_tokens = given if given is not None else max_model_len - len(prompt)
+        eos = None if sampling_params.ignore_eos else EOS_TOKEN_ID
+        return cls(request_id, prompt, sampling_params, max_tokens, eos, arrival, priority)
 
     @property
     def all_token_ids(self) -> list[int]:
@@ -434,7 +424,7 @@ class ReferenceScheduler:
         priority: int = 0,
     ) -> ReferenceRequest:
         """Queue a request (at the back; the priority policy orders the queue when it admits)."""
-        request = ReferenceRequest(
+        request = ReferenceRequest.new(
             request_id,
             prompt_token_ids,
             sampling_params,
