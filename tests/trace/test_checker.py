@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from helpers.engine import engine_config
 from lifecycle_trace.checker import INVARIANTS
 from lifecycle_trace.checker import LEGAL_TRANSITIONS
 from lifecycle_trace.checker import InvariantChecker
@@ -36,7 +37,6 @@ from minivllm import LLMEngine
 from minivllm import ModelRunnerOutput
 from minivllm import RequestStatus
 from minivllm import SamplingParams
-from minivllm.config import EngineConfig
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.events import BlocksAllocated
 from minivllm.events import BlocksFreed
@@ -750,14 +750,7 @@ def test_an_async_log_without_its_placeholder_events_breaks_the_decode_gap() -> 
 def test_finishing_from_preempted_is_legal_only_under_async_scheduling() -> None:
     # Async: r1's token is in flight when r0's growth preempts it; the token
     # is EOS, so vLLM's update_from_output finishes r1 from PREEMPTED.
-    config = EngineConfig(
-        max_num_seqs=2,
-        max_num_batched_tokens=16,
-        block_size=2,
-        num_gpu_blocks=5,
-        max_model_len=8,
-        async_scheduling=True,
-    )
+    config = engine_config(2, 16, 2, 5, 8, async_scheduling=True)
     requests = (
         WorkloadRequest("r0", [10] * 3, SamplingParams(max_tokens=8)),
         WorkloadRequest("r1", [11] * 3, SamplingParams(max_tokens=8)),
