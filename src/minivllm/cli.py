@@ -183,6 +183,8 @@ def _generate(args: argparse.Namespace) -> int:
             policy=args.policy,
             observers=args.observer,
         )
+    except InputOutputError:
+        raise  # a weights file that cannot be read is no usage error
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     outputs = llm.generate(args.prompts, params)
