@@ -13,30 +13,34 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import attrs
+
 from minivllm.config import POLICIES
+from minivllm.config import EngineConfig
 
 __all__ = ["add_engine_options", "add_mode_options", "add_sampling_options"]
+
+
+# The scheduler's and cache's limits: each an integer option named after the
+# EngineConfig field it sets, with that field's default.
+_LIMITS = {
+    "max_num_seqs": "requests running at once",
+    "max_num_batched_tokens": "tokens scheduled per step",
+    "max_model_len": "prompt plus output tokens",
+    "num_gpu_blocks": "KV cache blocks, the null block included",
+    "block_size": "tokens per KV cache block",
+    "long_prefill_token_threshold": "cap on a prefill's tokens per step (0: none)",
+}
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """The ``engine`` option group: the model and the scheduler's and cache's limits."""
     g = p.add_argument_group("engine")
     g.add_argument("--model", default="dummy", help="'dummy', 'tiny' or a path to an .npz file")
-    g.add_argument("--max-num-seqs", type=int, default=128, help="requests running at once")
-    g.add_argument(
-        "--max-num-batched-tokens", type=int, default=2048, help="tokens scheduled per step"
-    )
-    g.add_argument("--max-model-len", type=int, default=1024, help="prompt plus output tokens")
-    g.add_argument(
-        "--num-gpu-blocks", type=int, default=2048, help="KV cache blocks, the null block included"
-    )
-    g.add_argument("--block-size", type=int, default=16, help="tokens per KV cache block")
-    g.add_argument(
-        "--long-prefill-token-threshold",
-        type=int,
-        default=0,
-        help="cap on a prefill's tokens per step (0: none)",
-    )
+    defaults = {field.name: field.default for field in attrs.fields(EngineConfig)}
+    for name, help_ in _LIMITS.items():
+        flag = "--" + name.replace("_", "-")
+        g.add_argument(flag, type=int, default=defaults[name], help=help_)
     g.add_argument(
         "--no-chunked-prefill", action="store_true", help="schedule each prompt in one step"
     )
