@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import settings
 
+from helpers.engine import engine_config
+from helpers.engine import make_engine
 from helpers.export import run_scenario_logged
 from lifecycle_trace.fold.intervals import status_intervals
 from lifecycle_trace.fold.phases import PHASE_NAMES
@@ -16,7 +18,6 @@ from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.log import EventLog
 from lifecycle_trace.testing import Scenario
 from lifecycle_trace.testing import scenarios
-from minivllm import LLMEngine
 from minivllm import SamplingParams
 from minivllm.events import Event
 from minivllm.events import StatusChanged
@@ -68,15 +69,7 @@ def test_demo_phases(demo_events: list[Event]) -> None:
 def test_a_first_token_landing_while_preempted_splits_the_preempted_phase() -> None:
     # Async: "b" is preempted while the batch that finishes its prompt is in
     # flight; that batch's token still arrives, during the preemption.
-    engine = LLMEngine(
-        model="dummy",
-        async_scheduling=True,
-        num_gpu_blocks=4,
-        block_size=4,
-        max_num_batched_tokens=4,
-        max_num_seqs=2,
-        max_model_len=12,
-    )
+    engine = make_engine(engine_config(2, 4, 4, 4, 12, async_scheduling=True), model="dummy")
     log = EventLog()
     engine.bus.subscribe(log)
     engine.add_request("a", [1], SamplingParams(max_tokens=11, ignore_eos=True))
