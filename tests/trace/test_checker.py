@@ -21,6 +21,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from helpers.engine import engine_config
+from helpers.engine import make_engine
 from lifecycle_trace.checker import INVARIANTS
 from lifecycle_trace.checker import LEGAL_TRANSITIONS
 from lifecycle_trace.checker import InvariantChecker
@@ -37,6 +38,7 @@ from minivllm import LLMEngine
 from minivllm import ModelRunnerOutput
 from minivllm import RequestStatus
 from minivllm import SamplingParams
+from minivllm.config import EngineConfig
 from minivllm.core.sched.output import SchedulerOutput
 from minivllm.events import BlocksAllocated
 from minivllm.events import BlocksFreed
@@ -385,10 +387,10 @@ def test_unchunked_whole_prompt() -> None:
     assert "256 of its 600 remaining tokens" in violations[0].message
 
 
-def _engine_log(requests: Sequence[tuple[str, int, int]], **engine: Any) -> list[Event]:
+def _engine_log(requests: Sequence[tuple[str, int, int]], config: EngineConfig) -> list[Event]:
     """The log of a run of ``(request id, prompt length, priority)`` requests, all at step 0."""
     log: list[Event] = []
-    llm = LLMEngine(DummyModelRunner(token_id=7), observers=[log.append], **engine)
+    llm = make_engine(config, observers=[log.append])
     for rid, length, priority in requests:
         llm.add_request([1] * length, SamplingParams(max_tokens=None), rid, priority=priority)
     while llm.has_unfinished_requests():
@@ -397,15 +399,8 @@ def _engine_log(requests: Sequence[tuple[str, int, int]], **engine: Any) -> list
 
 
 def test_priority_order() -> None:
-    base = _engine_log(
-        [("r0", 3, 2), ("r1", 3, 0), ("r2", 3, 1)],
-        max_num_seqs=1,
-        max_num_batched_tokens=8,
-        max_model_len=8,
-        block_size=4,
-        num_gpu_blocks=8,
-        policy="priority",
-    )
+    config = engine_config(1, 8, 4, 8, 8, policy="priority")
+    base = _engine_log([("r0", 3, 2), ("r1", 3, 0), ("r2", 3, 1)], config)
     assert check(base) == []
     # Had r0 asked for priority -1, admitting r1, then r2, before it breaks the policy.
     i = index_of(base, RequestAdded, request_id="r0")
@@ -417,15 +412,8 @@ def test_priority_order() -> None:
 def test_full_sequence_gate() -> None:
     # Without the gate the engine admits r1 with a chunk that fits while its whole
     # sequence does not; a log that says the gate was on cannot show that.
-    base = _engine_log(
-        [("r0", 1, 0), ("r1", 1, 0)],
-        max_num_seqs=2,
-        max_num_batched_tokens=2,
-        block_size=1,
-        num_gpu_blocks=6,
-        max_model_len=5,
-        scheduler_reserve_full_isl=False,
-    )
+    config = engine_config(2, 2, 1, 6, 5, scheduler_reserve_full_isl=False)
+    base = _engine_log([("r0", 1, 0), ("r1", 1, 0)], config)
     assert check(base) == []
     violations = check(replace(base, 0, scheduler_reserve_full_isl=True))
     assert [v.invariant for v in violations] == ["full_sequence_gate"]
