@@ -24,8 +24,9 @@ from minivllm.cli_errors import run_command
 from minivllm.cli_errors import usage_error
 from minivllm.cli_options import add_engine_options
 from minivllm.cli_options import add_sampling_options
+from minivllm.cli_options import engine_kwargs
+from minivllm.cli_options import sampling_params
 from minivllm.entrypoints.llm import LLM
-from minivllm.sampling_params import SamplingParams
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -129,32 +130,8 @@ def _replay(path: str, trace_format: int | None) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     try:
-        params = SamplingParams(
-            max_tokens=args.max_tokens,
-            min_tokens=args.min_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            seed=args.sampling_seed,
-            ignore_eos=args.ignore_eos,
-            stop_token_ids=tuple(args.stop_token_id),
-            stop=tuple(args.stop),
-        )
-        llm = LLM(
-            args.model,
-            max_num_seqs=args.max_num_seqs,
-            max_num_batched_tokens=args.max_num_batched_tokens,
-            max_model_len=args.max_model_len,
-            num_gpu_blocks=args.num_gpu_blocks,
-            block_size=args.block_size,
-            long_prefill_token_threshold=args.long_prefill_token_threshold,
-            enable_chunked_prefill=not args.no_chunked_prefill,
-            enable_prefix_caching=args.enable_prefix_caching,
-            async_scheduling=args.async_scheduling,
-            policy=args.policy,
-            seed=args.seed,
-            observers=args.observer,
-        )
+        params = sampling_params(args)
+        llm = LLM(observers=args.observer, **engine_kwargs(args))
     except InputOutputError:
         raise  # a weights file that cannot be read is no usage error
     except (ValueError, TypeError) as exc:

@@ -17,8 +17,15 @@ import attrs
 
 from minivllm.config import POLICIES
 from minivllm.config import EngineConfig
+from minivllm.sampling_params import SamplingParams
 
-__all__ = ["add_engine_options", "add_mode_options", "add_sampling_options"]
+__all__ = [
+    "add_engine_options",
+    "add_mode_options",
+    "add_sampling_options",
+    "engine_kwargs",
+    "sampling_params",
+]
 
 
 # The scheduler's and cache's limits: each an integer option named after the
@@ -94,3 +101,37 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         help="a token id that stops a request (repeatable)",
     )
     g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+
+
+# These options are named after the arguments they set.
+_SAMPLING_OPTIONS = ("max_tokens", "min_tokens", "temperature", "top_p", "top_k", "ignore_eos")
+_ENGINE_OPTIONS = (
+    "model",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "max_model_len",
+    "num_gpu_blocks",
+    "block_size",
+    "long_prefill_token_threshold",
+    "enable_prefix_caching",
+    "async_scheduling",
+    "policy",
+    "seed",
+)
+
+
+def sampling_params(args: argparse.Namespace) -> SamplingParams:
+    """The sampling options as ``SamplingParams`` (validated there)."""
+    return SamplingParams(
+        **{name: getattr(args, name) for name in _SAMPLING_OPTIONS},
+        seed=args.sampling_seed,
+        stop_token_ids=tuple(args.stop_token_id),
+        stop=tuple(args.stop),
+    )
+
+
+def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine options as ``LLMEngine`` keyword arguments."""
+    kwargs = {name: getattr(args, name) for name in _ENGINE_OPTIONS}
+    kwargs["enable_chunked_prefill"] = not args.no_chunked_prefill
+    return kwargs

@@ -9,13 +9,11 @@ request.
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
 from minivllm.cli_options import add_engine_options
 from minivllm.cli_options import add_mode_options
 from minivllm.cli_options import add_sampling_options
-from minivllm.sampling_params import SamplingParams
+from minivllm.cli_options import engine_kwargs
+from minivllm.cli_options import sampling_params
 
 __all__ = [
     "add_engine_options",
@@ -24,37 +22,3 @@ __all__ = [
     "engine_kwargs",
     "sampling_params",
 ]
-
-
-# These options are named after the arguments they set.
-_SAMPLING_OPTIONS = ("max_tokens", "min_tokens", "temperature", "top_p", "top_k", "ignore_eos")
-_ENGINE_OPTIONS = (
-    "model",
-    "max_num_seqs",
-    "max_num_batched_tokens",
-    "max_model_len",
-    "num_gpu_blocks",
-    "block_size",
-    "long_prefill_token_threshold",
-    "enable_prefix_caching",
-    "async_scheduling",
-    "policy",
-    "seed",
-)
-
-
-def sampling_params(args: argparse.Namespace) -> SamplingParams:
-    """The sampling options as ``SamplingParams`` (validated there)."""
-    return SamplingParams(
-        **{name: getattr(args, name) for name in _SAMPLING_OPTIONS},
-        seed=args.sampling_seed,
-        stop_token_ids=tuple(args.stop_token_id),
-        stop=tuple(args.stop),
-    )
-
-
-def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The engine options as ``LLMEngine`` keyword arguments."""
-    kwargs = {name: getattr(args, name) for name in _ENGINE_OPTIONS}
-    kwargs["enable_chunked_prefill"] = not args.no_chunked_prefill
-    return kwargs
