@@ -157,50 +157,39 @@ def _compare(
         assert present is not None
         side = "A" if a is not None else "B"
         first, last = _span(present)
-        return Divergence(
-            request_id,
-            life,
-            None,
-            f"only in {side} (added at step {present.added_step})",
-            _rows(a, b, first, first, last, context),
-        )
+        what = f"only in {side} (added at step {present.added_step})"
+        return Divergence(request_id, life, None, what, _rows(a, b, first, first, last, context))
     first = min(a.added_step, b.added_step)
     last = max(a.last_step, b.last_step)
+    found = _first_difference(a, b, first, last)
+    if found is None:
+        return None
+    step, what = found
+    return Divergence(request_id, life, step, what, _rows(a, b, step, first, last, context))
+
+
+def _first_difference(a: Timeline, b: Timeline, first: int, last: int) -> tuple[int, str] | None:
+    """The step and the words of the first way two lives of a request differ."""
     for step in range(first, last + 1):
         sa, sb = _state(a, step), _state(b, step)
         if _key(sa) != _key(sb):
-            return Divergence(
-                request_id, life, step, _what(sa, sb), _rows(a, b, step, first, last, context)
-            )
+            return step, _what(sa, sb)
     # Equal at every step's end; the statuses entered within a step may still differ.
     for (step_a, status_a), (step_b, status_b) in zip(
         a.status_changes, b.status_changes, strict=False
     ):
         if (step_a, status_a) != (step_b, status_b):
-            step = min(step_a, step_b)
             what = f"entered {status_a.name} at step {step_a} vs {status_b.name} at step {step_b}"
-            return Divergence(request_id, life, step, what, _rows(a, b, step, first, last, context))
+            return min(step_a, step_b), what
     if len(a.status_changes) != len(b.status_changes):
-        step = min(a.status_changes[-1][0], b.status_changes[-1][0])
         seq_a = " -> ".join(s.name for s in a.status_sequence)
         seq_b = " -> ".join(s.name for s in b.status_sequence)
-        return Divergence(
-            request_id,
-            life,
-            step,
-            f"statuses {seq_a} vs {seq_b}",
-            _rows(a, b, step, first, last, context),
-        )
+        step = min(a.status_changes[-1][0], b.status_changes[-1][0])
+        return step, f"statuses {seq_a} vs {seq_b}"
     for name in ("stop_reason", "num_preemptions", "num_cached_tokens"):
         va, vb = getattr(a, name), getattr(b, name)
         if va != vb:
-            return Divergence(
-                request_id,
-                life,
-                a.last_step,
-                f"{name} {va!r} vs {vb!r}",
-                _rows(a, b, a.last_step, first, last, context),
-            )
+            return a.last_step, f"{name} {va!r} vs {vb!r}"
     return None
 
 

@@ -1,15 +1,4 @@
 """Moved to :mod:`lifecycle_trace.fold.stats`; this import path keeps working."""
 
-from lifecycle_trace.fold.stats import METRICS
-from lifecycle_trace.fold.stats import StatsAccumulator
-from lifecycle_trace.fold.stats import Summary
-from lifecycle_trace.fold.stats import summarize
-from lifecycle_trace.fold.stats import summarize_timelines
-
-__all__ = [
-    "METRICS",
-    "StatsAccumulator",
-    "Summary",
-    "summarize",
-    "summarize_timelines",
-]
+from lifecycle_trace.fold.stats import *  # noqa: F403
+from lifecycle_trace.fold.stats import __all__ as __all__

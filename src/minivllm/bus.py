@@ -31,9 +31,11 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from importlib.metadata import entry_points
-from types import TracebackType
 from typing import Any
 
+import msgspec
+
+from minivllm.context import EndsOnExit
 from minivllm.events import EVENT_TYPES
 from minivllm.events import CounterUpdated
 from minivllm.events import Event
@@ -43,6 +45,9 @@ logger = logging.getLogger("minivllm.bus")
 
 Handler = Callable[[Any], None]
 """A subscriber: any callable taking one event."""
+
+_HEADER_SIZE = 3
+"""``seq``, ``step`` and ``ts_ns``: the fields the bus assigns, first in every event."""
 
 OBSERVER_ENTRY_POINT_GROUP = "minivllm.observers"
 """Entry-point group in which packages register observers by name."""
@@ -151,7 +156,7 @@ def _counter_emitter(bus: EventBus, channel: Channel) -> Callable[..., Event]:
     return emit_counter
 
 
-class Subscription:
+class Subscription(EndsOnExit):
     """A live subscription; ``unsubscribe()`` or leave the ``with`` block to end it.
 
     ``routes`` maps each event type delivered to the callable that receives it
@@ -179,15 +184,8 @@ class Subscription:
             self.active = False
             self._bus._remove(self)
 
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def end_on_exit(self, exc: BaseException | None) -> None:
+        """Leaving the ``with`` block unsubscribes."""
         self.unsubscribe()
 
 
@@ -410,19 +408,13 @@ class EventBus:
             if event_type is StepFinished:
                 self.step += 1
             return None
-        if not fields:
-            return ch.emit(*payload)
-        seq = self._next_seq
-        event = event_type(seq, self.step, self.clock(), *payload, **fields)
-        self._next_seq = seq + 1
-        deliver = ch.deliver
-        try:
-            deliver(event)
-        except Exception as exc:
-            self._handler_failed(deliver, event, exc)
-        if event_type is StepFinished:
-            self.step = event.step + 1
-        return event
+        if fields:
+            # The event type binds the keywords (and refuses wrong ones); its
+            # payload, in order, then takes the one path that stamps, delivers
+            # and closes a step: the channel's emitter.
+            bound = event_type(0, 0, 0, *payload, **fields)
+            payload = msgspec.structs.astuple(bound)[_HEADER_SIZE:-1]  # not ``v``
+        return ch.emit(*payload)
 
     def _handler_failed(self, handler: Handler, event: Event, exc: Exception) -> None:
         if self.raise_errors:

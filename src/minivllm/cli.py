@@ -22,8 +22,11 @@ from minivllm.cli_errors import InputOutputError
 from minivllm.cli_errors import UsageError
 from minivllm.cli_errors import run_command
 from minivllm.cli_errors import usage_error
+from minivllm.cli_options import add_engine_options
+from minivllm.cli_options import add_sampling_options
+from minivllm.cli_options import engine_kwargs
+from minivllm.cli_options import sampling_params
 from minivllm.entrypoints.llm import LLM
-from minivllm.sampling_params import SamplingParams
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -82,42 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen = sub.add_parser("generate", help="generate text for one or more prompts")
     gen.add_argument("prompts", nargs="+", help="prompt texts")
-    gen.add_argument("--model", default="dummy", help="'dummy', 'tiny' or a path to an .npz file")
-    gen.add_argument("--max-tokens", type=int, default=16, help="output tokens per prompt, at most")
-    gen.add_argument(
-        "--min-tokens", type=int, default=0, help="output tokens before EOS or a stop may end it"
-    )
-    gen.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling's probability mass")
-    gen.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest (0: all)")
-    gen.add_argument("--seed", type=int, default=None, help="SamplingParams.seed for every prompt")
-    gen.add_argument("--ignore-eos", action="store_true", help="keep generating past EOS")
-    gen.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    gen.add_argument(
-        "--max-num-seqs", type=int, default=128, help="requests running at once, at most"
-    )
-    gen.add_argument(
-        "--max-num-batched-tokens", type=int, default=2048, help="tokens scheduled per step"
-    )
-    gen.add_argument("--max-model-len", type=int, default=1024, help="prompt plus output tokens")
-    gen.add_argument(
-        "--num-gpu-blocks", type=int, default=2048, help="KV cache blocks, the null block included"
-    )
-    gen.add_argument("--block-size", type=int, default=16, help="tokens per KV cache block")
-    gen.add_argument(
-        "--enable-prefix-caching", action="store_true", help="reuse cached full prompt blocks"
-    )
-    gen.add_argument(
-        "--async-scheduling",
-        action="store_true",
-        help="schedule the next batch while the model runs the previous one (vLLM's GPU default)",
-    )
-    gen.add_argument(
-        "--policy",
-        choices=("fcfs", "priority"),
-        default="fcfs",
-        help="first come first served, or lower priority first",
-    )
+    add_engine_options(gen)
+    add_sampling_options(gen)
     gen.add_argument(
         "--observer",
         action="append",
@@ -161,28 +130,10 @@ def _replay(path: str, trace_format: int | None) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     try:
-        params = SamplingParams(
-            max_tokens=args.max_tokens,
-            min_tokens=args.min_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            seed=args.seed,
-            ignore_eos=args.ignore_eos,
-            stop=tuple(args.stop),
-        )
-        llm = LLM(
-            args.model,
-            max_num_seqs=args.max_num_seqs,
-            max_num_batched_tokens=args.max_num_batched_tokens,
-            max_model_len=args.max_model_len,
-            num_gpu_blocks=args.num_gpu_blocks,
-            block_size=args.block_size,
-            enable_prefix_caching=args.enable_prefix_caching,
-            async_scheduling=args.async_scheduling,
-            policy=args.policy,
-            observers=args.observer,
-        )
+        params = sampling_params(args)
+        llm = LLM(observers=args.observer, **engine_kwargs(args))
+    except InputOutputError:
+        raise  # a weights file that cannot be read is no usage error
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     outputs = llm.generate(args.prompts, params)

@@ -8,7 +8,8 @@ A prompt is a string, a sequence of token ids, or one of vLLM's prompt dicts
 ``LLMEngine.add_request`` takes the lab's order ``(prompt, sampling_params,
 request_id, priority, arrival_time)`` and vLLM's ``(request_id, prompt, params,
 arrival_time, lora_request, tokenization_kwargs, trace_headers, priority,
-prompt_text)``; :func:`parse_add_request` tells them apart by the second
+prompt_text)``, declared once, as its two overloads (:func:`add_request_orders`
+reads them); :func:`parse_add_request` tells them apart by the second
 positional argument: a prompt there (a string, a list of token ids, a prompt
 dict) means vLLM's order, anything else (a ``SamplingParams``, None) the lab's.
 """
@@ -16,6 +17,7 @@ dict) means vLLM's order, anything else (a ``SamplingParams``, None) the lab's.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -23,14 +25,17 @@ from typing import NamedTuple
 from typing import NotRequired
 from typing import TypeAlias
 from typing import TypedDict
+from typing import get_overloads
 
 from minivllm.sampling_params import SamplingParams
 
 __all__ = [
     "AddRequestCall",
+    "AddRequestOrders",
     "PromptType",
     "TextPrompt",
     "TokensPrompt",
+    "add_request_orders",
     "parse_add_request",
     "parse_prompt_dict",
 ]
@@ -91,32 +96,22 @@ class AddRequestCall(NamedTuple):
     arrival_time: float | None
 
 
-def _lab_order(
-    prompt: PromptType,
-    sampling_params: SamplingParams | None = None,
-    request_id: str | None = None,
-    priority: int = 0,
-    arrival_time: float | None = None,
-) -> None:
-    """The lab's order (a signature only)."""
+class AddRequestOrders(NamedTuple):
+    """The signatures of the two argument orders of ``add_request``, ``self`` left out."""
+
+    lab: inspect.Signature
+    vllm: inspect.Signature
 
 
-def _vllm_order(
-    request_id: str,
-    prompt: PromptType,
-    params: SamplingParams | None,
-    arrival_time: float | None = None,
-    lora_request: None = None,
-    tokenization_kwargs: Mapping[str, Any] | None = None,
-    trace_headers: Mapping[str, str] | None = None,
-    priority: int = 0,
-    prompt_text: str | None = None,
-) -> None:
-    """vLLM 0.22.1's ``LLMEngine.add_request`` order (a signature only)."""
-
-
-_LAB = inspect.signature(_lab_order)
-_VLLM = inspect.signature(_vllm_order)
+def add_request_orders(add_request: Callable[..., Any]) -> AddRequestOrders:
+    """The orders of an ``add_request`` declared as two overloads, the lab's then vLLM's."""
+    overloads = get_overloads(add_request)
+    if len(overloads) != 2:
+        raise TypeError(f"add_request must be declared as two overloads, got {len(overloads)}")
+    lab, vllm = (inspect.signature(f) for f in overloads)
+    return AddRequestOrders(
+        *(s.replace(parameters=list(s.parameters.values())[1:]) for s in (lab, vllm))
+    )
 
 
 def _is_prompt(value: object) -> bool:
@@ -136,10 +131,12 @@ def _is_vllm_order(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
     return len(args) == 1 and "prompt" in kwargs
 
 
-def parse_add_request(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> AddRequestCall:
+def parse_add_request(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any], orders: AddRequestOrders
+) -> AddRequestCall:
     """Bind ``add_request``'s arguments to the lab's or vLLM's order (see the module docstring)."""
     vllm = _is_vllm_order(args, kwargs)
-    signature = _VLLM if vllm else _LAB
+    signature = orders.vllm if vllm else orders.lab
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:

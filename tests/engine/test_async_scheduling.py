@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers.engine import assert_no_leak
+from helpers.engine import engine_config
 from helpers.engine import make_engine
 from helpers.engine import run_to_end
 from minivllm import LLMEngine
@@ -174,15 +175,8 @@ def test_sync_and_async_give_the_same_outputs() -> None:
 
     def run(async_scheduling: bool) -> dict[str, tuple[list[int], str | None]]:
         sample_fn = _eos_at({"2": 1, "4": 0})
-        engine = LLMEngine(
-            DummyModelRunner(sample_fn=sample_fn),
-            async_scheduling=async_scheduling,
-            max_num_seqs=3,
-            max_num_batched_tokens=12,
-            block_size=4,
-            num_gpu_blocks=12,
-            max_model_len=40,
-        )
+        config = engine_config(3, 12, 4, 12, 40, async_scheduling=async_scheduling)
+        engine = make_engine(config, model=DummyModelRunner(sample_fn=sample_fn))
         for i, (prompt, p) in enumerate(zip(prompts, params, strict=True)):
             engine.add_request(prompt, p, request_id=str(i))
         final = run_to_end(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -10,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from helpers.engine import make_engine
+from lifecycle_trace.cli import build_parser as trace_parser
 from minivllm import LLM
 from minivllm import ByteTokenizer
+from minivllm import RequestOutput
 from minivllm import RequestOutputKind
 from minivllm import SamplingParams
+from minivllm.cli import build_parser
 from minivllm.cli import main
 
 
@@ -62,6 +66,48 @@ def test_byte_tokenizer_round_trip_and_specials() -> None:
 def test_cli_generate(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "hi", "--max-tokens", "4"]) == 0
     assert "'hi' -> 'hihi' (4 tokens, finish_reason=length)" in capsys.readouterr().out
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[name]  # type: ignore[no-any-return]
+
+
+def _engine_and_sampling(parser: argparse.ArgumentParser) -> list[tuple[object, ...]]:
+    return [
+        (group.title, action.option_strings, action.dest, action.default)
+        for group in parser._action_groups
+        if group.title in ("engine", "sampling")
+        for action in group._group_actions
+    ]
+
+
+def test_cli_generate_takes_the_engine_and_sampling_options_of_lifecycle_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    generate = _subcommand(build_parser(), "generate")
+    run = _subcommand(trace_parser(), "run")
+    assert _engine_and_sampling(generate) == _engine_and_sampling(run) != []
+    # --seed is the engine's seed, as in lifecycle-trace; --sampling-seed the params'.
+    made: list[dict[str, object]] = []
+    params: list[object] = []
+
+    class Recorded(LLM):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            made.append(kwargs)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+        def generate(self, prompts: object, sampling_params: object = None) -> list[RequestOutput]:
+            params.append(sampling_params)
+            return super().generate(prompts, sampling_params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("minivllm.cli.LLM", Recorded)
+    argv = ["generate", "hi", "--seed", "3", "--sampling-seed", "5", "--no-chunked-prefill"]
+    assert main([*argv, "--max-tokens", "2"]) == 0
+    [kwargs] = made
+    assert (kwargs["seed"], kwargs["enable_chunked_prefill"]) == (3, False)
+    [sampling] = params
+    assert isinstance(sampling, SamplingParams) and sampling.seed == 5
 
 
 def test_cli_reports_bad_input(capsys: pytest.CaptureFixture[str]) -> None:

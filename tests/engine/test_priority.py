@@ -58,15 +58,20 @@ def test_arrival_time_breaks_priority_ties() -> None:
     assert order == ["early", "late"]
 
 
-def _tight(policy: str) -> tuple[LLMEngine, list[StepFinished]]:
-    """x (priority 9) arrives first, y (priority 0) one step later; 4 blocks of 4 tokens."""
-    engine = make_engine(policy=policy, block_size=4, num_gpu_blocks=5, max_model_len=16)
+def _x_then_y(engine: LLMEngine, params: SamplingParams) -> list[StepFinished]:
+    """Queue x (priority 9), step, queue y (priority 0); return the list of steps, kept filling."""
     steps: list[StepFinished] = []
     engine.bus.subscribe(steps.append, StepFinished)
-    params = SamplingParams(max_tokens=8)
     engine.add_request([1] * 4, params, request_id="x", priority=9)
     engine.step()
     engine.add_request([2] * 6, params, request_id="y", priority=0)
+    return steps
+
+
+def _tight(policy: str) -> tuple[LLMEngine, list[StepFinished]]:
+    """x (priority 9) arrives first, y (priority 0) one step later; 4 blocks of 4 tokens."""
+    engine = make_engine(policy=policy, block_size=4, num_gpu_blocks=5, max_model_len=16)
+    steps = _x_then_y(engine, SamplingParams(max_tokens=8))
     for _ in range(4):
         engine.step()
     return engine, steps
@@ -97,12 +102,8 @@ def test_unscheduling_a_victim_does_not_skip_the_next_running_request() -> None:
     engine = make_engine(
         policy="priority", block_size=4, num_gpu_blocks=7, max_model_len=24, max_num_seqs=3
     )
-    steps: list[StepFinished] = []
-    engine.bus.subscribe(steps.append, StepFinished)
     params = SamplingParams(max_tokens=12)
-    engine.add_request([1] * 4, params, request_id="x", priority=9)
-    engine.step()
-    engine.add_request([2] * 6, params, request_id="y", priority=0)
+    steps = _x_then_y(engine, params)
     engine.add_request([3] * 4, params, request_id="z", priority=0)
     while not steps[-1].preempted_req_ids:
         engine.step()

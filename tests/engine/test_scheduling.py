@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from helpers.engine import assert_no_leak
+from helpers.engine import engine_config
 from helpers.engine import make_engine
 from helpers.engine import run_to_end
 from helpers.engine import snapshot
@@ -140,15 +141,8 @@ def test_full_sequence_must_fit_gate_blocks_admission() -> None:
     # could put its first 4-token chunk in the last free block, but the gate
     # (scheduler_reserve_full_isl) wants room for all 7 tokens (2 blocks) first.
     def run(reserve_full_isl: bool) -> tuple[str, int, int, int]:
-        engine = make_engine(
-            block_size=4,
-            num_gpu_blocks=4,
-            max_model_len=12,
-            max_num_batched_tokens=8,
-            max_num_seqs=4,
-            long_prefill_token_threshold=4,
-            scheduler_reserve_full_isl=reserve_full_isl,
-        )
+        config = engine_config(4, 8, 4, 4, 12, long_prefill_token_threshold=4)
+        engine = make_engine(config, scheduler_reserve_full_isl=reserve_full_isl)
         engine.add_request([1] * 5, SamplingParams(max_tokens=5), request_id="a")
         engine.step()
         engine.step()

@@ -226,6 +226,26 @@ def test_publishing_step_finished_closes_the_step(listening: bool) -> None:
     assert [e.step for e in seen if isinstance(e, CounterUpdated)] == [0, 1, 2]
 
 
+def test_publishing_by_keyword_stamps_delivers_and_closes_the_step_as_by_position() -> None:
+    def publish_both(bus: EventBus, by_keyword: bool) -> list[Event]:
+        seen: list[Event] = []
+        bus.subscribe(seen.append)
+        fields = dict(num_scheduled_tokens={"r": 3}, preempted_req_ids=(), finished_req_ids=())
+        sizes = dict(num_running=1, num_waiting=0, num_free_blocks=9, num_used_blocks=1)
+        for _ in range(2):
+            if by_keyword:
+                bus.publish(StepFinished, **fields, **sizes)
+                bus.publish(CounterUpdated, "r", "num_tokens", 1, new=2, token_id=7)
+            else:
+                bus.publish(StepFinished, *fields.values(), *sizes.values())
+                bus.publish(CounterUpdated, "r", "num_tokens", 1, 2, 7)
+        return seen
+
+    by_keyword = publish_both(EventBus(clock=lambda: 5), by_keyword=True)
+    assert by_keyword == publish_both(EventBus(clock=lambda: 5), by_keyword=False)
+    assert [(e.seq, e.step) for e in by_keyword] == [(0, 0), (1, 1), (2, 1), (3, 2)]
+
+
 def test_the_engine_and_the_bus_agree_on_the_step() -> None:
     seen: list[Event] = []
     engine = engine_with(seen.append)

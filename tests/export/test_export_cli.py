@@ -6,10 +6,10 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from helpers.export import otlp_spans
 from lifecycle_trace.cli import main
 from lifecycle_trace.cli._export import last_ts_ns
 from lifecycle_trace.export.plot import picture_of
@@ -48,23 +48,13 @@ def test_prometheus_exposition(log: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "vllm:e2e_request_latency_seconds_count" in text
 
 
-def _otlp_spans(path: Path) -> list[dict[str, Any]]:
-    return [
-        span
-        for line in path.read_text().splitlines()
-        for resource_spans in json.loads(line)["resourceSpans"]
-        for scope_spans in resource_spans["scopeSpans"]
-        for span in scope_spans["spans"]
-    ]
-
-
 def test_otel_spans_as_otlp_json_end_at_the_log_files_time(
     log: Path, demo_events: list[Event], tmp_path: Path
 ) -> None:
     pytest.importorskip("opentelemetry.sdk", reason="the 'otel' extra is not installed")
     out = tmp_path / "spans.jsonl"
     assert main(["export", str(log), "--format", "otel", "-o", str(out)]) == 0
-    roots = [s for s in _otlp_spans(out) if s["name"] == "llm_request"]
+    roots = [s for s in otlp_spans(out) if s["name"] == "llm_request"]
     finished = [t for t in build_timelines(demo_events).values() if t.finish_reason != "abort"]
     assert len(roots) == len(finished)
     last_end = max(int(s["endTimeUnixNano"]) for s in roots)
@@ -76,7 +66,7 @@ def test_otel_epoch_option(log: Path, tmp_path: Path) -> None:
     pytest.importorskip("opentelemetry.sdk", reason="the 'otel' extra is not installed")
     out = tmp_path / "spans.jsonl"
     assert main(["export", str(log), "--format", "otel", "-o", str(out), "--epoch-ns", "0"]) == 0
-    first = min(int(s["startTimeUnixNano"]) for s in _otlp_spans(out))
+    first = min(int(s["startTimeUnixNano"]) for s in otlp_spans(out))
     assert first < 10**9  # within a second of 1970-01-01
 
 

@@ -8,13 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import settings
 
+from helpers.engine import engine_config
+from helpers.engine import make_engine
 from helpers.export import run_scenario_logged
 from lifecycle_trace.fold.intervals import status_intervals
 from lifecycle_trace.fold.phases import PHASE_NAMES
 from lifecycle_trace.fold.phases import request_phases
 from lifecycle_trace.fold.timeline import build_timelines
+from lifecycle_trace.log import EventLog
 from lifecycle_trace.testing import Scenario
 from lifecycle_trace.testing import scenarios
+from minivllm import SamplingParams
 from minivllm.events import Event
 from minivllm.events import StatusChanged
 from minivllm.request import RequestStatus
@@ -45,11 +49,9 @@ def _check(events: list[Event]) -> None:
         )
         if t.queue_time_ns is not None:
             assert queued == t.queue_time_ns
-        # Under async scheduling the first token of a batch in flight can arrive
-        # after its request was preempted, inside the preempted phase: no phase
-        # ends there, so the sum is only comparable at a phase boundary.
-        at_boundary = token is None or any(p.end_ns == token for p in phases)
-        if t.prefill_time_ns is not None and at_boundary:
+        if token is not None:  # a phase ends at the first token, even a preempted one
+            assert any(p.end_ns == token for p in phases)
+        if t.prefill_time_ns is not None:
             assert prefill == t.prefill_time_ns
         if t.finished:
             assert r.finish is not None and r.end_ns == t.finished_ns
@@ -62,6 +64,24 @@ def test_demo_phases(demo_events: list[Event]) -> None:
     _check(demo_events)
     r2 = request_phases(status_intervals(demo_events)["r2"])
     assert [p.name for p in r2] == ["queued", "prefill", "decode", "preempted", "decode"]
+
+
+def test_a_first_token_landing_while_preempted_splits_the_preempted_phase() -> None:
+    # Async: "b" is preempted while the batch that finishes its prompt is in
+    # flight; that batch's token still arrives, during the preemption.
+    engine = make_engine(engine_config(2, 4, 4, 4, 12, async_scheduling=True), model="dummy")
+    log = EventLog()
+    engine.bus.subscribe(log)
+    engine.add_request("a", [1], SamplingParams(max_tokens=11, ignore_eos=True))
+    engine.add_request("b", list(range(1, 9)), SamplingParams(max_tokens=2, ignore_eos=True))
+    while engine.has_unfinished_requests():
+        engine.step()
+    events = list(log)
+    _check(events)
+    b = status_intervals(events)["b"]
+    names = [p.name for p in request_phases(b)]
+    assert names[:4] == ["queued", "prefill", "preempted", "preempted"], names
+    assert request_phases(b)[2].end_ns == b.first_token_ns
 
 
 def test_a_cut_log_leaves_live_requests_open(demo_events: list[Event]) -> None:

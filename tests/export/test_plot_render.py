@@ -100,15 +100,23 @@ def _check_cells(
     assert {RequestStatus.WAITING, RequestStatus.RUNNING, RequestStatus.PREEMPTED} <= seen
 
 
-def test_svg_cells_and_lines_are_drawn_where_the_layout_says(
-    chromium: str, demo_events: list[Event], tmp_path: Path
-) -> None:
+def _svg_with_its_cells_checked(
+    chromium: str, events: list[Event], tmp_path: Path
+) -> tuple[Image.Image, list[Timeline], Layout]:
+    """``events`` drawn as an SVG and rendered; every cell checked (:func:`_check_cells`)."""
     page = tmp_path / "timeline.svg"
-    write_plot(demo_events, page)
-    timelines, layout = _picture(demo_events)
+    write_plot(events, page)
+    timelines, layout = _picture(events)
     size = (int(layout.width) + 20, int(layout.height) + 20)
     image = _screenshot(chromium, tmp_path, page, *size)
     _check_cells(image, timelines, layout)
+    return image, timelines, layout
+
+
+def test_svg_cells_and_lines_are_drawn_where_the_layout_says(
+    chromium: str, demo_events: list[Event], tmp_path: Path
+) -> None:
+    image, timelines, layout = _svg_with_its_cells_checked(chromium, demo_events, tmp_path)
     # r1's prefill: a steep solid line from 20 to 50 computed tokens between steps 0 and 1.
     r1 = next(i for i, t in enumerate(timelines) if t.request_id == "r1")
     a, b = timelines[r1].state_at(0), timelines[r1].state_at(1)
@@ -156,12 +164,8 @@ def test_written_file_parses(demo_events: list[Event], tmp_path: Path, suffix: s
 def test_in_flight_marks_are_drawn_below_the_cell_centres(
     chromium: str, async_demo_events: list[Event], tmp_path: Path
 ) -> None:
-    page = tmp_path / "async.svg"
-    write_plot(async_demo_events, page)
-    timelines, layout = _picture(async_demo_events)
-    size = (int(layout.width) + 20, int(layout.height) + 20)
-    image = _screenshot(chromium, tmp_path, page, *size)
-    _check_cells(image, timelines, layout)  # the marks leave every cell's centre its colour
+    # The marks leave every cell's centre its colour.
+    image, timelines, layout = _svg_with_its_cells_checked(chromium, async_demo_events, tmp_path)
     marked = 0
     for i, t in enumerate(timelines):
         for step in t.in_flight_steps:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers.engine import engine_config
 from lifecycle_trace.testing import Scenario
 from lifecycle_trace.testing import ScriptedSampler
 from minivllm.config import EngineConfig
@@ -22,12 +23,7 @@ __all__ = ["CORNERS", "config", "scenario"]
 
 
 def config(
-    seqs: int,
-    budget: int,
-    block_size: int,
-    blocks: int,
-    max_model_len: int,
-    *,
+    *sizes: int,
     chunked: bool = False,
     threshold: int = 0,
     caching: bool = False,
@@ -35,12 +31,12 @@ def config(
     async_: bool = False,
     policy: str = "fcfs",
 ) -> EngineConfig:
-    return EngineConfig(
-        max_num_seqs=seqs,
-        max_num_batched_tokens=budget,
-        block_size=block_size,
-        num_gpu_blocks=blocks,
-        max_model_len=max_model_len,
+    """``engine_config`` of ``sizes``, with every optional behaviour off unless asked.
+
+    ``sizes``: max_num_seqs, the token budget, block size, KV blocks, max_model_len.
+    """
+    return engine_config(
+        *sizes,
         enable_chunked_prefill=chunked,
         long_prefill_token_threshold=threshold,
         enable_prefix_caching=caching,

@@ -4,12 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from minivllm import DummyModelRunner
 from minivllm import LLMEngine
+from minivllm.config import EngineConfig
 
 
-def make_engine(**kwargs: Any) -> LLMEngine:
-    """An engine with the fixed-token runner of the reference runs (always samples 7)."""
+def engine_config(
+    seqs: int, budget: int, block_size: int, blocks: int, max_model_len: int, **options: Any
+) -> EngineConfig:
+    """An ``EngineConfig`` of these sizes (``budget``: tokens per step; ``blocks``: KV blocks).
+
+    Any other field by its own name in ``options``, else at its default.
+    """
+    return EngineConfig(
+        max_num_seqs=seqs,
+        max_num_batched_tokens=budget,
+        block_size=block_size,
+        num_gpu_blocks=blocks,
+        max_model_len=max_model_len,
+        **options,
+    )
+
+
+def make_engine(config: EngineConfig | None = None, **kwargs: Any) -> LLMEngine:
+    """An engine with the fixed-token runner of the reference runs (always samples 7).
+
+    Configured by ``config`` if given, then by ``kwargs`` (``LLMEngine``'s).
+    """
+    if config is not None:
+        kwargs = {**attrs.asdict(config), **kwargs}
     kwargs.setdefault("max_model_len", 256)
     model = kwargs.pop("model", DummyModelRunner(token_id=7))
     return LLMEngine(model, **kwargs)

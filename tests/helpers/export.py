@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from lifecycle_trace.eventlog import EventLog
 from lifecycle_trace.testing import FakeClock
 from lifecycle_trace.testing import Scenario
@@ -29,3 +33,14 @@ def run_scenario_logged(scenario: Scenario) -> list[Event]:
     log = EventLog()
     run_scenario(scenario, [log], clock=FakeClock())
     return list(log)
+
+
+def otlp_spans(path: Path) -> list[dict[str, Any]]:
+    """Every span of an OTLP/JSON Lines file (``export --format otel -o``), in file order."""
+    return [
+        span
+        for line in path.read_text().splitlines()
+        for resource_spans in json.loads(line)["resourceSpans"]
+        for scope_spans in resource_spans["scopeSpans"]
+        for span in scope_spans["spans"]
+    ]

@@ -42,19 +42,9 @@ class Mutant:
     def apply(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Install the buggy function (undone when the test ends)."""
         func = inspect.unwrap(getattr(self.owner, self.function))
-        source = textwrap.dedent(inspect.getsource(func))
-        count = source.count(self.original)
-        if count != 1:
-            raise AssertionError(
-                f"mutant {self.name}: expected the line {self.original!r} once in "
-                f"{self.function}, found it {count} times; update the mutant"
-            )
-        at = source.index(self.original)
-        indent = source[source.rindex("\n", 0, at) + 1 : at]
-        mutated_lines = self.mutated.split("\n")
-        replacement = ("\n" + indent).join(mutated_lines)
+        source = self.mutate(textwrap.dedent(inspect.getsource(func)))
         code = compile(
-            source.replace(self.original, replacement),
+            source,
             inspect.getsourcefile(func) or "<mutant>",
             "exec",
             flags=__future__.annotations.compiler_flag,
@@ -65,6 +55,20 @@ class Mutant:
         mutated = namespace[self.function]
         for target in (self.owner, *self.also_patch):
             monkeypatch.setattr(target, self.function, mutated)
+
+    def mutate(self, source: str) -> str:
+        """``source`` (the function's, dedented) with ``original`` replaced by ``mutated``."""
+        count = source.count(self.original)
+        if count != 1:
+            raise AssertionError(
+                f"mutant {self.name}: expected the line {self.original!r} once in "
+                f"{self.function}, found it {count} times; update the mutant"
+            )
+        at = source.index(self.original)
+        indent = source[source.rindex("\n", 0, at) + 1 : at]
+        mutated_lines = self.mutated.split("\n")
+        replacement = ("\n" + indent).join(mutated_lines)
+        return source.replace(self.original, replacement)
 
 
 MUTANTS = (

@@ -47,5 +47,6 @@ def test_cli_generate_with_the_tiny_model(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_cli_reports_a_bad_weights_path(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["generate", "--model", "missing.npz", "Hello"]) == 2
+    # A missing input file, as for every other input: exit status 3.
+    assert main(["generate", "--model", "missing.npz", "Hello"]) == 3
     assert "missing.npz' does not exist" in capsys.readouterr().err

@@ -18,10 +18,7 @@ Two kinds of patch, both undone when the test ends:
 """
 
 from __future__ import annotations
-import __future__
 
-import inspect
-import textwrap
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -68,25 +65,18 @@ class Wrap:
 
 
 @attrs.frozen
-class Lines:
+class Lines(Mutant):
     """One injected bug: in ``owner.function``, the lines ``original`` become ``mutated``.
 
     ``original`` is one or more lines, each compared with the source with its
     indentation stripped, and must match exactly one run of consecutive lines.
     ``mutated`` lines get the first matched line's indentation plus their own.
+    Installed as a :class:`~helpers.mutants.Mutant` is.
     """
 
-    name: str
-    owner: Any
-    function: str
-    original: str
-    mutated: str
-    also_patch: tuple[Any, ...] = ()
-
-    def apply(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Install the buggy function (undone when the test ends)."""
-        func = inspect.unwrap(getattr(self.owner, self.function))
-        lines = textwrap.dedent(inspect.getsource(func)).split("\n")
+    def mutate(self, source: str) -> str:
+        """``source`` with the matched run of lines replaced by ``mutated``."""
+        lines = source.split("\n")
         want = [line.strip() for line in self.original.split("\n")]
         starts = [
             i
@@ -101,18 +91,7 @@ class Lines:
         at = starts[0]
         indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
         new = [indent + line for line in self.mutated.split("\n")]
-        source = "\n".join([*lines[:at], *new, *lines[at + len(want) :]])
-        code = compile(
-            source,
-            inspect.getsourcefile(func) or "<mutant>",
-            "exec",
-            flags=__future__.annotations.compiler_flag,
-            dont_inherit=True,
-        )
-        namespace = dict(func.__globals__)
-        exec(code, namespace)
-        for target in (self.owner, *self.also_patch):
-            monkeypatch.setattr(target, self.function, namespace[self.function])
+        return "\n".join([*lines[:at], *new, *lines[at + len(want) :]])
 
 
 # -- wrappers -------------------------------------------------------------------

@@ -321,3 +321,25 @@ def test_spans_that_cannot_be_sent_are_an_output_failure(
     assert main(["export", str(good_log), "--format", "otel"]) == 3
     line = _one_error_line(capsys.readouterr().err)
     assert "could not be exported by OTLPSpanExporter" in line
+
+
+@pytest.mark.parametrize("content", [None, b"not an npz file", b"", b"PK\x03\x04 cut short"])
+def test_a_weights_file_that_cannot_be_read_is_an_input_failure(
+    tmp_path: Path, content: bytes | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = tmp_path / "weights.npz"
+    if content is not None:
+        weights.write_bytes(content)
+    out = tmp_path / "run.jsonl"
+    assert main(["run", "hi", "--model", str(weights), "-o", str(out)]) == 3
+    assert str(weights) in _one_error_line(capsys.readouterr().err)
+    assert not out.exists()
+    assert minivllm_main(["generate", "hi", "--model", str(weights)]) == 3
+    assert str(weights) in _one_error_line(capsys.readouterr().err, "minivllm")
+
+
+def test_a_model_name_that_is_no_weights_file_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert minivllm_main(["generate", "hi", "--model", "gpt2"]) == 2
+    _one_error_line(capsys.readouterr().err, "minivllm")

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from unittest import mock
 
 from hypothesis import HealthCheck
@@ -318,25 +319,25 @@ SETTINGS = settings(
 )
 
 
+def _run_drawn(cli: ModuleType, prog: str, contents: list[bytes], data: st.DataObject) -> None:
+    """Run ``cli`` on arguments drawn for its parser, over files of ``contents``; check the run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = Files(Path(tmp), contents)
+        argv = data.draw(argv_for(cli.build_parser(), files), label="argv")
+        status, err = _run(cli.main, argv)
+        _check(prog, status, err, files, argv)
+        Path(tmp, "read-only.jsonl").chmod(0o644)
+
+
 @SETTINGS
 @given(contents=st.lists(FILE_CONTENTS, min_size=1, max_size=3), data=st.data())
 def test_lifecycle_trace_never_shows_a_traceback(
     contents: list[bytes], data: st.DataObject
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        files = Files(Path(tmp), contents)
-        argv = data.draw(argv_for(trace_cli.build_parser(), files), label="argv")
-        status, err = _run(trace_cli.main, argv)
-        _check("lifecycle-trace", status, err, files, argv)
-        Path(tmp, "read-only.jsonl").chmod(0o644)
+    _run_drawn(trace_cli, "lifecycle-trace", contents, data)
 
 
 @SETTINGS
 @given(contents=st.lists(FILE_CONTENTS, min_size=1, max_size=2), data=st.data())
 def test_minivllm_never_shows_a_traceback(contents: list[bytes], data: st.DataObject) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        files = Files(Path(tmp), contents)
-        argv = data.draw(argv_for(minivllm_cli.build_parser(), files), label="argv")
-        status, err = _run(minivllm_cli.main, argv)
-        _check("minivllm", status, err, files, argv)
-        Path(tmp, "read-only.jsonl").chmod(0o644)
+    _run_drawn(minivllm_cli, "minivllm", contents, data)

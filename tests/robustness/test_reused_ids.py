@@ -7,11 +7,11 @@ by request id (``build_timelines``, ``status_intervals``, ``show``'s rows,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from helpers.export import otlp_spans
 from lifecycle_trace.cli import main
 from lifecycle_trace.fold.intervals import status_intervals
 from lifecycle_trace.fold.timeline import build_timelines
@@ -105,14 +105,7 @@ def test_every_export_takes_every_life(
     out = tmp_path / ("out" if fmt == "parquet" else f"out.{fmt}")
     assert main(["export", str(reused), "--format", fmt, "-o", str(out)]) == 0
     if fmt == "otel":
-        spans = [
-            span
-            for line in out.read_text().splitlines()
-            for rs in json.loads(line)["resourceSpans"]
-            for ss in rs["scopeSpans"]
-            for span in ss["spans"]
-            if span["name"] == "llm_request"
-        ]
+        spans = [span for span in otlp_spans(out) if span["name"] == "llm_request"]
         assert len(spans) == 4
     if fmt == "prometheus":
         assert "vllm:request_success_total" in out.read_text()

@@ -106,13 +106,14 @@ def test_writing_the_chrome_trace_holds_a_bounded_batch(runs: dict[int, list[Eve
     assert large < small + 24_000, (small, large)
 
 
-def _export_peak(log: Path, fmt: str) -> int:
+def _export_peak(log: Path, fmt: str, out: str = os.devnull, *options: str) -> int:
+    """The peak memory of ``export`` of ``log`` as ``fmt`` into ``out``, above where it began."""
     gc.collect()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
         with contextlib.redirect_stdout(io.StringIO()):
-            assert main(["export", str(log), "--format", fmt, "-o", os.devnull]) == 0
+            assert main(["export", str(log), "--format", fmt, "-o", out, *options]) == 0
         return tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
@@ -137,16 +138,7 @@ def test_the_export_command_reads_a_5x_longer_log_in_the_same_memory(
 
 
 def _parquet_peak(log: Path, out: Path) -> int:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        with contextlib.redirect_stdout(io.StringIO()):
-            args = ["export", str(log), "--format", "parquet", "-o", str(out)]
-            assert main([*args, "--row-group-size", "500"]) == 0
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    return _export_peak(log, "parquet", str(out), "--row-group-size", "500")
 
 
 def test_the_parquet_export_reads_a_5x_longer_log_in_the_same_memory(

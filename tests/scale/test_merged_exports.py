@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.export import otlp_spans
 from helpers.scale import write_merged
 from lifecycle_trace.cli import main
 from lifecycle_trace.export.chrome import chrome_trace
@@ -65,14 +66,7 @@ def test_otel_spans_name_their_engine(
     capsys.readouterr()
     assert main(["export", str(merged), "--format", "otel", "-o", str(out)]) == 0
     _no_warning(capsys)
-    spans = [
-        span
-        for line in out.read_text().splitlines()
-        for resource_spans in json.loads(line)["resourceSpans"]
-        for scope_spans in resource_spans["scopeSpans"]
-        for span in scope_spans["spans"]
-    ]
-    roots = [s for s in spans if s["name"] == "llm_request"]
+    roots = [s for s in otlp_spans(out) if s["name"] == "llm_request"]
     engines = Counter(
         a["value"]["stringValue"]
         for s in roots

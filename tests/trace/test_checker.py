@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 
 import lifecycle_trace
 import lifecycle_trace.check as check_package
+from helpers.engine import engine_config
+from helpers.engine import make_engine
 from lifecycle_trace.checker import INVARIANTS
 from lifecycle_trace.checker import LEGAL_TRANSITIONS
 from lifecycle_trace.checker import InvariantChecker
@@ -392,10 +394,10 @@ def test_unchunked_whole_prompt() -> None:
     assert "256 of its 600 remaining tokens" in violations[0].message
 
 
-def _engine_log(requests: Sequence[tuple[str, int, int]], **engine: Any) -> list[Event]:
+def _engine_log(requests: Sequence[tuple[str, int, int]], config: EngineConfig) -> list[Event]:
     """The log of a run of ``(request id, prompt length, priority)`` requests, all at step 0."""
     log: list[Event] = []
-    llm = LLMEngine(DummyModelRunner(token_id=7), observers=[log.append], **engine)
+    llm = make_engine(config, observers=[log.append])
     for rid, length, priority in requests:
         llm.add_request([1] * length, SamplingParams(max_tokens=None), rid, priority=priority)
     while llm.has_unfinished_requests():
@@ -404,15 +406,8 @@ def _engine_log(requests: Sequence[tuple[str, int, int]], **engine: Any) -> list
 
 
 def test_priority_order() -> None:
-    base = _engine_log(
-        [("r0", 3, 2), ("r1", 3, 0), ("r2", 3, 1)],
-        max_num_seqs=1,
-        max_num_batched_tokens=8,
-        max_model_len=8,
-        block_size=4,
-        num_gpu_blocks=8,
-        policy="priority",
-    )
+    config = engine_config(1, 8, 4, 8, 8, policy="priority")
+    base = _engine_log([("r0", 3, 2), ("r1", 3, 0), ("r2", 3, 1)], config)
     assert check(base) == []
     # Had r0 asked for priority -1, admitting r1, then r2, before it breaks the policy.
     i = index_of(base, RequestAdded, request_id="r0")
@@ -424,15 +419,8 @@ def test_priority_order() -> None:
 def test_full_sequence_gate() -> None:
     # Without the gate the engine admits r1 with a chunk that fits while its whole
     # sequence does not; a log that says the gate was on cannot show that.
-    base = _engine_log(
-        [("r0", 1, 0), ("r1", 1, 0)],
-        max_num_seqs=2,
-        max_num_batched_tokens=2,
-        block_size=1,
-        num_gpu_blocks=6,
-        max_model_len=5,
-        scheduler_reserve_full_isl=False,
-    )
+    config = engine_config(2, 2, 1, 6, 5, scheduler_reserve_full_isl=False)
+    base = _engine_log([("r0", 1, 0), ("r1", 1, 0)], config)
     assert check(base) == []
     violations = check(replace(base, 0, scheduler_reserve_full_isl=True))
     assert [v.invariant for v in violations] == ["full_sequence_gate"]
@@ -753,14 +741,7 @@ def test_an_async_log_without_its_placeholder_events_breaks_the_decode_gap() -> 
 def test_finishing_from_preempted_is_legal_only_under_async_scheduling() -> None:
     # Async: r1's token is in flight when r0's growth preempts it; the token
     # is EOS, so vLLM's update_from_output finishes r1 from PREEMPTED.
-    config = EngineConfig(
-        max_num_seqs=2,
-        max_num_batched_tokens=16,
-        block_size=2,
-        num_gpu_blocks=5,
-        max_model_len=8,
-        async_scheduling=True,
-    )
+    config = engine_config(2, 16, 2, 5, 8, async_scheduling=True)
     requests = (
         WorkloadRequest("r0", [10] * 3, SamplingParams(max_tokens=8)),
         WorkloadRequest("r1", [11] * 3, SamplingParams(max_tokens=8)),
@@ -814,12 +795,7 @@ def test_lifecycle_trace_check_names_the_package_and_calling_it_checks() -> None
 def test_one_token_prompts_under_async_scheduling_are_clean() -> None:
     # A one-token prompt is admitted, computed and given its output placeholder
     # in one step; on a cache this small the three requests also preempt each other.
-    log = _engine_log(
-        [("r0", 1, 0), ("r1", 1, 0), ("r2", 1, 0)],
-        async_scheduling=True,
-        block_size=2,
-        num_gpu_blocks=6,
-        max_model_len=10,
-    )
+    config = engine_config(128, 2048, 2, 6, 10, async_scheduling=True)
+    log = _engine_log([("r0", 1, 0), ("r1", 1, 0), ("r2", 1, 0)], config)
     assert index_of(log, StatusChanged, new_status=S.PREEMPTED) > 0
     assert check(log) == []

@@ -9,6 +9,7 @@ import attrs
 import pytest
 from hypothesis import given
 
+from helpers.engine import engine_config
 from helpers.trace import reference
 from helpers.trace import workloads
 from lifecycle_trace.cli import main
@@ -27,7 +28,6 @@ from lifecycle_trace.testing import ScriptedSampler
 from lifecycle_trace.testing import assert_same_lifecycle
 from lifecycle_trace.testing import run_scenario
 from minivllm.bus import Handler
-from minivllm.config import EngineConfig
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.events import Event
 from minivllm.model_executor.dummy import DummyModelRunner
@@ -155,19 +155,8 @@ def test_diff_refuses_a_missing_file_and_a_merged_log(
 
 
 def _scenario(max_tokens: int = 6) -> Scenario:
-    config = EngineConfig(
-        max_num_seqs=2,
-        max_num_batched_tokens=16,
-        block_size=4,
-        num_gpu_blocks=6,
-        max_model_len=20,
-        enable_chunked_prefill=True,
-        long_prefill_token_threshold=0,
-        enable_prefix_caching=False,
-        scheduler_reserve_full_isl=True,
-    )
     return Scenario(
-        config,
+        engine_config(2, 16, 4, 6, 20),
         (
             WorkloadRequest("p", [3] * 9, SamplingParams(max_tokens=max_tokens)),
             WorkloadRequest("q", [4] * 7, SamplingParams(max_tokens=max_tokens), arrival=1),

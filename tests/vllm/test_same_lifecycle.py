@@ -136,20 +136,13 @@ def test_aborting_two_requests_at_once_is_the_known_difference() -> None:
     from fidelity import Case
     from fidelity import compare
 
+    from helpers.engine import engine_config
     from lifecycle_trace.testing import Scenario
     from lifecycle_trace.testing import ScriptedSampler
-    from minivllm.config import EngineConfig
     from minivllm.sampling_params import SamplingParams
     from minivllm.workload import WorkloadRequest
 
-    config = EngineConfig(
-        max_num_seqs=4,
-        max_num_batched_tokens=64,
-        block_size=4,
-        num_gpu_blocks=9,
-        max_model_len=32,
-        enable_prefix_caching=True,
-    )
+    config = engine_config(4, 64, 4, 9, 32, enable_prefix_caching=True)
     requests = (
         WorkloadRequest("x", [10] * 8, SamplingParams(max_tokens=4), abort=1),
         WorkloadRequest("y", [11] * 8, SamplingParams(max_tokens=4), abort=1),

@@ -147,21 +147,29 @@ def last_ts_ns(path: Path) -> int:
     raise InputOutputError(f"{path}: the log holds no events")
 
 
+@contextmanager
+def _needs_extra(extra: str) -> Iterator[None]:
+    """The imports inside need the pip extra named like the format: a usage error without it."""
+    try:
+        yield
+    except ImportError:
+        raise UsageError(
+            f"--format {extra} needs the {extra!r} extra: "
+            f"pip install 'minivllm-lifecycle-trace[{extra}]'"
+        ) from None
+
+
 def _chrome(log: OpenLog, args: argparse.Namespace) -> None:
     with _output(args.output, args.log) as out:
         write_chrome_trace(log.source(), out)
 
 
 def _otel(log: OpenLog, args: argparse.Namespace) -> None:
-    try:
+    with _needs_extra("otel"):
         from opentelemetry.sdk.trace.export import SpanExporter
 
         from lifecycle_trace.export import otel
         from lifecycle_trace.export.otlp_json import OtlpJsonSpanExporter
-    except ImportError:
-        raise UsageError(
-            "--format otel needs the 'otel' extra: pip install 'minivllm-lifecycle-trace[otel]'"
-        ) from None
     epoch = args.epoch_ns
     if epoch is None:
         epoch = os.stat(args.log).st_mtime_ns - last_ts_ns(args.log)
@@ -220,16 +228,11 @@ def _quiet(logger_name: str) -> Iterator[None]:
 
 
 def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:
-    try:
+    with _needs_extra("prometheus"):
         from prometheus_client import CollectorRegistry
         from prometheus_client import generate_latest
 
         from lifecycle_trace.export.prometheus import project_metrics
-    except ImportError:
-        raise UsageError(
-            "--format prometheus needs the 'prometheus' extra: "
-            "pip install 'minivllm-lifecycle-trace[prometheus]'"
-        ) from None
     registry = CollectorRegistry()
     project_metrics(log.source(), registry, model_name=args.model_name)
     with _output(args.output, args.log) as out:
@@ -237,13 +240,8 @@ def _prometheus(log: OpenLog, args: argparse.Namespace) -> None:
 
 
 def _parquet(log: OpenLog, args: argparse.Namespace) -> None:
-    try:
+    with _needs_extra("parquet"):
         from lifecycle_trace.export.parquet import write_parquet
-    except ImportError:
-        raise UsageError(
-            "--format parquet needs the 'parquet' extra: "
-            "pip install 'minivllm-lifecycle-trace[parquet]'"
-        ) from None
     if args.output is None:
         raise UsageError("--format parquet writes a directory of two tables: name it with -o DIR")
     if args.output.exists() and not args.output.is_dir():

@@ -15,17 +15,17 @@ from lifecycle_trace._output import replacing
 from lifecycle_trace.cli import _demo
 from lifecycle_trace.cli import _render
 from lifecycle_trace.cli import _workload
-from lifecycle_trace.cli._options import add_engine_options
-from lifecycle_trace.cli._options import add_mode_options
-from lifecycle_trace.cli._options import add_sampling_options
-from lifecycle_trace.cli._options import engine_kwargs
-from lifecycle_trace.cli._options import sampling_params
 from lifecycle_trace.fold.timeline import Timeline
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.logging import make_json_logger
 from lifecycle_trace.reader import iter_jsonl
 from lifecycle_trace.sink import JsonlWriter
 from lifecycle_trace.store import write_jsonl
+from minivllm.cli_options import add_engine_options
+from minivllm.cli_options import add_mode_options
+from minivllm.cli_options import add_sampling_options
+from minivllm.cli_options import engine_kwargs
+from minivllm.cli_options import sampling_params
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.tokenizer import ByteTokenizer
 

@@ -1,7 +1,4 @@
 """Moved to :mod:`lifecycle_trace.fold.finished`; this import path keeps working."""
 
-from lifecycle_trace.fold.finished import finished_requests
-
-__all__ = [
-    "finished_requests",
-]
+from lifecycle_trace.fold.finished import *  # noqa: F403
+from lifecycle_trace.fold.finished import __all__ as __all__

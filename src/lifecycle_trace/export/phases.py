@@ -1,11 +1,4 @@
 """Moved to :mod:`lifecycle_trace.fold.phases`; this import path keeps working."""
 
-from lifecycle_trace.fold.phases import PHASE_NAMES
-from lifecycle_trace.fold.phases import Phase
-from lifecycle_trace.fold.phases import request_phases
-
-__all__ = [
-    "PHASE_NAMES",
-    "Phase",
-    "request_phases",
-]
+from lifecycle_trace.fold.phases import *  # noqa: F403
+from lifecycle_trace.fold.phases import __all__ as __all__

@@ -40,9 +40,11 @@ Times are the events' ``ts_ns`` differences, in seconds.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
+from importlib import resources
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import NamedTuple
@@ -146,88 +148,17 @@ class MetricSpec(NamedTuple):
     ``"1-2-5"`` (up to ``max_model_len``)."""
 
 
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("gauge", "vllm:num_requests_running",
-               "Number of requests in model execution batches."),
-    MetricSpec("gauge", "vllm:num_requests_waiting", "Number of requests waiting to be processed."),
-    MetricSpec(
-        "gauge",
-        "vllm:num_requests_waiting_by_reason",
-        "Number of waiting requests by reason. Reason labels: 'capacity' = waiting for "
-        "scheduling capacity; 'deferred' = deferred by transient constraints (LoRA budget, "
-        "KV transfer, blocked status). Sum of all reasons equals vllm:num_requests_waiting.",
-        "reason",
-    ),
-    MetricSpec(
-        "gauge",
-        "vllm:engine_sleep_state",
-        "Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is "
-        "awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.",
-        "sleep_state",
-    ),
-    MetricSpec("gauge", "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."),
-    MetricSpec(
-        "counter",
-        "vllm:external_prefix_cache_queries",
-        "External prefix cache queries from KV connector cross-instance cache sharing, in "
-        "terms of number of queried tokens.",
-    ),
-    MetricSpec(
-        "counter",
-        "vllm:external_prefix_cache_hits",
-        "External prefix cache hits from KV connector cross-instance cache sharing, in terms "
-        "of number of cached tokens.",
-    ),
-    MetricSpec("counter", "vllm:mm_cache_queries",
-               "Multi-modal cache queries, in terms of number of queried items."),
-    MetricSpec("counter", "vllm:mm_cache_hits",
-               "Multi-modal cache hits, in terms of number of cached items."),
-    MetricSpec("counter", "vllm:num_preemptions",
-               "Cumulative number of preemption from the engine."),
-    MetricSpec("counter", "vllm:prompt_tokens", "Number of prefill tokens processed."),
-    MetricSpec("counter", "vllm:prompt_tokens_by_source", "Number of prompt tokens by source.",
-               "source"),
-    MetricSpec("counter", "vllm:prompt_tokens_cached",
-               "Number of cached prompt tokens (local + external)."),
-    MetricSpec("counter", "vllm:generation_tokens", "Number of generation tokens processed."),
-    MetricSpec("counter", "vllm:request_success", "Count of successfully processed requests.",
-               "finished_reason"),
-    MetricSpec("histogram", "vllm:request_prompt_tokens", "Number of prefill tokens processed.",
-               buckets="1-2-5"),
-    MetricSpec("histogram", "vllm:request_generation_tokens",
-               "Number of generation tokens processed.", buckets="1-2-5"),
-    MetricSpec("histogram", "vllm:iteration_tokens_total",
-               "Histogram of number of tokens per engine_step.", buckets="iteration"),
-    MetricSpec("histogram", "vllm:request_max_num_generation_tokens",
-               "Histogram of maximum number of requested generation tokens.", buckets="1-2-5"),
-    MetricSpec("histogram", "vllm:request_params_n", "Histogram of the n request parameter.",
-               buckets="n"),
-    MetricSpec("histogram", "vllm:request_params_max_tokens",
-               "Histogram of the max_tokens request parameter.", buckets="1-2-5"),
-    MetricSpec("histogram", "vllm:time_to_first_token_seconds",
-               "Histogram of time to first token in seconds.", buckets="ttft"),
-    MetricSpec("histogram", "vllm:inter_token_latency_seconds",
-               "Histogram of inter-token latency in seconds.", buckets="token"),
-    MetricSpec("histogram", "vllm:request_time_per_output_token_seconds",
-               "Histogram of time_per_output_token_seconds per request.", buckets="token"),
-    MetricSpec("histogram", "vllm:e2e_request_latency_seconds",
-               "Histogram of e2e request latency in seconds.", buckets="latency"),
-    MetricSpec("histogram", "vllm:request_queue_time_seconds",
-               "Histogram of time spent in WAITING phase for request.", buckets="latency"),
-    MetricSpec("histogram", "vllm:request_inference_time_seconds",
-               "Histogram of time spent in RUNNING phase for request.", buckets="latency"),
-    MetricSpec("histogram", "vllm:request_prefill_time_seconds",
-               "Histogram of time spent in PREFILL phase for request.", buckets="latency"),
-    MetricSpec("histogram", "vllm:request_decode_time_seconds",
-               "Histogram of time spent in DECODE phase for request.", buckets="latency"),
-    MetricSpec(
-        "histogram",
-        "vllm:request_prefill_kv_computed_tokens",
-        "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
-        buckets="1-2-5",
-    ),
-)  # fmt: skip
-"""Every metric produced, as vLLM 0.22.1's ``PrometheusStatLogger`` declares it."""
+def _load_metrics() -> tuple[MetricSpec, ...]:
+    """Read vLLM's metric catalogue, kept as data beside this module."""
+    text = (
+        resources.files("lifecycle_trace.export").joinpath("vllm_metrics.json").read_text("utf-8")
+    )
+    return tuple(MetricSpec(**row) for row in json.loads(text))
+
+
+METRICS: tuple[MetricSpec, ...] = _load_metrics()
+"""Every metric produced, as vLLM 0.22.1's ``PrometheusStatLogger`` declares it, in its order
+(``vllm_metrics.json``)."""
 
 # The values each extra label takes; vLLM creates every series up front.
 _LABEL_VALUES = {

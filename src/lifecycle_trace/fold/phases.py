@@ -9,7 +9,8 @@ spent recomputing after a preemption counts as decode, as in vLLM, whose
 decode interval runs from the first token to the last. So vLLM's prefill
 interval is the sum of the phases between the first ``prefill`` and the
 first token (a preemption before the first token included), and its decode
-interval that of the phases after the first token.
+interval that of the phases after the first token. A phase the first token
+lands in (a preempted one, under async scheduling) is cut in two there.
 """
 
 from __future__ import annotations
@@ -47,14 +48,19 @@ def request_phases(r: RequestIntervals) -> tuple[Phase, ...]:
     token_ns, token_step = r.first_token_ns, r.first_token_step
     for iv in r.intervals:
         if iv.status == RequestStatus.WAITING:
-            out.append(Phase("queued", iv.start_ns, iv.end_ns, iv.first_step, iv.last_step))
+            before, after = "queued", "queued"
         elif iv.status == RequestStatus.PREEMPTED:
-            out.append(Phase("preempted", iv.start_ns, iv.end_ns, iv.first_step, iv.last_step))
-        elif token_ns is None or token_step is None or token_ns >= iv.end_ns:
-            out.append(Phase("prefill", iv.start_ns, iv.end_ns, iv.first_step, iv.last_step))
-        elif token_ns <= iv.start_ns:
-            out.append(Phase("decode", iv.start_ns, iv.end_ns, iv.first_step, iv.last_step))
+            # Under async scheduling a batch in flight at the preemption may still
+            # deliver the first token: the phase is cut there, so that vLLM's
+            # prefill interval stays a sum of whole phases.
+            before, after = "preempted", "preempted"
         else:
-            out.append(Phase("prefill", iv.start_ns, token_ns, iv.first_step, token_step))
-            out.append(Phase("decode", token_ns, iv.end_ns, token_step, iv.last_step))
+            before, after = "prefill", "decode"
+        if token_ns is None or token_step is None or token_ns >= iv.end_ns:
+            out.append(Phase(before, iv.start_ns, iv.end_ns, iv.first_step, iv.last_step))
+        elif token_ns <= iv.start_ns:
+            out.append(Phase(after, iv.start_ns, iv.end_ns, iv.first_step, iv.last_step))
+        else:
+            out.append(Phase(before, iv.start_ns, token_ns, iv.first_step, token_step))
+            out.append(Phase(after, token_ns, iv.end_ns, token_step, iv.last_step))
     return tuple(out)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import Protocol
+from typing import overload
 
 import attrs
 
@@ -81,8 +82,28 @@ class Segment:
         return self.last_step - self.first_step + 1
 
 
-def _ns_diff(later: int | None, earlier: int | None) -> int | None:
-    return None if later is None or earlier is None else later - earlier
+class _Interval:
+    """A read-only attribute: the nanoseconds from one of a timeline's stamps to another.
+
+    ``None`` while either stamp is missing (the request has not got that far).
+    """
+
+    __slots__ = ("end", "start")
+
+    def __init__(self, end: str, start: str) -> None:
+        self.end = end
+        self.start = start
+
+    @overload
+    def __get__(self, timeline: None, owner: type) -> _Interval: ...
+    @overload
+    def __get__(self, timeline: object, owner: type) -> int | None: ...
+    def __get__(self, timeline: object, owner: type) -> _Interval | int | None:
+        if timeline is None:
+            return self
+        end: int | None = getattr(timeline, self.end)
+        start: int | None = getattr(timeline, self.start)
+        return None if end is None or start is None else end - start
 
 
 @attrs.frozen
@@ -328,35 +349,19 @@ class Timeline(FinishedLife):
 
     # -- vLLM's intervals (vllm/v1/metrics/stats.py) ---------------------------
 
-    @property
-    def queue_time_ns(self) -> int | None:
-        """First scheduled minus arrival (vLLM's queued interval)."""
-        return _ns_diff(self.first_scheduled_ns, self.arrival_ns)
-
-    @property
-    def prefill_time_ns(self) -> int | None:
-        """First token minus first scheduled."""
-        return _ns_diff(self.first_token_ns, self.first_scheduled_ns)
-
-    @property
-    def decode_time_ns(self) -> int | None:
-        """Last token minus first token."""
-        return _ns_diff(self.last_token_ns, self.first_token_ns)
-
-    @property
-    def inference_time_ns(self) -> int | None:
-        """Last token minus first scheduled (prefill plus decode)."""
-        return _ns_diff(self.last_token_ns, self.first_scheduled_ns)
-
-    @property
-    def e2e_time_ns(self) -> int | None:
-        """Finish minus arrival."""
-        return _ns_diff(self.finished_ns, self.arrival_ns)
-
-    @property
-    def ttft_ns(self) -> int | None:
-        """Time to first token: first token minus arrival."""
-        return _ns_diff(self.first_token_ns, self.arrival_ns)
+    # vLLM's intervals, end minus start (vllm/v1/metrics/stats.py).
+    queue_time_ns = _Interval(end="first_scheduled_ns", start="arrival_ns")
+    """First scheduled minus arrival (vLLM's queued interval)."""
+    prefill_time_ns = _Interval(end="first_token_ns", start="first_scheduled_ns")
+    """First token minus first scheduled."""
+    decode_time_ns = _Interval(end="last_token_ns", start="first_token_ns")
+    """Last token minus first token."""
+    inference_time_ns = _Interval(end="last_token_ns", start="first_scheduled_ns")
+    """Last token minus first scheduled (prefill plus decode)."""
+    e2e_time_ns = _Interval(end="finished_ns", start="arrival_ns")
+    """Finish minus arrival."""
+    ttft_ns = _Interval(end="first_token_ns", start="arrival_ns")
+    """Time to first token: first token minus arrival."""
 
     @property
     def tpot_ns(self) -> float | None:

@@ -17,7 +17,6 @@ import bisect
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import overload
@@ -25,6 +24,7 @@ from typing import overload
 from lifecycle_trace.log._packed import Packed
 from lifecycle_trace.log._packed import pack
 from lifecycle_trace.log._packed import unpack
+from minivllm.context import EndsOnExit
 from minivllm.events import EVENT_TYPES
 from minivllm.events import Event
 from minivllm.events import StepFinished
@@ -225,7 +225,7 @@ class EventLog:
         return f"EventLog({len(self)} events, seq {self.first_seq}..{self.last_seq})"
 
 
-class Recorder:
+class Recorder(EndsOnExit):
     """Subscribes an :class:`EventLog` to every event type of an engine's bus.
 
     Use it as a context manager, or call :meth:`stop`. It must see every
@@ -246,15 +246,8 @@ class Recorder:
         self.subscription.unsubscribe()
         return self.log
 
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def end_on_exit(self, exc: BaseException | None) -> None:
+        """Leaving the ``with`` block stops recording."""
         self.stop()
 
 

@@ -55,24 +55,22 @@ _ANY = msgspec.json.Decoder()
 _NO_ENGINE = Envelope()
 
 
-class CorruptLogError(ValueError):
+class _LineError(ValueError):
+    """A line of a stored log that cannot be read, named by path and line number."""
+
+    def __init__(self, path: str, line_number: int, reason: str) -> None:
+        self.path = path
+        self.line_number = line_number
+        self.reason = reason
+        super().__init__(f"{path}:{line_number}: {reason}")
+
+
+class CorruptLogError(_LineError):
     """A line of a stored log is not a readable event."""
 
-    def __init__(self, path: str, line_number: int, reason: str) -> None:
-        self.path = path
-        self.line_number = line_number
-        self.reason = reason
-        super().__init__(f"{path}:{line_number}: {reason}")
 
-
-class UnsupportedEventError(ValueError):
+class UnsupportedEventError(_LineError):
     """A line holds an event type or schema version this library cannot read."""
-
-    def __init__(self, path: str, line_number: int, reason: str) -> None:
-        self.path = path
-        self.line_number = line_number
-        self.reason = reason
-        super().__init__(f"{path}:{line_number}: {reason}")
 
 
 class TruncatedLogWarning(UserWarning):

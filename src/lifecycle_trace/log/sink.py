@@ -16,7 +16,6 @@ import contextlib
 import io
 import os
 import weakref
-from types import TracebackType
 from typing import IO
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ from typing import Any
 from typing import cast
 
 from lifecycle_trace.log._codec import encode_serialised_lines
+from minivllm.context import EndsOnExit
 from minivllm.events import Event
 from minivllm.events import StatusChanged
 from minivllm.events import StepFinished
@@ -84,7 +84,7 @@ def _binary(target: Any) -> IO[bytes]:
     return cast(IO[bytes], target)
 
 
-class JsonlWriter:
+class JsonlWriter(EndsOnExit):
     """A bus handler that appends each event to a JSON Lines file, flushing at step ends.
 
     ``target`` is a path (opened for writing, replacing the file) or a binary
@@ -170,15 +170,8 @@ class JsonlWriter:
             if self._owned:
                 self._file.close()
 
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def end_on_exit(self, exc: BaseException | None) -> None:
+        """Leaving the ``with`` block closes; an error closing is raised unless one already is."""
         if exc is None:
             self.close()
         else:  # already failing: that error is the one to report

@@ -251,28 +251,7 @@ class Lockstep:
         for rid in sorted(set(live) | set(reference.requests)):
             have_request = live.get(rid)
             want_request = reference.requests.get(rid)
-            have = (
-                None
-                if have_request is None
-                else (
-                    have_request.status.name,
-                    have_request.num_computed_tokens,
-                    have_request.num_tokens,
-                    have_request.num_cached_tokens,
-                    have_request.num_preemptions,
-                )
-            )
-            want = (
-                None
-                if want_request is None
-                else (
-                    want_request.status.name,
-                    want_request.num_computed_tokens,
-                    want_request.num_tokens,
-                    want_request.num_cached_tokens,
-                    want_request.num_preemptions,
-                )
-            )
+            have, want = _request_state(have_request), _request_state(want_request)
             if have != want:
                 out.append(
                     Violation(
@@ -309,3 +288,16 @@ class Lockstep:
                 )
             )
         return out
+
+
+def _request_state(request: Any) -> tuple[str, int, int, int, int] | None:
+    """(status, computed, tokens, cached, preemptions) of an engine's or the reference's request."""
+    if request is None:
+        return None
+    return (
+        request.status.name,
+        request.num_computed_tokens,
+        request.num_tokens,
+        request.num_cached_tokens,
+        request.num_preemptions,
+    )

@@ -53,13 +53,6 @@ __all__ = [
     "shown_text",
 ]
 
-_W = RequestStatus.WAITING
-_R = RequestStatus.RUNNING
-_P = RequestStatus.PREEMPTED
-_STOPPED = RequestStatus.FINISHED_STOPPED
-_CAPPED = RequestStatus.FINISHED_LENGTH_CAPPED
-_ABORTED = RequestStatus.FINISHED_ABORTED
-
 EOS_TOKEN_ID = 257
 """The byte tokenizer's end-of-sequence token."""
 
@@ -135,55 +128,45 @@ class ReferenceConfig:
         return cls(**given)
 
 
+@attrs.define(eq=False, repr=False)
 class ReferenceRequest:
     """One request as the rules see it."""
 
-    __slots__ = (
-        "arrival",
-        "block_ids",
-        "eos_token_id",
-        "is_prefill_chunk",
-        "max_tokens",
-        "num_cached_tokens",
-        "num_computed_tokens",
-        "num_output_placeholders",
-        "num_preemptions",
-        "output_token_ids",
-        "priority",
-        "prompt_token_ids",
-        "request_id",
-        "sampling_params",
-        "status",
-        "stop_reason",
-    )
+    request_id: str
+    prompt_token_ids: list[int]
+    sampling_params: SamplingParams
+    max_tokens: int
+    """``SamplingParams.max_tokens``, or what ``max_model_len`` leaves after the prompt."""
+    eos_token_id: int | None
+    arrival: int
+    """The order of arrival: FCFS and the priority policy's tie-break."""
+    priority: int = 0
+    status: RequestStatus = RequestStatus.WAITING
+    output_token_ids: list[int] = attrs.Factory(list)
+    num_computed_tokens: int = 0
+    num_output_placeholders: int = 0
+    is_prefill_chunk: bool = False
+    num_cached_tokens: int = 0
+    num_preemptions: int = 0
+    stop_reason: int | str | None = None
+    block_ids: list[int] = attrs.Factory(list)
 
-    def __init__(
-        self,
+    @classmethod
+    def new(
+        cls,
         request_id: str,
         prompt_token_ids: Sequence[int],
         sampling_params: SamplingParams,
         max_model_len: int,
         arrival: int,
         priority: int = 0,
-    ) -> None:
-        self.request_id = request_id
-        self.prompt_token_ids = list(prompt_token_ids)
-        self.sampling_params = sampling_params
-        default = max_model_len - len(self.prompt_token_ids)
+    ) -> ReferenceRequest:
+        """A waiting request, its limits taken from its sampling parameters."""
+        prompt = list(prompt_token_ids)
         given = sampling_params.max_tokens
-        self.max_tokens = given if given is not None else default
-        self.eos_token_id = None if sampling_params.ignore_eos else EOS_TOKEN_ID
-        self.arrival = arrival
-        self.priority = priority
-        self.status = _W
-        self.output_token_ids: list[int] = []
-        self.num_computed_tokens = 0
-        self.num_output_placeholders = 0
-        self.is_prefill_chunk = False
-        self.num_cached_tokens = 0
-        self.num_preemptions = 0
-        self.stop_reason: int | str | None = None
-        self.block_ids: list[int] = []
+        max_tokens = given if given is not None else max_model_len - len(prompt)
+        eos = None if sampling_params.ignore_eos else EOS_TOKEN_ID
+        return cls(request_id, prompt, sampling_params, max_tokens, eos, arrival, priority)
 
     @property
     def all_token_ids(self) -> list[int]:
@@ -207,7 +190,7 @@ class ReferenceRequest:
 
     def is_finished(self) -> bool:
         """Whether the request has a FINISHED_* status."""
-        return self.status > _P
+        return self.status > RequestStatus.PREEMPTED
 
     def __repr__(self) -> str:
         return (
@@ -385,7 +368,11 @@ class Batch:
         self.sampled: dict[str, int | None] = {}
 
 
-_FINISH_REASONS = {_STOPPED: "stop", _CAPPED: "length", _ABORTED: "abort"}
+_FINISH_REASONS = {
+    RequestStatus.FINISHED_STOPPED: "stop",
+    RequestStatus.FINISHED_LENGTH_CAPPED: "length",
+    RequestStatus.FINISHED_ABORTED: "abort",
+}
 _NO_DECISIONS: Mapping[str, int] = MappingProxyType({})
 
 
@@ -434,7 +421,7 @@ class ReferenceScheduler:
         priority: int = 0,
     ) -> ReferenceRequest:
         """Queue a request (at the back; the priority policy orders the queue when it admits)."""
-        request = ReferenceRequest(
+        request = ReferenceRequest.new(
             request_id,
             prompt_token_ids,
             sampling_params,
@@ -452,7 +439,7 @@ class ReferenceScheduler:
         for request_id in dict.fromkeys(request_ids):
             request = self.requests.get(request_id)
             if request is not None:
-                self.finish(request, _ABORTED)
+                self.finish(request, RequestStatus.FINISHED_ABORTED)
 
     def finish(self, request: ReferenceRequest, status: RequestStatus) -> None:
         """Take the request out of its queue, give its status, release its blocks."""
@@ -551,7 +538,7 @@ class ReferenceScheduler:
                 batch.preempted.append(victim.request_id)
                 if victim is request:
                     break
-            if request.status is _P:
+            if request.status is RequestStatus.PREEMPTED:
                 break
             scheduled[request.request_id] = n
             budget -= n
@@ -570,7 +557,7 @@ class ReferenceScheduler:
                     break
                 self.waiting.remove(request)
                 self.running.append(request)
-                request.status = _R
+                request.status = RequestStatus.RUNNING
                 request.num_computed_tokens = num_computed
                 # minivllm's own counter: the hits of the last admission from scratch.
                 request.num_cached_tokens = num_computed
@@ -618,7 +605,7 @@ class ReferenceScheduler:
         """Evict a running request back to the waiting queue (FCFS: its head); it recomputes."""
         self.running.remove(request)
         self.kv.release(request)
-        request.status = _P
+        request.status = RequestStatus.PREEMPTED
         request.num_computed_tokens = 0
         request.num_preemptions += 1
         self.waiting.insert(0, request)
@@ -643,7 +630,7 @@ class ReferenceScheduler:
             token = batch.sampled[request_id]
             if request is None or token is None:
                 continue
-            was_running = request.status is _R
+            was_running = request.status is RequestStatus.RUNNING
             request.output_token_ids.append(token)
             if self.config.async_scheduling:
                 request.num_output_placeholders -= 1
@@ -661,15 +648,15 @@ class ReferenceScheduler:
         params = request.sampling_params
         at_model_len = request.num_tokens >= self.config.max_model_len
         if request.num_output_tokens < params.min_tokens:
-            return _CAPPED if at_model_len else None
+            return RequestStatus.FINISHED_LENGTH_CAPPED if at_model_len else None
         last = request.output_token_ids[-1]
         if last == request.eos_token_id:
-            return _STOPPED
+            return RequestStatus.FINISHED_STOPPED
         if last in params.stop_token_ids:
             request.stop_reason = last
-            return _STOPPED
+            return RequestStatus.FINISHED_STOPPED
         if at_model_len or request.num_output_tokens >= request.max_tokens:
-            return _CAPPED
+            return RequestStatus.FINISHED_LENGTH_CAPPED
         return None
 
     def check_stop_strings(self, request: ReferenceRequest) -> int | None:
@@ -706,7 +693,7 @@ class ReferenceScheduler:
                 cut = self.check_stop_strings(request)
                 if cut is not None:
                     kept_text = shown_text(request.output_token_ids)[:cut]
-                    self.finish(request, _STOPPED)
+                    self.finish(request, RequestStatus.FINISHED_STOPPED)
                     finished = True
             if params.output_kind is RequestOutputKind.DELTA:
                 token_ids = tuple(request.output_token_ids[-1:])

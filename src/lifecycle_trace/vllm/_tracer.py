@@ -287,10 +287,11 @@ class SchedulerTracer:
         if not is_new:
             return
         params = request.sampling_params
-        self._seen[request.request_id] = _Seen(request.num_tokens)
+        request_id = request.request_id
+        self._seen[request_id] = _Seen(request.num_tokens)
         self.bus.publish(
             RequestAdded,
-            request_id=request.request_id,
+            request_id=request_id,
             num_prompt_tokens=request.num_prompt_tokens,
             max_tokens=request.max_tokens,
             min_tokens=params.min_tokens,

@@ -37,7 +37,9 @@ from minivllm.engine.guard import exclusive
 from minivllm.events import EngineConfigured
 from minivllm.events import StepFinished
 from minivllm.events import StepStarted
+from minivllm.inputs import AddRequestCall
 from minivllm.inputs import PromptType
+from minivllm.inputs import add_request_orders
 from minivllm.inputs import parse_add_request
 from minivllm.inputs import parse_prompt_dict
 from minivllm.model_executor.dummy import DummyModelRunner
@@ -343,22 +345,12 @@ class LLMEngine:
         among equal priorities the earlier ``arrival_time`` (the engine clock's
         reading at this call unless given).
         """
-        call = parse_add_request(args, kwargs)
-        return self._add_request(
-            call.prompt, call.params, call.request_id, call.priority, call.arrival_time
-        )
+        return self._add_request(parse_add_request(args, kwargs, _ADD_REQUEST_ORDERS))
 
     @exclusive
-    def _add_request(
-        self,
-        prompt: PromptType,
-        sampling_params: SamplingParams | None,
-        request_id: str | None,
-        priority: int,
-        arrival_time: float | None,
-    ) -> str:
+    def _add_request(self, call: AddRequestCall) -> str:
         self._announce()
-        request = self._make_request(prompt, sampling_params, request_id, priority, arrival_time)
+        request = self._make_request(call)
         self.scheduler.add_request(request)
         return request.request_id
 
@@ -371,7 +363,9 @@ class LLMEngine:
         next_request_id = self._next_request_id
         for i, (prompt, params, priority) in enumerate(calls):
             try:
-                request = self._make_request(prompt, params, None, priority, None, taken)
+                request = self._make_request(
+                    AddRequestCall(prompt, params, None, priority, None), taken
+                )
             except (ValueError, TypeError) as exc:
                 self._next_request_id = next_request_id  # none queued: no id used up
                 raise type(exc)(f"prompt {i}: {exc}") from None
@@ -381,16 +375,9 @@ class LLMEngine:
             self.scheduler.add_request(request)
         return [r.request_id for r in requests]
 
-    def _make_request(
-        self,
-        prompt: PromptType,
-        sampling_params: SamplingParams | None,
-        request_id: str | None,
-        priority: int,
-        arrival_time: float | None,
-        taken: Container[str] = (),
-    ) -> Request:
+    def _make_request(self, call: AddRequestCall, taken: Container[str] = ()) -> Request:
         """A checked request, not queued: nothing changes if a check fails."""
+        prompt, sampling_params, request_id, priority, arrival_time = call
         if sampling_params is None:
             sampling_params = SamplingParams()
         elif not isinstance(sampling_params, SamplingParams):
@@ -710,3 +697,7 @@ class LLMEngine:
     def __repr__(self) -> str:
         running, waiting = self.scheduler.get_request_counts()
         return f"LLMEngine(step={self.step_index}, running={running}, waiting={waiting})"
+
+
+# add_request's two overloads are the one statement of its argument orders.
+_ADD_REQUEST_ORDERS = add_request_orders(LLMEngine.add_request)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
+
+from minivllm.cli_errors import InputOutputError
 
 Array = NDArray[np.floating[Any]]
 
@@ -132,6 +135,14 @@ def init_weights(config: TinyConfig | None = None, seed: int = DEFAULT_WEIGHTS_S
     return TinyWeights(config=config, **arrays)
 
 
+class WeightsFileError(InputOutputError, ValueError):
+    """A weights file that is missing, unreadable or not what :func:`save_weights` writes.
+
+    A ``ValueError`` for callers of the library; an input failure (exit status 3)
+    for the command lines.
+    """
+
+
 def save_weights(weights: TinyWeights, path: str | Path) -> None:
     """Write the weights and the config fields the shapes do not reveal to an ``.npz`` file."""
     config = weights.config
@@ -141,26 +152,26 @@ def save_weights(weights: TinyWeights, path: str | Path) -> None:
 
 
 def load_weights(path: str | Path) -> TinyWeights:
-    """Read weights written by :func:`save_weights`; a bad file raises ``ValueError`` naming it."""
+    """Read weights written by :func:`save_weights`; a bad file raises ``WeightsFileError``."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"model weights file {str(path)!r} does not exist")
+        raise WeightsFileError(f"model weights file {str(path)!r} does not exist")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{str(path)!r} is not a readable .npz file: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise WeightsFileError(f"{str(path)!r} is not a readable .npz file: {exc}") from None
     missing = [n for n in (*TinyConfig().weight_shapes(), *_SCALARS) if n not in arrays]
     if missing:
-        raise ValueError(f"{str(path)!r} lacks the arrays {missing}")
+        raise WeightsFileError(f"{str(path)!r} lacks the arrays {missing}")
     for name in TinyConfig().weight_shapes():
         if not np.issubdtype(arrays[name].dtype, np.floating):
-            raise ValueError(
+            raise WeightsFileError(
                 f"{str(path)!r}: weight {name!r} must be floating point, got {arrays[name].dtype}"
             )
     embed, wqkv, w_down = arrays["embed"], arrays["wqkv"], arrays["w_down"]
     if embed.ndim != 2 or wqkv.ndim != 3 or w_down.ndim != 3:
-        raise ValueError(
+        raise WeightsFileError(
             f"{str(path)!r}: embed must be 2-d and wqkv, w_down 3-d, got shapes "
             f"{embed.shape}, {wqkv.shape}, {w_down.shape}"
         )
@@ -176,4 +187,4 @@ def load_weights(path: str | Path) -> TinyWeights:
         )
         return TinyWeights(config=config, **{n: arrays[n] for n in config.weight_shapes()})
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{str(path)!r}: {exc}") from None
+        raise WeightsFileError(f"{str(path)!r}: {exc}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import ClassVar
 
 import attrs
 
@@ -67,14 +68,23 @@ class Layout:
     num_requests: int = attrs.field(validator=attrs.validators.ge(0))
     num_steps: int = attrs.field(validator=attrs.validators.ge(1))
     max_tokens: int = attrs.field(validator=attrs.validators.ge(1))
-    left: float = 110.0
-    right: float = 70.0
-    top: float = 96.0
-    row_height: float = 18.0
-    row_gap: float = 4.0
-    chart_gap: float = 64.0
-    chart_height: float = 240.0
     legend_height: float = 60.0
+    """Room under the chart for the legend (one line of 18 px per line of legend entries)."""
+
+    # The fixed geometry, the same in every picture.
+    left: ClassVar[float] = 110.0
+    """Room left of the step axis, for the request labels."""
+    right: ClassVar[float] = 70.0
+    """Room right of the step axis, for the token scale's labels."""
+    top: ClassVar[float] = 96.0
+    """Where the first request row starts: below the title and the step axis."""
+    row_height: ClassVar[float] = 18.0
+    row_gap: ClassVar[float] = 4.0
+    """Space between two request rows."""
+    chart_gap: ClassVar[float] = 64.0
+    """Space between the last request row and the token chart."""
+    chart_height: ClassVar[float] = 240.0
+    """Height of the token chart (``num_computed_tokens`` and ``num_tokens`` per step)."""
 
     @property
     def cell_width(self) -> float:

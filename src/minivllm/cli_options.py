@@ -1,9 +1,11 @@
-"""The engine and sampling options, shared by every command that runs the engine.
+"""The engine and sampling options of the command lines that run the engine.
 
-One definition, so an option means one thing in every command: ``--seed`` is
+``minivllm generate`` and ``lifecycle-trace`` take the same options, defined
+once, so an option means one thing in every command: ``--seed`` is
 the engine's seed (vLLM's ``--seed``), which keys the sampling of every
 request that has no seed of its own; ``--sampling-seed`` is
-``SamplingParams.seed``, the same seed for every request.
+``SamplingParams.seed``, the same seed for every request. Each option's
+``dest`` is the argument it sets where the names agree.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import attrs
+
 from minivllm.config import POLICIES
+from minivllm.config import EngineConfig
 from minivllm.sampling_params import SamplingParams
 
 __all__ = [
@@ -23,25 +28,26 @@ __all__ = [
 ]
 
 
+# The scheduler's and cache's limits: each an integer option named after the
+# EngineConfig field it sets, with that field's default.
+_LIMITS = {
+    "max_num_seqs": "requests running at once",
+    "max_num_batched_tokens": "tokens scheduled per step",
+    "max_model_len": "prompt plus output tokens",
+    "num_gpu_blocks": "KV cache blocks, the null block included",
+    "block_size": "tokens per KV cache block",
+    "long_prefill_token_threshold": "cap on a prefill's tokens per step (0: none)",
+}
+
+
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """The ``engine`` option group: the model and the scheduler's and cache's limits."""
     g = p.add_argument_group("engine")
     g.add_argument("--model", default="dummy", help="'dummy', 'tiny' or a path to an .npz file")
-    g.add_argument("--max-num-seqs", type=int, default=128, help="requests running at once")
-    g.add_argument(
-        "--max-num-batched-tokens", type=int, default=2048, help="tokens scheduled per step"
-    )
-    g.add_argument("--max-model-len", type=int, default=1024, help="prompt plus output tokens")
-    g.add_argument(
-        "--num-gpu-blocks", type=int, default=2048, help="KV cache blocks, the null block included"
-    )
-    g.add_argument("--block-size", type=int, default=16, help="tokens per KV cache block")
-    g.add_argument(
-        "--long-prefill-token-threshold",
-        type=int,
-        default=0,
-        help="cap on a prefill's tokens per step (0: none)",
-    )
+    defaults = {field.name: field.default for field in attrs.fields(EngineConfig)}
+    for name, help_ in _LIMITS.items():
+        flag = "--" + name.replace("_", "-")
+        g.add_argument(flag, type=int, default=defaults[name], help=help_)
     g.add_argument(
         "--no-chunked-prefill", action="store_true", help="schedule each prompt in one step"
     )
@@ -97,16 +103,28 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
 
 
+# These options are named after the arguments they set.
+_SAMPLING_OPTIONS = ("max_tokens", "min_tokens", "temperature", "top_p", "top_k", "ignore_eos")
+_ENGINE_OPTIONS = (
+    "model",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "max_model_len",
+    "num_gpu_blocks",
+    "block_size",
+    "long_prefill_token_threshold",
+    "enable_prefix_caching",
+    "async_scheduling",
+    "policy",
+    "seed",
+)
+
+
 def sampling_params(args: argparse.Namespace) -> SamplingParams:
     """The sampling options as ``SamplingParams`` (validated there)."""
     return SamplingParams(
-        max_tokens=args.max_tokens,
-        min_tokens=args.min_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
+        **{name: getattr(args, name) for name in _SAMPLING_OPTIONS},
         seed=args.sampling_seed,
-        ignore_eos=args.ignore_eos,
         stop_token_ids=tuple(args.stop_token_id),
         stop=tuple(args.stop),
     )
@@ -114,17 +132,6 @@ def sampling_params(args: argparse.Namespace) -> SamplingParams:
 
 def engine_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The engine options as ``LLMEngine`` keyword arguments."""
-    return dict(
-        model=args.model,
-        max_num_seqs=args.max_num_seqs,
-        max_num_batched_tokens=args.max_num_batched_tokens,
-        max_model_len=args.max_model_len,
-        num_gpu_blocks=args.num_gpu_blocks,
-        block_size=args.block_size,
-        long_prefill_token_threshold=args.long_prefill_token_threshold,
-        enable_chunked_prefill=not args.no_chunked_prefill,
-        enable_prefix_caching=args.enable_prefix_caching,
-        async_scheduling=args.async_scheduling,
-        policy=args.policy,
-        seed=args.seed,
-    )
+    kwargs = {name: getattr(args, name) for name in _ENGINE_OPTIONS}
+    kwargs["enable_chunked_prefill"] = not args.no_chunked_prefill
+    return kwargs
