@@ -19,6 +19,7 @@ with structlog.
 
 # ``check`` is the checker's subpackage, which calling runs its function ``check``.
 from lifecycle_trace import check
+from lifecycle_trace import log
 from lifecycle_trace.check import INVARIANTS
 from lifecycle_trace.check import LEGAL_TRANSITIONS
 from lifecycle_trace.check import RULES
@@ -37,27 +38,7 @@ from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.fold.timeline import iter_timelines
 from lifecycle_trace.lab import trace_from_events
 from lifecycle_trace.lab import trace_request
-from lifecycle_trace.log import CorruptLogError
-from lifecycle_trace.log import DuplicateEngineError
-from lifecycle_trace.log import EventLog
-from lifecycle_trace.log import JsonlWriter
-from lifecycle_trace.log import LoadedLog
-from lifecycle_trace.log import LogReader
-from lifecycle_trace.log import Recorder
-from lifecycle_trace.log import SequenceError
-from lifecycle_trace.log import SkippedLineWarning
-from lifecycle_trace.log import StepRange
-from lifecycle_trace.log import TruncatedLogWarning
-from lifecycle_trace.log import UnsupportedEventError
-from lifecycle_trace.log import iter_jsonl
-from lifecycle_trace.log import merge_logs
-from lifecycle_trace.log import parse_step_range
-from lifecycle_trace.log import read_jsonl
-from lifecycle_trace.log import record
-from lifecycle_trace.log import replay
-from lifecycle_trace.log import slice_log
-from lifecycle_trace.log import slice_records
-from lifecycle_trace.log import write_jsonl
+from lifecycle_trace.log import *  # noqa: F403  (the event log's whole API)
 from lifecycle_trace.logging import JsonLogObserver
 from lifecycle_trace.logging import make_json_logger
 
@@ -65,43 +46,23 @@ __all__ = [
     "INVARIANTS",
     "LEGAL_TRANSITIONS",
     "RULES",
-    "CorruptLogError",
-    "DuplicateEngineError",
-    "EventLog",
     "InvariantChecker",
     "JsonLogObserver",
-    "JsonlWriter",
-    "LoadedLog",
     "LogFold",
-    "LogReader",
-    "Recorder",
     "RequestFold",
     "RequestKey",
     "RequestState",
     "Sample",
     "Segment",
-    "SequenceError",
-    "SkippedLineWarning",
-    "StepRange",
     "Timeline",
     "TimelineBuilder",
-    "TruncatedLogWarning",
-    "UnsupportedEventError",
     "Violation",
     "build_timelines",
     "check",
     "format_violations",
-    "iter_jsonl",
     "iter_timelines",
     "make_json_logger",
-    "merge_logs",
-    "parse_step_range",
-    "read_jsonl",
-    "record",
-    "replay",
-    "slice_log",
-    "slice_records",
     "trace_from_events",
     "trace_request",
-    "write_jsonl",
 ]
+__all__ += log.__all__

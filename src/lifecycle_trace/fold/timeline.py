@@ -373,39 +373,45 @@ class Timeline(FinishedLife):
         return decode / (outputs - 1)
 
 
+# The fields a timeline takes from the request's state as they are.
+_AS_FOLDED = (
+    "request_id",
+    "engine_id",
+    "num_prompt_tokens",
+    "max_tokens",
+    "min_tokens",
+    "priority",
+    "temperature",
+    "top_p",
+    "n",
+    "added_step",
+    "finish_status",
+    "stop_reason",
+    "num_preemptions",
+    "num_cached_tokens",
+    "arrival_ns",
+    "first_scheduled_ns",
+    "first_token_ns",
+    "last_token_ns",
+    "finished_ns",
+)
+
+
 def timeline_of(t: RequestState, log_last_step: int) -> Timeline:
     """The request's timeline as it stands, in a log whose last step so far is ``log_last_step``."""
     steps, statuses, computed, tokens, placeholders = t.history()
     finished = t.finish_status is not None
     return Timeline(
-        request_id=t.request_id,
-        num_prompt_tokens=t.num_prompt_tokens,
-        max_tokens=t.max_tokens,
-        min_tokens=t.min_tokens,
-        added_step=t.added_step,
+        **{name: getattr(t, name) for name in _AS_FOLDED},
+        added_seq=t.life,
         last_step=t.step if finished else max(t.step, log_last_step),
-        finish_status=t.finish_status,
-        stop_reason=t.stop_reason,
-        num_preemptions=t.num_preemptions,
-        num_cached_tokens=t.num_cached_tokens,
-        arrival_ns=t.arrival_ns,
-        first_scheduled_ns=t.first_scheduled_ns,
-        first_token_ns=t.first_token_ns,
-        last_token_ns=t.last_token_ns,
-        finished_ns=t.finished_ns,
         change_steps=tuple(steps),
         change_statuses=tuple(statuses),
         change_computed=tuple(computed),
         change_tokens=tuple(tokens),
+        change_placeholders=tuple(placeholders),
         status_steps=tuple(t.status_steps),
         statuses=tuple(t.statuses),
-        engine_id=t.engine_id,
-        added_seq=t.life,
-        change_placeholders=tuple(placeholders),
-        priority=t.priority,
-        temperature=t.temperature,
-        top_p=t.top_p,
-        n=t.n,
     )
 
 
