@@ -174,14 +174,14 @@ class ReferenceRequest:
         return self.prompt_token_ids + self.output_token_ids
 
     @property
-    def num_tokens(self) -> int:
-        """Prompt plus output tokens."""
-        return len(self.prompt_token_ids) + len(self.output_token_ids)
-
-    @property
     def num_prompt_tokens(self) -> int:
         """Prompt tokens."""
         return len(self.prompt_token_ids)
+
+    @property
+    def num_tokens(self) -> int:
+        """Prompt plus output tokens."""
+        return self.num_prompt_tokens + self.num_output_tokens
 
     @property
     def num_output_tokens(self) -> int:
