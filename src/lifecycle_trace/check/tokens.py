@@ -47,13 +47,16 @@ _decode = ByteTokenizer().decode
 
 
 def shown(token_ids: list[int]) -> str:
-    """The text an incremental detokenizer shows: an incomplete last character held back."""
-    end = len(token_ids)
-    text = _decode(token_ids)
-    while text.endswith("\ufffd") and end > 0:
-        end -= 1
+    """The text an incremental detokenizer shows: an incomplete last character held back.
+
+    That is the decoding of the longest prefix that does not end in U+FFFD
+    (written apart from the engine's own, which this checks).
+    """
+    for end in range(len(token_ids), 0, -1):
         text = _decode(token_ids[:end])
-    return text
+        if not text.endswith("\ufffd"):
+            return text
+    return ""
 
 
 class TokenRules:
