@@ -22,28 +22,26 @@ from minivllm.workload import WorkloadRequest
 __all__ = ["CORNERS", "config", "scenario"]
 
 
-def config(
-    *sizes: int,
-    chunked: bool = False,
-    threshold: int = 0,
-    caching: bool = False,
-    full_isl: bool = False,
-    async_: bool = False,
-    policy: str = "fcfs",
-) -> EngineConfig:
+# The short names the scenario tables use, for the EngineConfig fields they set.
+_SHORT_NAMES = {
+    "chunked": "enable_chunked_prefill",
+    "threshold": "long_prefill_token_threshold",
+    "caching": "enable_prefix_caching",
+    "full_isl": "scheduler_reserve_full_isl",
+    "async_": "async_scheduling",
+}
+
+
+def config(*sizes: int, **options: Any) -> EngineConfig:
     """``engine_config`` of ``sizes``, with every optional behaviour off unless asked.
 
     ``sizes``: max_num_seqs, the token budget, block size, KV blocks, max_model_len.
+    ``options``: EngineConfig fields, by their names or the short ones above
+    (``chunked=True``, ``caching=True``, ``threshold=1``, ...).
     """
-    return engine_config(
-        *sizes,
-        enable_chunked_prefill=chunked,
-        long_prefill_token_threshold=threshold,
-        enable_prefix_caching=caching,
-        scheduler_reserve_full_isl=full_isl,
-        async_scheduling=async_,
-        policy=policy,
-    )
+    fields: dict[str, Any] = {"enable_chunked_prefill": False, "scheduler_reserve_full_isl": False}
+    fields.update({_SHORT_NAMES.get(name, name): value for name, value in options.items()})
+    return engine_config(*sizes, **fields)
 
 
 def scenario(
