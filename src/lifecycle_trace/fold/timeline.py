@@ -18,6 +18,7 @@ request changed; per-step :class:`Sample` objects are built on demand.
 from __future__ import annotations
 
 import itertools
+import operator
 from bisect import bisect_right
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -395,6 +396,7 @@ _AS_FOLDED = (
     "last_token_ns",
     "finished_ns",
 )
+_as_folded = operator.attrgetter(*_AS_FOLDED)
 
 
 def timeline_of(t: RequestState, log_last_step: int) -> Timeline:
@@ -402,7 +404,7 @@ def timeline_of(t: RequestState, log_last_step: int) -> Timeline:
     steps, statuses, computed, tokens, placeholders = t.history()
     finished = t.finish_status is not None
     return Timeline(
-        **{name: getattr(t, name) for name in _AS_FOLDED},
+        **dict(zip(_AS_FOLDED, _as_folded(t), strict=True)),
         added_seq=t.life,
         last_step=t.step if finished else max(t.step, log_last_step),
         change_steps=tuple(steps),
