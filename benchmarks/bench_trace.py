@@ -27,6 +27,7 @@ import attrs
 import orjson
 import structlog
 
+from lifecycle_trace.check import check
 from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.log import EventLog
 from lifecycle_trace.log import read_jsonl
@@ -129,6 +130,11 @@ def run_times(num_requests: int, repeat: int = 3) -> tuple[float, float]:
 def rebuild_rate(events: list[Event], repeat: int = 5) -> float:
     """Events per second folded into timelines from memory."""
     return len(events) / best_of(lambda: build_timelines(events), repeat)
+
+
+def check_rate(events: list[Event], repeat: int = 5) -> float:
+    """Events per second through the checker, every rule on, from memory."""
+    return len(events) / best_of(lambda: check(events), repeat)
 
 
 @attrs.frozen
