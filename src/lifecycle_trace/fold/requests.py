@@ -94,6 +94,12 @@ _ASKED = (
 """The fields of a RequestAdded a request's state keeps, under the same names."""
 
 
+History: TypeAlias = tuple[
+    tuple[int, ...], tuple[RequestStatus, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]
+]
+"""A life's end state at every step it changed: steps, statuses, computed, tokens, placeholders."""
+
+
 class RequestKey(NamedTuple):
     """Names one life of one request: a request id may be reused once its request finished."""
 
@@ -230,17 +236,23 @@ class RequestState(FinishedLife):
 
     def history(
         self,
-    ) -> tuple[list[int], list[RequestStatus], list[int], list[int], list[int]]:
+    ) -> tuple[
+        tuple[int, ...],
+        tuple[RequestStatus, ...],
+        tuple[int, ...],
+        tuple[int, ...],
+        tuple[int, ...],
+    ]:
         """``change_*`` with the current step appended: the end state of every changed step.
 
         In the order steps, statuses, computed, tokens, placeholders.
         """
         return (
-            [*self.change_steps, self.step],
-            [*self.change_statuses, self.status],
-            [*self.change_computed, self.num_computed_tokens],
-            [*self.change_tokens, self.num_tokens],
-            [*self.change_placeholders, self.num_output_placeholders],
+            (*self.change_steps, self.step),
+            (*self.change_statuses, self.status),
+            (*self.change_computed, self.num_computed_tokens),
+            (*self.change_tokens, self.num_tokens),
+            (*self.change_placeholders, self.num_output_placeholders),
         )
 
     def _next_step(self, step: int) -> None:
