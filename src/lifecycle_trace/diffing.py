@@ -29,7 +29,7 @@ import attrs
 from lifecycle_trace.fold.timeline import Sample
 from lifecycle_trace.fold.timeline import Timeline
 from lifecycle_trace.fold.timeline import iter_timelines
-from lifecycle_trace.reader import LogReader
+from lifecycle_trace.log.reader import LogReader
 from lifecycle_trace.streaming import Contiguous
 from minivllm.bus import Handler
 from minivllm.events import EngineConfigured

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from lifecycle_trace.eventlog import SequenceError
 from lifecycle_trace.fold.requests import Record
 from lifecycle_trace.fold.timeline import iter_timelines
+from lifecycle_trace.log.eventlog import SequenceError
 
 if TYPE_CHECKING:
     from lifecycle_trace.check import Violation

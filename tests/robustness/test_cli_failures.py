@@ -12,14 +12,17 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from lifecycle_trace.cli import main
+from lifecycle_trace.cli._open import printed_warnings
 from lifecycle_trace.log import EventLog
 from lifecycle_trace.log import JsonlWriter
+from lifecycle_trace.log import SkippedLineWarning
 from lifecycle_trace.log import write_jsonl
 from minivllm import LLMEngine
 from minivllm import SamplingParams
@@ -343,3 +346,16 @@ def test_a_model_name_that_is_no_weights_file_is_a_usage_error(
 ) -> None:
     assert minivllm_main(["generate", "hi", "--model", "gpt2"]) == 2
     _one_error_line(capsys.readouterr().err, "minivllm")
+
+
+def test_only_a_readers_warnings_are_printed_as_the_commands_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A library's deprecation raised while a command runs (vLLM's import raises
+    # some) is no report of the command's: it goes through the filters in force.
+    with pytest.warns(DeprecationWarning, match="from a library"), printed_warnings():
+        warnings.warn("from a library", DeprecationWarning, stacklevel=1)
+        warnings.warn("x.jsonl:3: bad; skipped (lenient)", SkippedLineWarning, stacklevel=1)
+    assert (
+        capsys.readouterr().err == "lifecycle-trace: warning: x.jsonl:3: bad; skipped (lenient)\n"
+    )

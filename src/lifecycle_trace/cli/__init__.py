@@ -26,9 +26,9 @@ from lifecycle_trace.cli import _log
 from lifecycle_trace.cli import _run
 from lifecycle_trace.cli._open import printed_warnings
 from lifecycle_trace.cli._open import spooled_inputs
-from lifecycle_trace.eventlog import SequenceError
-from lifecycle_trace.store import CorruptLogError
-from lifecycle_trace.store import UnsupportedEventError
+from lifecycle_trace.log.eventlog import SequenceError
+from lifecycle_trace.log.store import CorruptLogError
+from lifecycle_trace.log.store import UnsupportedEventError
 from minivllm.cli import ArgumentParser
 from minivllm.cli import package_version
 from minivllm.cli_errors import run_command

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lifecycle_trace.eventlog import EventLog
 from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.log.eventlog import EventLog
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.request import RequestStatus
 from minivllm.sampling_params import SamplingParams

@@ -21,13 +21,15 @@ from pathlib import Path
 
 import orjson
 
-from lifecycle_trace.eventlog import SequenceError
 from lifecycle_trace.fold.requests import Record
 from lifecycle_trace.fold.requests import Source
-from lifecycle_trace.reader import ENGINE_KEY
-from lifecycle_trace.reader import CorruptLogError
-from lifecycle_trace.reader import LogReader
-from lifecycle_trace.reader import UnsupportedEventError
+from lifecycle_trace.log.eventlog import SequenceError
+from lifecycle_trace.log.reader import ENGINE_KEY
+from lifecycle_trace.log.reader import CorruptLogError
+from lifecycle_trace.log.reader import LogReader
+from lifecycle_trace.log.reader import SkippedLineWarning
+from lifecycle_trace.log.reader import TruncatedLogWarning
+from lifecycle_trace.log.reader import UnsupportedEventError
 from lifecycle_trace.streaming import Contiguous
 from minivllm.cli_errors import InputOutputError
 from minivllm.cli_errors import UsageError
@@ -158,16 +160,27 @@ class OpenLog:
         return (event for _, event in self.nonempty())
 
 
+_READER_WARNINGS = (TruncatedLogWarning, SkippedLineWarning)
+
+
 @contextmanager
 def printed_warnings() -> Iterator[None]:
-    """Warnings raised inside, printed once the block is done (a reader's damage reports)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
+    """A reader's damage reports raised inside, each printed in one line once the block is done.
+
+    Any other warning (a library's deprecation, say) is issued again afterwards,
+    through the filters in force, as if the block had not caught it.
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
             yield
-        finally:
-            for w in caught:
+    finally:
+        for w in caught:
+            if issubclass(w.category, _READER_WARNINGS):
                 warn(w.message)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @contextmanager

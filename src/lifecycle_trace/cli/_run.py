@@ -17,10 +17,10 @@ from lifecycle_trace.cli import _render
 from lifecycle_trace.cli import _workload
 from lifecycle_trace.fold.timeline import Timeline
 from lifecycle_trace.fold.timeline import build_timelines
+from lifecycle_trace.log.reader import iter_jsonl
+from lifecycle_trace.log.sink import JsonlWriter
+from lifecycle_trace.log.store import write_jsonl
 from lifecycle_trace.logging import make_json_logger
-from lifecycle_trace.reader import iter_jsonl
-from lifecycle_trace.sink import JsonlWriter
-from lifecycle_trace.store import write_jsonl
 from minivllm.cli_options import add_engine_options
 from minivllm.cli_options import add_mode_options
 from minivllm.cli_options import add_sampling_options

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lifecycle_trace._output import replacing
 from lifecycle_trace.cli._open import readable_file
-from lifecycle_trace.sink import JsonlWriter
+from lifecycle_trace.log.sink import JsonlWriter
 from minivllm.cli_errors import InputOutputError
 from minivllm.engine.llm_engine import LLMEngine
 from minivllm.workload import Workload

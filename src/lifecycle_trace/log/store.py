@@ -30,6 +30,8 @@ from collections.abc import Iterator
 import attrs
 
 from lifecycle_trace._output import replacing
+from lifecycle_trace.fold.timeline import Timeline
+from lifecycle_trace.fold.timeline import build_timelines
 from lifecycle_trace.log._codec import encode_lines
 from lifecycle_trace.log.reader import CorruptLogError
 from lifecycle_trace.log.reader import LogReader
@@ -38,8 +40,6 @@ from lifecycle_trace.log.reader import TruncatedLogWarning
 from lifecycle_trace.log.reader import UnsupportedEventError
 from lifecycle_trace.log.reader import iter_jsonl
 from lifecycle_trace.log.sink import JsonlWriter
-from lifecycle_trace.timeline import Timeline
-from lifecycle_trace.timeline import build_timelines
 from minivllm.events import Event
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from lifecycle_trace.sink import JsonlWriter
+from lifecycle_trace.log.sink import JsonlWriter
 from lifecycle_trace.vllm._tracer import SchedulerTracer
 from minivllm.bus import EventBus
 from minivllm.bus import Handler
