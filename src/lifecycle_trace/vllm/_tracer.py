@@ -28,6 +28,7 @@ from typing import Any
 
 from minivllm.bus import EventBus
 from minivllm.events import BlocksAllocated
+from minivllm.events import BlocksCached
 from minivllm.events import BlocksFreed
 from minivllm.events import CounterUpdated
 from minivllm.events import EngineConfigured
@@ -58,11 +59,27 @@ class _Seen:
         self.placeholders = 0
 
 
+def _blocks(kv_cache_manager: Any, request_id: str) -> list[Any]:
+    """The blocks ``request_id`` holds in the first (for a plain decoder, the only) group."""
+    manager = kv_cache_manager.coordinator.single_type_managers[0]
+    return list(manager.req_to_blocks.get(request_id, ()))
+
+
 def _num_blocks(kv_cache_manager: Any, request_id: str) -> int:
-    """Blocks ``request_id`` holds in the first (for a plain decoder, the only) KV cache group."""
+    """How many blocks ``request_id`` holds (see :func:`_blocks`)."""
     manager = kv_cache_manager.coordinator.single_type_managers[0]
     blocks = manager.req_to_blocks.get(request_id)
     return 0 if blocks is None else len(blocks)
+
+
+def _block_hash_value(block_hash: bytes) -> int:
+    """A vLLM block hash (bytes) as the log's signed 64-bit integer: its first 8 bytes.
+
+    The log only needs a hash to tell which cached block a prefix hit found, so
+    any fixed projection serves; a vLLM log's hashes are never compared with
+    minivllm's, which hashes blocks its own way.
+    """
+    return int.from_bytes(block_hash[:8], "big", signed=True)
 
 
 def _first_group_len(blocks: Any) -> int:
@@ -99,6 +116,8 @@ class SchedulerTracer:
         # Requests given KV slots while waiting: admitted, most likely, once
         # the scheduler's loop moves on (it sets the status after allocating).
         self._admitting: list[Any] = []
+        # Blocks vLLM cached inside the allocate_slots call in progress (else None).
+        self._caching: list[list[Any]] | None = None
 
     def run_hook(self, hook: Callable[..., None], *args: Any) -> None:
         """Run one hook unless tracing is off; a failure raises (strict) or switches it off."""
@@ -124,20 +143,51 @@ class SchedulerTracer:
         def allocate_slots(request: Any, *args: Any, **kwargs: Any) -> Any:
             tracer.run_hook(tracer.flush_admissions)
             before = _num_blocks(kv, request.request_id)
-            result = allocate(request, *args, **kwargs)
+            # vLLM caches the request's full blocks inside allocate_slots; the log
+            # tells of the allocation first, then of the caching, as minivllm does.
+            tracer._caching = []
+            try:
+                result = allocate(request, *args, **kwargs)
+            finally:
+                caching, tracer._caching = tracer._caching, None
             if result is not None:
                 computed = kwargs.get("new_computed_blocks")
                 tracer.run_hook(tracer._on_allocated, request, before, computed)
+            for cached in caching:
+                tracer.run_hook(tracer._on_cached, request.request_id, cached)
             return result
 
         def free_blocks(request: Any) -> None:
-            held = _num_blocks(kv, request.request_id)
+            held = [b.block_id for b in _blocks(kv, request.request_id)]
             free(request)
             if held:
                 tracer.run_hook(tracer._on_freed, request.request_id, held)
 
+        pool = kv.block_pool
+        cache_full_blocks = pool.cache_full_blocks
+
+        def cache_blocks(
+            request: Any,
+            blocks: list[Any],
+            num_cached_blocks: int,
+            num_full_blocks: int,
+            *args: Any,
+            **kwargs: Any,
+        ) -> None:
+            cache_full_blocks(request, blocks, num_cached_blocks, num_full_blocks, *args, **kwargs)
+            cached = [
+                b for b in blocks[num_cached_blocks:num_full_blocks] if b.block_hash is not None
+            ]
+            if not cached:
+                return
+            if tracer._caching is not None:
+                tracer._caching.append(cached)
+            else:
+                tracer.run_hook(tracer._on_cached, request.request_id, cached)
+
         kv.allocate_slots = allocate_slots
         kv.free = free_blocks
+        pool.cache_full_blocks = cache_blocks
 
     def announce(self) -> None:
         """Emit EngineConfigured once, before anything else (as minivllm does, lazily)."""
@@ -309,19 +359,37 @@ class SchedulerTracer:
 
     # -- diffing --------------------------------------------------------------
 
-    def _on_freed(self, request_id: str, num_blocks: int) -> None:
-        self.bus.publish(BlocksFreed, request_id=request_id, num_blocks=num_blocks)
+    def _on_freed(self, request_id: str, block_ids: list[int]) -> None:
+        self.bus.publish(
+            BlocksFreed,
+            request_id=request_id,
+            num_blocks=len(block_ids),
+            block_ids=tuple(block_ids),
+        )
+
+    def _on_cached(self, request_id: str, blocks: list[Any]) -> None:
+        self.bus.publish(
+            BlocksCached,
+            request_id=request_id,
+            block_ids=tuple(b.block_id for b in blocks),
+            block_hashes=tuple(_block_hash_value(b.block_hash) for b in blocks),
+        )
 
     def _on_allocated(self, request: Any, before: int, new_computed_blocks: Any) -> None:
         kv = self.scheduler.kv_cache_manager
-        grown = _num_blocks(kv, request.request_id) - before
-        cached = _first_group_len(new_computed_blocks)
-        if grown > 0:
+        # vLLM appends the prefix-cache hits to the block table first, then fresh blocks.
+        added = _blocks(kv, request.request_id)[before:]
+        cached = added[: _first_group_len(new_computed_blocks)]
+        fresh = added[len(cached) :]
+        if added:
             self.bus.publish(
                 BlocksAllocated,
                 request_id=request.request_id,
-                num_new_blocks=grown - cached,
-                num_cached_blocks=cached,
+                num_new_blocks=len(fresh),
+                num_cached_blocks=len(cached),
+                block_ids=tuple(b.block_id for b in fresh),
+                cached_block_ids=tuple(b.block_id for b in cached),
+                cached_block_hashes=tuple(_block_hash_value(b.block_hash) for b in cached),
             )
         # vLLM's statuses are another enum: compare by name, never by value.
         if request.status.name != "RUNNING":
@@ -364,9 +432,9 @@ class SchedulerTracer:
         seen = self._seen.get(request.request_id)
         if seen is None:
             return
-        n = len(request._all_token_ids)
-        # One event per appended token, as minivllm emits them.
-        while seen.tokens < n:
+        tokens = request._all_token_ids
+        # One event per appended token, with the token, as minivllm emits them.
+        while seen.tokens < len(tokens):
             seen.tokens += 1
             self.bus.publish(
                 CounterUpdated,
@@ -374,6 +442,7 @@ class SchedulerTracer:
                 counter="num_tokens",
                 old=seen.tokens - 1,
                 new=seen.tokens,
+                token_id=tokens[seen.tokens - 1],
             )
 
     def _sync_counters(self, request: Any) -> None:
