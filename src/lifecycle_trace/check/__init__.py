@@ -49,6 +49,7 @@ from lifecycle_trace.check.report import Violation
 from lifecycle_trace.check.report import format_violations
 from lifecycle_trace.check.tokens import TOKEN_RULES
 from lifecycle_trace.check.tokens import TokenRules
+from minivllm.events import EVENT_TYPES
 from minivllm.events import Event
 
 __all__ = [
@@ -95,10 +96,20 @@ class InvariantChecker(EventRules):
         if unknown:
             raise ValueError(f"ignore names no rule: {sorted(unknown)}; the rules: {sorted(RULES)}")
         report = self._add
-        self._decisions = DecisionRules(report, self.fold) if decisions else None
-        self._rules: list[Callable[[Event], None]] = [TokenRules(report, self.fold)]
-        if self._decisions is not None:
-            self._rules += [self._decisions, BlockRules(report, self.fold)]
+        tokens = TokenRules(report, self.fold)
+        before: list[tuple[Callable[[Event], None], tuple[type[Event], ...]]] = [
+            (tokens, TokenRules.EVENT_TYPES)
+        ]
+        after: list[tuple[Callable[[Event], None], tuple[type[Event], ...]]] = []
+        if decisions:
+            judge = DecisionRules(report, self.fold)
+            blocks = BlockRules(report, self.fold)
+            before += [(judge, DecisionRules.EVENT_TYPES), (blocks, BlockRules.EVENT_TYPES)]
+            after.append((judge.after, DecisionRules.AFTER_EVENT_TYPES))
+        # Each event type goes only to the rules that read it: nine events in ten
+        # are counter updates, which the block rules and the step's end never see.
+        self._before = _routes(before)
+        self._after = _routes(after)
 
     def _report(
         self, invariant: str, request_id: str | None, step: int, seqs: tuple[int, ...], message: str
@@ -109,11 +120,23 @@ class InvariantChecker(EventRules):
     def __call__(self, event: Event) -> None:
         """Check one event against every kind of rule, then fold it in."""
         self.check_event(event)
-        for rules in self._rules:
-            rules(event)
+        kind = type(event)
+        for rule in self._before.get(kind, ()):
+            rule(event)
         self.fold.feed(event)
-        if self._decisions is not None:
-            self._decisions.after(event)
+        for rule in self._after.get(kind, ()):
+            rule(event)
+
+
+def _routes(
+    rules: list[tuple[Callable[[Event], None], tuple[type[Event], ...]]],
+) -> dict[type[Event], tuple[Callable[[Event], None], ...]]:
+    """For each event type, the rules that read it, in order."""
+    return {
+        kind: tuple(rule for rule, kinds in rules if kind in kinds)
+        for kind in EVENT_TYPES
+        if any(kind in kinds for _, kinds in rules)
+    }
 
 
 def check(events: Iterable[Event], *, decisions: bool = True) -> list[Violation]:

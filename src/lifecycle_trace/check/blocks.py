@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import ClassVar
 
 from lifecycle_trace.check.decisions import Report
 from lifecycle_trace.fold.audit import AuditFold
@@ -53,6 +54,14 @@ class BlockRules:
     Call it with each event before ``fold`` takes it: the blocks each request
     holds are the fold's.
     """
+
+    EVENT_TYPES: ClassVar[tuple[type[Event], ...]] = (
+        EngineConfigured,
+        BlocksAllocated,
+        BlocksFreed,
+        BlocksCached,
+    )
+    """The events it reads."""
 
     def __init__(self, report: Report, fold: AuditFold) -> None:
         self.report = report

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import ClassVar
 
 import attrs
 
@@ -286,6 +287,16 @@ class DecisionRules:
     Call it with each event before ``fold`` takes the event, and :meth:`after`
     once it has; without a ``fold`` it keeps one and feeds it itself.
     """
+
+    EVENT_TYPES: ClassVar[tuple[type[Event], ...]] = (
+        StatusChanged,
+        CounterUpdated,
+        StepStarted,
+        StepFinished,
+    )
+    """The events it judges against the state before them."""
+    AFTER_EVENT_TYPES: ClassVar[tuple[type[Event], ...]] = (EngineConfigured, StepFinished)
+    """The events :meth:`after` reads."""
 
     def __init__(self, report: Report, fold: RequestFold | None = None) -> None:
         self.report = report

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import ClassVar
 
 from lifecycle_trace.check.decisions import Report
 from lifecycle_trace.fold.audit import AuditFold
@@ -64,6 +65,9 @@ class TokenRules:
 
     Call it with each event before ``fold`` takes it.
     """
+
+    EVENT_TYPES: ClassVar[tuple[type[Event], ...]] = (CounterUpdated, StatusChanged, StepFinished)
+    """The events it reads."""
 
     def __init__(self, report: Report, fold: AuditFold) -> None:
         self.report = report
