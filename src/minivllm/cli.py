@@ -27,6 +27,7 @@ from minivllm.cli_options import add_sampling_options
 from minivllm.cli_options import engine_kwargs
 from minivllm.cli_options import sampling_params
 from minivllm.entrypoints.llm import LLM
+from minivllm.model_executor.tiny_weights import WeightsFileError
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -132,8 +133,8 @@ def _generate(args: argparse.Namespace) -> int:
     try:
         params = sampling_params(args)
         llm = LLM(observers=args.observer, **engine_kwargs(args))
-    except InputOutputError:
-        raise  # a weights file that cannot be read is no usage error
+    except WeightsFileError:
+        raise  # an input that cannot be read, no usage error
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     outputs = llm.generate(args.prompts, params)
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replay(args.workload, args.format)
         return _generate(args)
 
-    return run_command("minivllm", body)
+    return run_command("minivllm", body, input_errors=(WeightsFileError,))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from lifecycle_trace.log.store import UnsupportedEventError
 from minivllm.cli import ArgumentParser
 from minivllm.cli import package_version
 from minivllm.cli_errors import run_command
+from minivllm.model_executor.tiny_weights import WeightsFileError
 
 __all__ = ["build_parser", "main"]
 
@@ -57,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {**_run.COMMANDS, **_log.COMMANDS, **_export.COMMANDS, **_diff.COMMANDS}
 
 
-INPUT_ERRORS = (CorruptLogError, UnsupportedEventError, SequenceError)
-"""Damaged or unusable logs: exit status 3, like any input that cannot be read."""
+INPUT_ERRORS = (CorruptLogError, UnsupportedEventError, SequenceError, WeightsFileError)
+"""Damaged or unusable logs and weights files: exit status 3, like any input that cannot be read."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,8 +10,6 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from minivllm.cli_errors import InputOutputError
-
 Array = NDArray[np.floating[Any]]
 
 DEFAULT_WEIGHTS_SEED = 0
@@ -135,11 +133,10 @@ def init_weights(config: TinyConfig | None = None, seed: int = DEFAULT_WEIGHTS_S
     return TinyWeights(config=config, **arrays)
 
 
-class WeightsFileError(InputOutputError, ValueError):
+class WeightsFileError(ValueError):
     """A weights file that is missing, unreadable or not what :func:`save_weights` writes.
 
-    A ``ValueError`` for callers of the library; an input failure (exit status 3)
-    for the command lines.
+    The command lines report it as an input failure (exit status 3).
     """
 
 
