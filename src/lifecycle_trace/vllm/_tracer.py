@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -59,17 +60,10 @@ class _Seen:
         self.placeholders = 0
 
 
-def _blocks(kv_cache_manager: Any, request_id: str) -> list[Any]:
+def _blocks(kv_cache_manager: Any, request_id: str) -> Sequence[Any]:
     """The blocks ``request_id`` holds in the first (for a plain decoder, the only) group."""
     manager = kv_cache_manager.coordinator.single_type_managers[0]
-    return list(manager.req_to_blocks.get(request_id, ()))
-
-
-def _num_blocks(kv_cache_manager: Any, request_id: str) -> int:
-    """How many blocks ``request_id`` holds (see :func:`_blocks`)."""
-    manager = kv_cache_manager.coordinator.single_type_managers[0]
-    blocks = manager.req_to_blocks.get(request_id)
-    return 0 if blocks is None else len(blocks)
+    return manager.req_to_blocks.get(request_id, ())  # type: ignore[no-any-return]
 
 
 def _block_hash_value(block_hash: bytes) -> int:
@@ -142,7 +136,7 @@ class SchedulerTracer:
 
         def allocate_slots(request: Any, *args: Any, **kwargs: Any) -> Any:
             tracer.run_hook(tracer.flush_admissions)
-            before = _num_blocks(kv, request.request_id)
+            before = len(_blocks(kv, request.request_id))
             # vLLM caches the request's full blocks inside allocate_slots; the log
             # tells of the allocation first, then of the caching, as minivllm does.
             tracer._caching = []
